@@ -1,0 +1,62 @@
+"""Shared fixtures.
+
+Real data: tests marked ``realdata`` use the datasets laid out by
+``../shared/datasets/prepare``. The directory is $DNNCOMP_TEST_DATA if set, else
+``.data/`` in the project root, which is prepared on first use when the shared
+``prepare`` script is beside the project (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+REFERENCE_MODELS = SHARED / "reference-models"
+KAGGLE_SAMPLE = SHARED / "datasets" / "gtsrb-kaggle-sample"
+
+
+def _prepared(path: Path) -> bool:
+    return (path / "mnist.npz").is_file() and (path / "cifar-10-batches-py" / "test_batch").is_file() and (
+        path / "GTSRB" / "Final_Test" / "GT-final_test.csv"
+    ).is_file()
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The prepared real datasets (MNIST, CIFAR-10, GTSRB), preparing them if needed."""
+    target = Path(os.environ.get("DNNCOMP_TEST_DATA", PROJECT_ROOT / ".data"))
+    if not _prepared(target):
+        prepare = SHARED / "datasets" / "prepare"
+        if not prepare.exists():
+            pytest.skip(f"real datasets not found in {target} and no {prepare} to lay them out")
+        subprocess.run(
+            ["bash", str(prepare), str(target)], check=True, env={**os.environ, "PYTHON": sys.executable}
+        )
+    return target
+
+
+@pytest.fixture(scope="session")
+def reference_models_dir() -> Path:
+    if not REFERENCE_MODELS.is_dir():
+        pytest.skip(f"{REFERENCE_MODELS} not found")
+    return REFERENCE_MODELS
+
+
+@pytest.fixture(scope="session")
+def kaggle_sample_dir() -> Path:
+    if not KAGGLE_SAMPLE.is_dir():
+        pytest.skip(f"{KAGGLE_SAMPLE} not found")
+    return KAGGLE_SAMPLE
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never let a test read or write the user's real cache or data directory."""
+    monkeypatch.setenv("DNNCOMP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dnncomp-cache"))
+    monkeypatch.delenv("DNNCOMP_DATA_DIR", raising=False)
