@@ -8,6 +8,7 @@ instant and the device install never pulls in TensorFlow.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import click
@@ -28,6 +29,61 @@ def app():
 # ---- datasets ---------------------------------------------------------------------
 
 # ---- run / evaluate ------------------------------------------------------------------
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``--param prune.final_sparsity=0.9`` -> {"prune": {"final_sparsity": "0.9"}}."""
+    from .errors import RecipeError
+
+    params: dict[str, dict[str, str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        recipe, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise RecipeError(f"--param {item!r}: expected RECIPE.KEY=VALUE, e.g. prune.final_sparsity=0.9")
+        params.setdefault(recipe.strip(), {})[name.strip()] = value.strip()
+    return params
+
+
+@app.command("run")
+@click.argument("dataset")
+@click.option("--model", "model", default=None, help="Architecture name or family (study, improved, tiny). Default: study-<DATASET>.")
+@click.option("--techniques", "--recipes", "techniques", default=None,
+              help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--epochs", type=int, default=None, help="Maximum baseline epochs (study: 50, early stopping).")
+@click.option("--batch-size", type=int, default=None, help="Baseline batch size (study: 32).")
+@click.option("--patience", type=int, default=None, help="Early-stopping patience on validation accuracy (study: 5).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads for latency.")
+@click.option("--eval-only/--no-eval-only", default=None,
+              help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.")
+@click.option("--param", "params", multiple=True, metavar="RECIPE.KEY=VALUE", help="Override a recipe parameter; repeatable.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params, quiet):
+    """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
+
+    Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
+    A rerun skips what is already done; an interrupted run resumes.
+    """
+    from .run import load_results, run_pipeline
+
+    run_dir = run_pipeline(
+        dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
+        batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
+        eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1,
+    )
+    from .tables import print_results
+
+    print_results(load_results(run_dir))
+    click.echo(f"run directory: {run_dir}")
+
 
 # ---- bench ---------------------------------------------------------------------------
 
