@@ -1,0 +1,289 @@
+"""Compression recipes: named, parameterised functions from a saved baseline to a LiteRT flatbuffer.
+
+A recipe is one function registered by name, timm-style::
+
+    @register_recipe("prune", description="...", params={"final_sparsity": Param(0.8, "target", minimum=0, maximum=1)})
+    def prune_low_magnitude_recipe(ctx: RecipeContext, *, final_sparsity: float, ...) -> RecipeResult:
+        model = ctx.load_baseline()        # a FRESH copy: never a model another recipe touched
+        ...
+        return RecipeResult(tflite=to_tflite(stripped), info={...}, keras_model=stripped)
+
+Parameters have typed defaults, so ``dnncomp recipes`` can list them and
+``--param key=value`` strings are converted to the default's type, with a
+RecipeError for unknown keys or bad values. This module and the recipe modules
+import TensorFlow only inside the recipe functions: listing recipes needs none.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import DnncompError, RecipeError
+from ..models import ModelSpec
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A recipe parameter: default (whose type is the parameter's type), help, and bounds or choices."""
+
+    default: Any
+    help: str = ""
+    type: type | None = None  # needed only when the default is None
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def kind(self) -> type:
+        return self.type or type(self.default)
+
+    def convert(self, key: str, value: Any) -> Any:
+        """Convert a CLI string or a JSON value to this parameter's type and check it."""
+        kind = self.kind
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if self.default is None:
+                return None
+            raise RecipeError(f"parameter {key}: needs a {kind.__name__} value, got {value!r}")
+        try:
+            converted = _convert(kind, value)
+        except (TypeError, ValueError):
+            raise RecipeError(f"parameter {key}: {value!r} is not a valid {kind.__name__}") from None
+        if self.choices is not None and converted not in self.choices:
+            raise RecipeError(f"parameter {key}: {converted!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and converted < self.minimum:
+            raise RecipeError(f"parameter {key}: {converted!r} is below its minimum {self.minimum}")
+        if self.maximum is not None and converted > self.maximum:
+            raise RecipeError(f"parameter {key}: {converted!r} is above its maximum {self.maximum}")
+        return converted
+
+
+def _convert(kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(value)
+    if isinstance(value, bool):  # True is an int in Python; never let it pass as a number
+        raise TypeError(value)
+    if kind is int:
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        number = float(str(value).strip())  # accepts "1000" and "1e3"
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if kind is float:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    if kind is str:
+        return str(value).strip()
+    raise TypeError(f"unsupported parameter type {kind.__name__}")
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe starts from.
+
+    ``x_train`` may be raw uint8 NHWC images (as the loaders give them; resized and
+    scaled /255 here, once) or float32 inputs already shaped for the model.
+    ``baseline_path`` is a saved ``.keras`` (or ``.h5``) baseline that recipes only
+    ever read.
+    """
+
+    baseline_path: Path
+    spec: ModelSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    seed: int = 0
+    verbose: int = 0
+    _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self.baseline_path = Path(self.baseline_path)
+        if len(self.x_train) != len(self.y_train):
+            raise RecipeError(f"{len(self.x_train)} training images but {len(self.y_train)} labels")
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The training images as float32 model inputs (computed once, shared by the recipes)."""
+        if self._inputs is None:
+            from ..train import model_inputs
+
+            self._inputs = model_inputs(self.spec, self.x_train)
+        return self._inputs
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.y_train).astype(np.int64)
+
+    def load_baseline(self):
+        """A fresh Keras model from the baseline file: TFMOT wrappers share layers, so never reuse one."""
+        from ..train import load_baseline
+
+        return load_baseline(self.baseline_path)
+
+
+@dataclass
+class RecipeResult:
+    tflite: bytes
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-able: what the recipe did and measured
+    keras_model: Any = None  # the final (stripped) Keras model, for statistics; not serialised
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    function: Callable[..., RecipeResult]
+    description: str
+    params: dict[str, Param]
+
+    def resolve_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults with ``overrides`` (strings from the CLI or typed values) converted and checked."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            known = ", ".join(f"{k}={p.default!r}" for k, p in self.params.items()) or "none"
+            raise RecipeError(f"recipe {self.name}: unknown parameter(s) {', '.join(unknown)}; its parameters: {known}")
+        resolved = {key: param.default for key, param in self.params.items()}
+        for key, value in overrides.items():
+            resolved[key] = self.params[key].convert(f"{self.name}.{key}", value)
+        return resolved
+
+    def describe(self) -> dict[str, Any]:
+        """For ``dnncomp recipes``: name, description, and each parameter's type, default and help."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": {
+                key: {
+                    "type": param.kind.__name__,
+                    "default": param.default,
+                    "help": param.help,
+                    **({"choices": list(param.choices)} if param.choices else {}),
+                    **({"minimum": param.minimum} if param.minimum is not None else {}),
+                    **({"maximum": param.maximum} if param.maximum is not None else {}),
+                }
+                for key, param in self.params.items()
+            },
+        }
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, *, description: str, params: dict[str, Param | Any] | None = None):
+    """Decorator: register ``function(ctx, **params) -> RecipeResult`` under ``name``.
+
+    ``params`` maps each keyword of the function to a :class:`Param` or a bare default.
+    """
+
+    def decorator(function: Callable[..., RecipeResult]):
+        if name in _RECIPES:
+            raise ValueError(f"recipe {name!r} is already registered")
+        specs = {key: value if isinstance(value, Param) else Param(value) for key, value in (params or {}).items()}
+        _RECIPES[name] = Recipe(name=name, function=function, description=description, params=specs)
+        return function
+
+    return decorator
+
+
+def list_recipes() -> list[Recipe]:
+    return [_RECIPES[name] for name in _RECIPES]
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return _RECIPES[name]
+    except KeyError:
+        raise RecipeError(f"unknown recipe {name!r}; known recipes: {', '.join(_RECIPES)}") from None
+
+
+def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = None) -> RecipeResult:
+    """Run a recipe from the saved baseline, seeded with ``ctx.seed``; returns its LiteRT bytes and info."""
+    recipe = get_recipe(name)
+    resolved = recipe.resolve_params(params)
+    if not ctx.baseline_path.is_file():
+        raise RecipeError(f"recipe {name}: baseline {ctx.baseline_path} not found; train the baseline first")
+    from ..train import seed_everything
+
+    seed_everything(ctx.seed)  # each recipe is reproducible on its own, whatever ran before it
+    start = time.perf_counter()
+    try:
+        result = recipe.function(ctx, **resolved)
+    except DnncompError:
+        raise
+    except Exception as exc:  # a TFMOT or converter failure: say which recipe, keep the cause
+        raise RecipeError(f"recipe {name} failed ({type(exc).__name__}: {exc})") from exc
+    result.info = {"recipe": name, "params": resolved, **result.info, "wall_s": round(time.perf_counter() - start, 3)}
+    return result
+
+
+# ---- shared helpers for recipe modules ----------------------------------------------
+
+
+def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learning_rate: float | None = None, callbacks=()) -> dict[str, Any]:
+    """The study's fine-tuning: compile with Adam and the model's loss, fit on the training set."""
+    from ..train import compile_for_training
+
+    compile_for_training(model, ctx.spec, learning_rate)
+    history = model.fit(
+        ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
+    )
+    steps = int(np.ceil(len(ctx.labels) / batch_size)) * epochs
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "steps": steps,
+        "examples": int(len(ctx.labels)),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+
+
+def kernel_stats(model) -> dict[str, dict[str, Any]]:
+    """Per layer with a kernel: shape, zero fraction and number of unique values."""
+    stats = {}
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        values = np.asarray(kernel.numpy())
+        stats[layer.name] = {
+            "shape": list(values.shape),
+            "sparsity": float(np.mean(values == 0)),
+            "unique_values": int(np.unique(values).size),
+        }
+    return stats
+
+
+# Registration happens on import; the modules import TensorFlow only inside recipes.
+from . import quantize as _quantize  # noqa: E402,F401
+from . import prune as _prune  # noqa: E402,F401
+from . import cluster as _cluster  # noqa: E402,F401
+
+__all__ = [
+    "Param",
+    "Recipe",
+    "RecipeContext",
+    "RecipeResult",
+    "apply_recipe",
+    "fine_tune",
+    "get_recipe",
+    "kernel_stats",
+    "list_recipes",
+    "register_recipe",
+]

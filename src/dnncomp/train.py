@@ -1,0 +1,319 @@
+"""Baseline training with the study's settings, saving and safe loading, and the study's Keras timing.
+
+Study settings (SPEC.md): Adam with Keras' default learning rate, sparse categorical
+cross-entropy, batch 32, up to 50 epochs, early stopping on validation accuracy with
+patience 5 restoring the best weights; validation is the last 20% of the training
+set (GTSRB: a seeded random 25%). Every setting can be overridden.
+
+TensorFlow is imported inside the functions, through dnncomp.keras_env.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .fileio import atomic_path
+from .models import ModelSpec, get_model_spec
+from .preprocess import fit_to_input_shape, to_float_input
+
+BASELINE_FILES = ("baseline.keras", "baseline.h5")
+
+
+def _as_spec(spec: ModelSpec | str) -> ModelSpec:
+    return get_model_spec(spec) if isinstance(spec, str) else spec
+
+
+def training_settings(
+    spec: ModelSpec | str,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    patience: int | None = None,
+    seed: int = 0,
+    validation: str | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments :func:`train_baseline` will use: the spec's defaults with overrides applied.
+
+    Plain JSON values, so a run manifest can record them and compare them on resume.
+    """
+    spec = _as_spec(spec)
+    defaults = spec.training
+    settings = {
+        "epochs": int(defaults["epochs"] if epochs is None else epochs),
+        "batch_size": int(defaults["batch_size"] if batch_size is None else batch_size),
+        "patience": int(defaults["patience"] if patience is None else patience),
+        "validation": str(defaults["validation"] if validation is None else validation),
+        "seed": int(seed),
+    }
+    if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["patience"] < 0:
+        raise ModelError(f"training settings {settings}: epochs and batch size must be >= 1 and patience >= 0")
+    parse_validation(settings["validation"])
+    return settings
+
+
+def parse_validation(validation: str) -> tuple[str, float]:
+    """``"last:0.2"`` / ``"random:0.25"`` / ``"none"`` -> (mode, fraction)."""
+    if validation in ("none", "", "0"):
+        return "none", 0.0
+    mode, _, fraction = validation.partition(":")
+    try:
+        value = float(fraction)
+    except ValueError:
+        value = -1.0
+    if mode not in ("last", "random") or not 0.0 < value < 1.0:
+        raise ModelError(
+            f"validation {validation!r}: expected 'last:F' (the last fraction F, like Keras validation_split), "
+            "'random:F' (a seeded random fraction) or 'none', with 0 < F < 1"
+        )
+    return mode, value
+
+
+def split_validation(n: int, validation: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) of a training set of ``n`` examples."""
+    mode, fraction = parse_validation(validation)
+    if mode == "none":
+        return np.arange(n), np.arange(0)
+    if mode == "last":
+        split_at = int(math.ceil(n * (1.0 - fraction)))  # exactly Keras' validation_split arithmetic
+        return np.arange(split_at), np.arange(split_at, n)
+    n_val = int(math.ceil(n * fraction))  # sklearn's train_test_split rounding, which the study used
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]``, as a view when the index is one contiguous range (no copy of a large training set)."""
+    if len(index) and index[-1] - index[0] + 1 == len(index) and np.all(np.diff(index) == 1):
+        return array[index[0] : index[-1] + 1]
+    return array[index]
+
+
+def model_inputs(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
+    """uint8 NHWC images -> the float32 /255 input the model takes; float input is checked and passed through."""
+    if x.dtype == np.uint8:
+        return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name))
+    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+        raise ModelError(
+            f"{spec.name}: float input of shape {tuple(x.shape[1:])} does not match the model input {spec.input_shape}; "
+            "pass uint8 NHWC images to have them resized and scaled"
+        )
+    return x.astype(np.float32, copy=False)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow.
+
+    ``deterministic=True`` also turns on TensorFlow op determinism: bit-reproducible
+    training at some cost in speed (a few percent on CPU for these models; more on GPU),
+    and it cannot be turned off again in the same process.
+    """
+    tf, keras = _keras()
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = None) -> None:
+    """The study's compile: Adam (Keras' default learning rate unless given), sparse CE, accuracy."""
+    _, keras = _keras()
+    optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate=learning_rate)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=spec.from_logits),
+        metrics=["accuracy"],
+    )
+
+
+def train_baseline(
+    spec: ModelSpec | str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int = 50,
+    batch_size: int = 32,
+    patience: int = 5,
+    seed: int = 0,
+    validation: str | None = None,
+    learning_rate: float | None = None,
+    deterministic: bool = False,
+    verbose: int = 1,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Train a fresh model of ``spec`` on raw uint8 images; return ``(model, history)``.
+
+    ``validation`` defaults to the spec's (``last:0.2``; GTSRB ``random:0.25`` seeded
+    with ``seed``). Early stopping watches ``val_accuracy`` and restores the best
+    epoch's weights. ``history`` is Keras' per-epoch history as plain floats.
+    """
+    spec = _as_spec(spec)
+    _, keras = _keras()
+    validation = spec.training["validation"] if validation is None else validation
+    if len(x_train) != len(y_train):
+        raise ModelError(f"{len(x_train)} training images but {len(y_train)} labels")
+    x = model_inputs(spec, x_train)
+    y = np.asarray(y_train).astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
+        raise ModelError(f"labels must be in 0..{spec.num_classes - 1} for {spec.name}; got {y.min()}..{y.max()}")
+    train_idx, val_idx = split_validation(len(x), validation, seed)
+
+    seed_everything(seed, deterministic)
+    model = spec.build()
+    compile_for_training(model, spec, learning_rate)
+    callbacks = []
+    validation_data = None
+    if len(val_idx):
+        validation_data = (_take(x, val_idx), _take(y, val_idx))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=patience, restore_best_weights=True, verbose=verbose
+            )
+        )
+    history = model.fit(
+        _take(x, train_idx),
+        _take(y, train_idx),
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+# ---- saving and loading -------------------------------------------------------------
+
+
+def save_baseline(model, run_dir: str | os.PathLike, formats: tuple[str, ...] = ("keras", "h5")) -> list[Path]:
+    """Write ``baseline.keras`` and ``baseline.h5`` (with optimizer state, like the study's file) atomically."""
+    _keras()
+    run_dir = Path(run_dir)
+    written = []
+    for fmt in formats:
+        if fmt not in ("keras", "h5"):
+            raise ModelError(f"baseline format {fmt!r}: expected 'keras' or 'h5'")
+        final = run_dir / f"baseline.{fmt}"
+        with atomic_path(final) as tmp, warnings.catch_warnings():  # the temporary name keeps the suffix: Keras picks the format
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy", category=UserWarning)  # .h5 is asked for: the study's format
+            model.save(tmp)
+        written.append(final)
+    return written
+
+
+def saved_model_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The architecture config stored in a .keras or .h5 file, read without deserializing anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        if path.suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as h5:
+                raw = h5.attrs.get("model_config")
+                if raw is None:
+                    raise ModelError(f"{path}: an HDF5 file without a model config (weights only?); save the whole model")
+                return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except ModelError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a readable Keras model file ({exc})") from exc
+    raise ModelError(f"{path}: unsupported model file; expected a .keras or .h5 Keras model")
+
+
+def _lambda_layers(config: Any) -> list[str]:
+    found = []
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            found.append(str((config.get("config") or {}).get("name", "?")))
+        for value in config.values():
+            found.extend(_lambda_layers(value))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(_lambda_layers(value))
+    return found
+
+
+def load_baseline(path: str | os.PathLike):
+    """Load a Keras model (.keras or .h5) without its optimizer, refusing anything that could run code.
+
+    Lambda layers are refused in both formats before any deserialization (an .h5 Lambda
+    holds marshalled Python bytecode); .keras files are also loaded with safe_mode=True.
+    """
+    path = Path(path)
+    lambdas = _lambda_layers(saved_model_config(path))
+    if lambdas:
+        raise ModelError(
+            f"{path}: refusing to load a model with Lambda layers ({', '.join(lambdas)}): loading one can run "
+            "arbitrary code. Rebuild the model from standard Keras layers."
+        )
+    _, keras = _keras()
+    try:
+        if path.suffix == ".keras":
+            return keras.models.load_model(path, compile=False, safe_mode=True)
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for malformed or foreign files
+        raise ModelError(f"{path}: could not load the Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+# ---- the study's baseline timing ----------------------------------------------------
+
+
+def keras_predict_latency(model, x: np.ndarray, repeats: int | None = None, warmup: int = 1) -> dict[str, Any]:
+    """Time ``model.predict`` on one image at a time, as the study timed its Keras baseline.
+
+    ``x`` is one preprocessed image or a batch of them; each call predicts a single
+    image. By default every image is timed once (the study: its first 1000 test
+    images); ``repeats`` times that many calls instead, cycling through the images.
+    Most of this time is Keras' per-call overhead, not the network: it is not comparable
+    with LiteRT latency, and the record says so.
+    """
+    tf, _ = _keras()
+    images = np.asarray(x, dtype=np.float32)
+    if images.ndim == len(model.input_shape) - 1:
+        images = images[None]
+    if len(images) == 0:
+        raise ModelError("keras_predict_latency needs at least one image")
+    count = len(images) if repeats is None else int(repeats)
+    for i in range(max(0, warmup)):
+        model.predict(images[i % len(images)][None], verbose=0)
+    times_ms = np.empty(count)
+    for i in range(count):
+        one = images[i % len(images)][None]
+        start = time.perf_counter()
+        model.predict(one, verbose=0)
+        times_ms[i] = (time.perf_counter() - start) * 1e3
+    return {
+        "runtime": "keras",
+        "method": "tf_keras Model.predict on one image per call (the study's baseline timing; mostly framework overhead)",
+        "count": int(count),
+        "warmup": int(warmup),
+        "mean_ms": float(times_ms.mean()),
+        "std_ms": float(times_ms.std()),
+        "min_ms": float(times_ms.min()),
+        "max_ms": float(times_ms.max()),
+        "p50_ms": float(np.percentile(times_ms, 50)),
+        "p90_ms": float(np.percentile(times_ms, 90)),
+        "p99_ms": float(np.percentile(times_ms, 99)),
+        "threads": None,  # TensorFlow's own thread pools, not a fixed count
+        "tf_intra_op_threads": int(tf.config.threading.get_intra_op_parallelism_threads()),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _keras():
+    from .keras_env import import_keras
+
+    return import_keras()
