@@ -92,6 +92,56 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
 # ---- report / reproduce --------------------------------------------------------------
 
 
+@app.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where report.md, report.html and the PNGs go. Default: the run dir for one run, else ./report.")
+@click.option("--title", default=None, help="Report title. Default: the runs' datasets and models.")
+def report_command(run_dirs, out, title):
+    """Write report.md, a self-contained report.html and PNG plots for one or more run directories.
+
+    Tables (accuracy, latency, size, sparsity, compression ratios, the study's numbers beside ours),
+    plots (accuracy vs size and latency with the Pareto front, sizes, latency, per-layer sparsity,
+    training curves) and provenance. Needs matplotlib: pip install 'dnncomp[report]'.
+    """
+    from .report import write_report
+
+    out = out or (run_dirs[0] if len(run_dirs) == 1 else Path("report"))
+    paths = write_report(list(run_dirs), out, title=title)
+    click.echo(f"report: {paths['markdown']}")
+    click.echo(f"html:   {paths['html']}  ({len(paths['figures'])} plots embedded)")
+
+
+@app.command("reproduce")
+@click.option("--datasets", default="mnist,cifar10,gtsrb", show_default=True, help="Comma-separated study datasets.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/reproduction"), show_default=True,
+              help="Where the combined report goes.")
+@click.option("--runs", "runs_root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Runs root; each dataset's run goes to RUNS/DATASET/study-DATASET (a rerun resumes).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--epochs", type=int, default=None, help="Maximum baseline epochs (study: 50, early stopping).")
+@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads for latency.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--title", default=None, help="Report title.")
+def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed, title):
+    """Run the study's full protocol on its datasets and write one combined report.
+
+    For each dataset: the study's model, baseline training, quantization-aware training, pruning
+    and clustering, LiteRT conversion, accuracy on the full test set and the first 1000 images,
+    latency; then the study's table and ours side by side, the differences explained.
+    """
+    from .report import reproduce_study
+
+    paths = reproduce_study(
+        _csv_list(datasets), out=out, runs_root=runs_root, data_dir=data_dir, epochs=epochs,
+        threads=threads, seed=seed, title=title,
+    )
+    for run_dir in paths["runs"]:
+        click.echo(f"run directory: {run_dir}")
+    click.echo(f"report: {paths['markdown']}")
+    click.echo(f"html:   {paths['html']}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         app.main(args=argv, prog_name="dnncomp", standalone_mode=False)

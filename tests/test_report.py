@@ -1,0 +1,315 @@
+"""Reports: tables, plots, the study beside ours, and `reproduce` wiring.
+
+The run directories here are fabricated fixtures (plausible numbers, no real
+models): they exercise the report's reading and drawing, not the pipeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+from PIL import Image  # noqa: E402
+
+from dnncomp import report as report_mod  # noqa: E402
+from dnncomp.cli import main  # noqa: E402
+from dnncomp.errors import MissingDependencyError, RunError  # noqa: E402
+from dnncomp.report import load_run, pareto_front, variant_rows, wilson_interval, write_report  # noqa: E402
+from dnncomp.study import study_result, study_results, study_variant_name  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# name: (runtime, acc full, acc first 1000, p50 ms, file bytes, gzip bytes, sparsity)
+FAKE_VARIANTS = {
+    "baseline-keras": ("keras", 0.9921, 0.988, 48.0, 13_390_000, 12_200_000, None),
+    "float": ("litert", 0.9921, 0.988, 0.61, 4_450_000, 4_110_000, 0.0),
+    "qat": ("litert", 0.9918, 0.987, 0.25, 1_130_000, 820_000, 0.0),
+    "prune": ("litert", 0.9905, 0.986, 0.60, 4_450_000, 1_310_000, 0.80),
+    "cluster": ("litert", 0.9890, 0.984, 0.61, 4_450_000, 930_000, 0.02),
+}
+FAKE_LAYERS = [("sequential/conv2d/Conv2D", [32, 5, 5, 1]), ("sequential/conv2d_1/Conv2D", [64, 5, 5, 32]),
+               ("sequential/dense/MatMul", [1024, 3136]), ("sequential/dense_1/MatMul", [10, 1024])]
+
+
+def _latency(p50: float, threads: int, samples: bool, keras: bool) -> dict:
+    record = {
+        "threads": threads, "xnnpack": None if keras else True, "batch": 1, "init_ms": 3.0, "first_inference_ms": 2 * p50,
+        "warmup_count": 20, "count": 200, "min_ms": 0.8 * p50, "max_ms": 3.1 * p50, "mean_ms": 1.07 * p50,
+        "std_ms": 0.1 * p50, "p50_ms": p50, "p90_ms": 1.2 * p50, "p95_ms": 1.35 * p50, "p99_ms": 1.8 * p50,
+    }
+    if samples:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        record["samples_ms"] = (p50 * (0.85 + rng.gamma(2.0, 0.08, size=200))).round(5).tolist()
+    return record
+
+
+def _anatomy(name: str, sparsity: float | None) -> dict:
+    tensors = []
+    for layer, shape in FAKE_LAYERS:
+        elements = 1
+        for d in shape:
+            elements *= d
+        zeros = {"prune": 0.8, "cluster": 0.01}.get(name, 0.0)
+        unique = {"cluster": 8, "qat": 255}.get(name, min(elements, int(elements * (1 - zeros))))
+        tensors.append({"name": layer, "shape": shape, "elements": elements, "sparsity": zeros, "unique": unique})
+        tensors.append({"name": layer + "/bias", "shape": [shape[0]], "elements": shape[0], "sparsity": 0.0, "unique": shape[0]})
+    return {"params": 1_111_946, "sparsity": sparsity, "tensors": tensors}
+
+
+def make_run(root: Path, dataset: str = "mnist", model: str | None = None, variants=None, *, history: bool = True,
+             manifest: bool = True, anatomy: bool = True, samples=("qat", "float"), threads: int = 1) -> Path:
+    """A fabricated run directory shaped like `dnncomp run`'s output (FOR TESTS ONLY)."""
+    model = model or f"study-{dataset}"
+    run_dir = root / dataset / model
+    run_dir.mkdir(parents=True)
+    records = []
+    for name in variants or FAKE_VARIANTS:
+        runtime, full, first, p50, file_bytes, gzip_bytes, sparsity = FAKE_VARIANTS[name]
+        keras = runtime == "keras"
+        lo, hi = wilson_interval(first, 1000)
+        record = {
+            "name": name, "artifact": "baseline.h5" if keras else f"{name}.tflite", "runtime": runtime, "sha256": "ab" * 32,
+            "accuracy": {"full": full, "full_count": 10000, "first_n": first, "first_n_count": 1000, "first_n_ci95": [lo, hi]},
+            "latency": _latency(p50, threads, name in samples, keras),
+            "size": {"file_bytes": file_bytes, "gzip_bytes": gzip_bytes, "zip_bytes": gzip_bytes + 120},
+            "sparsity": sparsity,
+        }
+        if anatomy and not keras:
+            record["anatomy"] = _anatomy(name, sparsity)
+        records.append(record)
+    environment = {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "machine": "x86_64", "cpu_count": 2,
+                   "packages": {"numpy": "2.4.6", "ai-edge-litert": "2.3.0"}, "device": "workstation"}
+    (run_dir / "results.json").write_text(json.dumps({
+        "schema": "dnncomp.results/1", "dataset": dataset, "model": model, "created": "2026-11-29T05:00:00+00:00",
+        "environment": environment, "seed": 0, "variants": records}))
+    if manifest:
+        (run_dir / "manifest.json").write_text(json.dumps({
+            "schema": "dnncomp.manifest/1", "dataset": dataset, "model": model, "dnncomp_version": "0.1.0",
+            "command": f"dnncomp run {dataset}", "seed": 0,
+            "config": {"epochs": 50, "limit": 1000, "threads": threads, "techniques": ["float", "qat", "prune", "cluster"]},
+            "environment": environment, "data": {"fingerprint": "0123456789abcdef", "train": 60000, "test": 10000, "classes": 10},
+            "stages": {"baseline": {"wall_s": 321.5, "inputs": {}, "outputs": {"baseline.keras": "cd" * 32}, "finished": "2026-11-29T04:00:00+00:00"},
+                       "compress:qat": {"wall_s": 41.2, "inputs": {}, "outputs": {"qat.tflite": "ef" * 32}}}}))
+    if history:
+        epochs = 9
+        (run_dir / "history.json").write_text(json.dumps({
+            "loss": [0.25 / (e + 1) ** 0.7 for e in range(epochs)],
+            "accuracy": [0.93 + 0.06 * (1 - 0.6 ** e) for e in range(epochs)],
+            "val_loss": [0.08 - 0.004 * e + 0.0015 * max(0, e - 4) ** 2 for e in range(epochs)],
+            "val_accuracy": [0.975 + 0.012 * (1 - 0.5 ** e) - 0.0008 * max(0, e - 4) for e in range(epochs)],
+        }))
+    return run_dir
+
+
+def _png_ok(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG_SIGNATURE)
+    image = Image.open(io.BytesIO(data))
+    image.verify()
+    width, height = Image.open(io.BytesIO(data)).size
+    assert 300 <= width <= 2000 and 200 <= height <= 2000, (width, height)
+    return width, height
+
+
+# ---- numbers ---------------------------------------------------------------------------
+
+
+def test_pareto_front_drops_dominated_points():
+    # (size, accuracy): the last point is bigger and less accurate than the second: dominated.
+    points = [(1.0, 0.95), (2.0, 0.99), (4.0, 0.995), (3.0, 0.98)]
+    assert pareto_front(points) == [0, 1, 2]
+    assert 3 not in pareto_front(points)
+
+
+def test_pareto_front_edge_cases():
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, None), (None, 0.9), (2.0, 0.9)]) == [2]
+    # equal points dominate neither each other; a tie in cost with lower value is dominated
+    assert pareto_front([(1.0, 0.9), (1.0, 0.9)]) == [0, 1]
+    assert pareto_front([(1.0, 0.9), (1.0, 0.8)]) == [0]
+
+
+def test_wilson_interval_on_1000_images_is_about_one_point():
+    lo, hi = wilson_interval(0.988, 1000)
+    assert lo < 0.988 < hi
+    assert 0.004 < (hi - lo) / 2 < 0.01
+    lo, hi = wilson_interval(0.79, 1000)
+    assert 0.02 < (hi - lo) / 2 < 0.03
+
+
+def test_study_mapping_keeps_float_apart_from_baseline():
+    assert study_variant_name("float") is None
+    assert study_result("mnist", "float") is None
+    assert study_result("mnist", "baseline-keras")["latency_ms"] == pytest.approx(159.77)
+    assert study_result("CIFAR-10", "qat")["accuracy_pct"] == pytest.approx(79.10)
+    assert study_result("gtsrb", "cluster")["size_mb"] == pytest.approx(4.68)
+    assert len(study_results()) == 12
+
+
+def test_variant_rows_compute_ratios_against_float(tmp_path):
+    rows = {r.name: r for r in variant_rows(load_run(make_run(tmp_path)))}
+    assert rows["float"].gzip_ratio == pytest.approx(1.0)
+    assert rows["prune"].file_ratio == pytest.approx(1.0)
+    assert rows["prune"].gzip_ratio == pytest.approx(4_110_000 / 1_310_000)
+    assert not rows["baseline-keras"].comparable
+
+
+# ---- the report --------------------------------------------------------------------------
+
+
+def test_single_run_report_has_tables_plots_and_provenance(tmp_path):
+    run_dir = make_run(tmp_path / "runs")
+    paths = write_report([run_dir], run_dir)
+    markdown = paths["markdown"].read_text()
+    assert paths["markdown"] == run_dir / "report.md"
+
+    for name in FAKE_VARIANTS:
+        assert re.search(rf"^\| `{re.escape(name)}` \|", markdown, re.M), name
+    header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
+    for column in ("p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float gzip", "study acc. % (1000)",
+                   "study ms (Jetson, mean)", "study file MB", "[95% CI]"):
+        assert column in header, column
+    qat_row = next(line for line in markdown.splitlines() if line.startswith("| `qat` |"))
+    assert "98.80" in qat_row and "1.43" in qat_row and "1.12" in qat_row  # the study's quantized MNIST row
+    float_row = next(line for line in markdown.splitlines() if line.startswith("| `float` |"))
+    assert float_row.rstrip(" |").endswith("– | – | –")  # the study never timed a float model
+    assert "The study and ours, side by side" in markdown
+    assert "Why the numbers differ" in markdown
+    assert "`dnncomp run mnist`" in markdown  # provenance: the command
+    assert "ai-edge-litert 2.3.0" in markdown
+
+    figures = paths["figures"]
+    names = {p.name for p in figures}
+    for expected in ("accuracy-vs-size", "accuracy-vs-latency", "sizes", "latency", "layers", "history"):
+        assert f"mnist-study-mnist-{expected}.png" in names, expected
+    assert "study-vs-ours.png" in names
+    for path in figures:
+        assert path.is_file()
+        _png_ok(path.read_bytes())
+        assert path.stat().st_size < 150_000, path
+        assert f"]({path.name})" in markdown
+
+    html = paths["html"].read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(embedded) == len(figures)
+    for data in embedded:
+        _png_ok(base64.b64decode(data))
+    assert "http://" not in html and "https://" not in html  # self-contained
+    assert html.count("<tr>") >= len(FAKE_VARIANTS) + 1
+
+
+def test_combined_report_over_three_datasets(tmp_path):
+    runs = [make_run(tmp_path / "runs", d, anatomy=False, history=False, samples=()) for d in ("mnist", "cifar10", "gtsrb")]
+    out = tmp_path / "combined"
+    paths = write_report(runs, out, title="Three datasets")
+    markdown = paths["markdown"].read_text()
+    assert markdown.startswith("# Three datasets")
+    assert markdown.index("The study and ours, side by side") < markdown.index("## MNIST / study-mnist")
+    study_table = markdown.split("The study and ours, side by side")[1].split("Why the numbers differ")[0]
+    for dataset_label, study_acc in (("MNIST", "98.80"), ("CIFAR-10", "77.50"), ("GTSRB", "90.60")):
+        assert f"| {dataset_label} |" in study_table and study_acc in study_table
+    assert study_table.count("| `float` |") == 3
+    assert "1000 images vs the full test set" in markdown and "Keras `predict` vs LiteRT" in markdown
+    assert "File size vs gzip size" in markdown and "Jetson Nano vs this machine" in markdown
+    assert len({p.name for p in paths["figures"]}) == len(paths["figures"])
+    assert all(p.parent == out for p in paths["figures"])
+
+
+def test_missing_pieces_do_not_crash(tmp_path):
+    run_dir = make_run(tmp_path / "runs", variants=["qat", "prune"], history=False, manifest=False, anatomy=False, samples=())
+    paths = write_report([run_dir], tmp_path / "out")
+    markdown = paths["markdown"].read_text()
+    assert "No history.json" in markdown
+    assert "No per-layer detail" in markdown
+    assert "No `float` variant" in markdown
+    assert "| `qat` |" in markdown and "| `prune` |" in markdown
+    for path in paths["figures"]:
+        _png_ok(path.read_bytes())
+
+
+def test_a_run_with_no_variants_and_nulls(tmp_path):
+    run_dir = make_run(tmp_path / "runs", variants=["float"], history=False, anatomy=False, samples=())
+    results = json.loads((run_dir / "results.json").read_text())
+    results["variants"][0]["latency"] = None
+    results["variants"][0]["accuracy"] = {"full": None, "first_n": None}
+    (run_dir / "results.json").write_text(json.dumps(results))
+    paths = write_report([run_dir], tmp_path / "a")
+    assert "| `float` |" in paths["markdown"].read_text()
+    results["variants"] = []
+    (run_dir / "results.json").write_text(json.dumps(results))
+    paths = write_report([run_dir], tmp_path / "b")
+    assert "nothing was measured yet" in paths["markdown"].read_text()
+
+
+def test_missing_results_is_a_typed_error(tmp_path):
+    with pytest.raises(RunError, match="results.json"):
+        load_run(tmp_path)
+
+
+def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        write_report([make_run(tmp_path)], tmp_path / "out")
+
+
+# ---- CLI ----------------------------------------------------------------------------------
+
+
+def test_report_command_defaults_to_the_run_dir(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "runs", anatomy=False, samples=())
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
+    assert "report.md" in capsys.readouterr().out
+
+
+def test_reproduce_runs_each_dataset_then_writes_one_report(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_run_pipeline(dataset, **kwargs):
+        calls.append((dataset, kwargs))
+        return make_run(Path(kwargs["out"]), dataset, anatomy=False, history=False, samples=())
+
+    monkeypatch.setattr("dnncomp.run.run_pipeline", fake_run_pipeline)
+    out = tmp_path / "docs"
+    code = main(["reproduce", "--datasets", "mnist,CIFAR-10", "--out", str(out), "--runs", str(tmp_path / "runs"),
+                 "--epochs", "3", "--threads", "2", "--data-dir", str(tmp_path / "data")])
+    assert code == 0, capsys.readouterr().err
+    assert [c[0] for c in calls] == ["mnist", "cifar10"]
+    kwargs = calls[0][1]
+    assert kwargs["epochs"] == 3 and kwargs["threads"] == 2 and kwargs["limit"] == 1000
+    assert kwargs["model"] == "study-mnist" and kwargs["data_dir"] == tmp_path / "data"
+    markdown = (out / "report.md").read_text()
+    assert "## MNIST / study-mnist" in markdown and "## CIFAR-10 / study-cifar10" in markdown
+    assert (out / "report.html").is_file()
+
+
+def test_reproduce_refuses_a_dataset_the_study_did_not_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("dnncomp.run.run_pipeline", lambda *a, **k: pytest.fail("must not run"))
+    assert main(["reproduce", "--datasets", "imagenet", "--out", str(tmp_path)]) == 2
+    assert "imagenet" in capsys.readouterr().err
+
+
+def test_report_module_imports_no_matplotlib_at_import_time():
+    import subprocess
+    import sys
+
+    code = "import sys, dnncomp.report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    assert report_mod.MATPLOTLIB_HINT.startswith("pip install")
