@@ -52,16 +52,18 @@ def _latency(p50: float, threads: int, samples: bool, keras: bool) -> dict:
 
 
 def _anatomy(name: str, sparsity: float | None) -> dict:
-    tensors = []
+    """Shaped like dnncomp.anatomy.inspect_model's summary (weights: kernels and biases)."""
+    weights = []
     for layer, shape in FAKE_LAYERS:
-        elements = 1
+        size = 1
         for d in shape:
-            elements *= d
+            size *= d
         zeros = {"prune": 0.8, "cluster": 0.01}.get(name, 0.0)
-        unique = {"cluster": 8, "qat": 255}.get(name, min(elements, int(elements * (1 - zeros))))
-        tensors.append({"name": layer, "shape": shape, "elements": elements, "sparsity": zeros, "unique": unique})
-        tensors.append({"name": layer + "/bias", "shape": [shape[0]], "elements": shape[0], "sparsity": 0.0, "unique": shape[0]})
-    return {"params": 1_111_946, "sparsity": sparsity, "tensors": tensors}
+        unique = {"cluster": 8, "qat": 255}.get(name, min(size, int(size * (1 - zeros))))
+        weights.append({"name": f"{layer}/bias", "shape": [shape[0]], "size": shape[0], "role": "other",
+                        "sparsity": 0.0, "unique": shape[0]})
+        weights.append({"name": layer, "shape": shape, "size": size, "role": "kernel", "sparsity": zeros, "unique": unique})
+    return {"params": 1_111_946, "sparsity": sparsity, "weights": weights}
 
 
 def make_run(root: Path, dataset: str = "mnist", model: str | None = None, variants=None, *, history: bool = True,

@@ -549,21 +549,40 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
 
 
-def _place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], colors: Sequence[str]):
+def _place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], colors: Sequence[str],
+                  bars: Sequence[tuple[float, float] | None] = (), ringed: Iterable[int] = (),
+                  lines: Sequence[tuple[tuple[float, float], tuple[float, float]]] = ()):
     """Greedy label placement: try offsets around each point, keep the first that overlaps nothing.
 
     Overlap is checked in display space against labels already placed, every
-    marker, and the axes frame; a label that cannot be placed cleanly takes the
-    least-overlapping spot and a thin leader line.
+    marker, every error bar (``bars``: (low, high) in data units, drawn
+    vertically through the point; they count less than markers), the legend and
+    the axes frame. ``ringed`` points carry a larger ring; ``lines`` are
+    segments (data units) to keep clear too. A label that cannot be placed cleanly takes the
+    least-overlapping spot, with a thin leader line when it is far.
     """
     renderer = fig.canvas.get_renderer()
     fig.get_layout_engine().execute(fig)
     to_display = ax.transData.transform
     markers = []
-    for x, y in zip(xs, ys):
+    ringed = set(ringed)
+    for i, (x, y) in enumerate(zip(xs, ys)):
         px, py = to_display((x, y))
-        markers.append((px - 6, py - 6, px + 6, py + 6))
+        r = 11 if i in ringed else 6
+        markers.append((px - r, py - r, px + r, py + r))
     frame = ax.get_window_extent(renderer)
+    thin = []
+    for x, bar in zip(xs, bars):
+        if bar:
+            (px, lo), (_, hi) = to_display((x, bar[0])), to_display((x, bar[1]))
+            thin.append((px - 2, lo, px + 2, hi))
+    for a, b in lines:
+        (ax_, ay), (bx, by) = to_display(a), to_display(b)
+        thin.append((min(ax_, bx) - 2, min(ay, by) - 2, max(ax_, bx) + 2, max(ay, by) + 2))
+    legend = ax.get_legend()
+    if legend is not None:
+        lb = legend.get_window_extent(renderer)
+        markers.append((lb.x0, lb.y0, lb.x1, lb.y1))
     candidates = []
     for radius in (7, 14, 24, 36):
         for dx, dy in ((1, 0.6), (1, -1), (-1, 0.6), (-1, -1), (0, 1.2), (0, -1.6), (1.3, 0), (-1.3, 0)):
@@ -589,6 +608,7 @@ def _place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Seq
             box = (bb.x0 - 2, bb.y0 - 1, bb.x1 + 2, bb.y1 + 1)
             score = sum(area(box, other) for other in placed)
             score += sum(area(box, m) for j, m in enumerate(markers) if j != i)
+            score += 0.5 * sum(area(box, b) for b in thin)
             outside = bb.width * bb.height - area(box, (frame.x0, frame.y0, frame.x1, frame.y1))
             score += 3 * max(0.0, outside)
             score += 0.01 * (abs(dx) + abs(dy))  # prefer near spots among clean ones
@@ -630,20 +650,22 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
         x, y = getattr(r, cost), r.best_accuracy_pct
         ci = r.best_accuracy_ci_pct
         yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
-        xerr = None
-        if cost == "p50_ms" and r.p99_ms is not None and r.p99_ms >= x:
-            xerr = [[0], [r.p99_ms - x]]
-        ax.errorbar(
-            [x], [y], yerr=yerr, xerr=xerr, fmt="o" if r.comparable else "s", ms=7.5, color=colors[r.name],
-            mfc=colors[r.name] if r.comparable else "white", mew=1.5, ecolor=colors[r.name], elinewidth=0.9,
+        bar = ax.errorbar(
+            [x], [y], yerr=yerr, fmt="o" if r.comparable else "s", ms=7.5, color=colors[r.name],
+            mfc=colors[r.name] if r.comparable else "white", mew=1.5, ecolor=colors[r.name], elinewidth=1.0,
             capsize=2.5, zorder=3,
         )
+        for line in bar.lines[1] + bar.lines[2]:  # caps and bar: lighter than the point
+            line.set_alpha(0.55)
         if i in on_front:
             ax.plot([x], [y], "o", ms=14, mfc="none", mec="#222", mew=1.1, zorder=4)
+    staircase = []
     if front:
         fx = [getattr(points[i], cost) for i in front]
         fy = [points[i].best_accuracy_pct for i in front]
         ax.plot(fx, fy, drawstyle="steps-post", color="#222", lw=1.0, ls="--", zorder=2)
+        for (x0, y0), (x1, y1) in zip(zip(fx, fy), zip(fx[1:], fy[1:])):
+            staircase += [((x0, y0), (x1, y0)), ((x1, y0), (x1, y1))]
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.margins(x=0.18, y=0.22)
@@ -664,11 +686,12 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
     if any(not r.comparable for r in points):
         handles.insert(1, Line2D([], [], marker="s", ls="none", color="#7f7f7f", mfc="white", mew=1.5, ms=7,
                                  label="Keras .h5 baseline (not comparable)"))
-    handles.append(Line2D([], [], color="#555", lw=0.9, label="95% interval" + (", p50→p99" if cost == "p50_ms" else "")))
+    handles.append(Line2D([], [], color="#555", lw=0.9, alpha=0.55, label="95% interval (accuracy)"))
     ax.legend(handles=handles, loc="best", framealpha=0.9)
     _place_labels(
         fig, ax, [getattr(r, cost) for r in points], [r.best_accuracy_pct for r in points],
-        [r.name for r in points], [colors[r.name] for r in points],
+        [r.name for r in points], [colors[r.name] for r in points], [r.best_accuracy_ci_pct for r in points],
+        ringed=on_front, lines=staircase,
     )
     return _save(fig, path)
 
@@ -817,29 +840,50 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
 LAYER_VARIANTS = ("prune", "cluster", FLOAT_VARIANT)
 
 
+def _kernel_label(shape: Any) -> str:
+    """A layer label from its kernel's shape, the same in every variant (tensor names are not: QAT
+    renames conv2d to quant_conv2d, and converters name constants arbitrarily)."""
+    if isinstance(shape, list) and len(shape) == 4:
+        out, kh, kw, cin = shape
+        if out == 1:  # depthwise: [1, kh, kw, channels]
+            return f"dw {kh}×{kw}, {cin}"
+        return f"conv {kh}×{kw}\n{cin}→{out}"
+    if isinstance(shape, list) and len(shape) == 2:
+        return f"dense\n{shape[1]}→{shape[0]}"
+    return "×".join(map(str, shape)) if isinstance(shape, list) else "?"
+
+
 def _tensor_entries(anatomy: Any) -> list[dict[str, Any]] | None:
-    """Per-weight-tensor rows (name, elements, sparsity, unique values) from an anatomy summary."""
+    """Per-kernel rows (label, elements, sparsity, unique values) from a dnncomp.anatomy summary.
+
+    Reads ``anatomy["weights"]`` (entries with name, shape, size, role, sparsity,
+    unique); kernels only (``role == "kernel"``, or rank >= 2 when there is no
+    role): biases are neither pruned nor clustered. Each label gets an ordinal
+    suffix when two kernels share a shape, so variants line up layer by layer.
+    """
     if not isinstance(anatomy, dict):
         return None
-    for key in ("tensors", "weights", "layers", "weight_tensors"):
-        entries = anatomy.get(key)
-        if isinstance(entries, list) and entries and all(isinstance(e, dict) for e in entries):
-            break
-    else:
+    entries = next((anatomy[k] for k in ("weights", "tensors") if isinstance(anatomy.get(k), list)), None)
+    if not entries:
         return None
-    rows = []
+    rows, seen = [], {}
     for entry in entries:
-        elements = _num(entry.get("elements", entry.get("size", entry.get("params", entry.get("count")))))
-        sparsity = _num(entry.get("sparsity"))
-        if sparsity is None and _num(entry.get("zeros")) is not None and elements:
-            sparsity = float(entry["zeros"]) / elements
-        unique = _num(entry.get("unique", entry.get("unique_values", entry.get("unique_count"))))
+        if not isinstance(entry, dict):
+            continue
         shape = entry.get("shape")
+        role = entry.get("role")
+        if role is not None and role != "kernel":
+            continue
+        if role is None and not (isinstance(shape, list) and len(shape) >= 2):
+            continue
+        sparsity, unique = _num(entry.get("sparsity")), _num(entry.get("unique"))
         if sparsity is None and unique is None:
             continue
-        if isinstance(shape, list) and len(shape) < 2:
-            continue  # biases and scalars: neither pruned nor clustered
-        rows.append({"name": str(entry.get("name", f"tensor {len(rows)}")), "elements": elements,
+        label = _kernel_label(shape)
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label += f" ({seen[label]})"
+        rows.append({"label": label, "name": str(entry.get("name", "")), "elements": _num(entry.get("size")),
                      "sparsity": sparsity, "unique": unique, "shape": shape})
     return rows or None
 
@@ -863,15 +907,6 @@ def layer_details(run: RunData, variant: dict[str, Any]) -> list[dict[str, Any]]
         return None
 
 
-def _short_layer_name(name: str) -> str:
-    """LiteRT tensor names are long paths ("sequential/conv2d_1/Conv2D"); keep the layer part."""
-    parts = [p for p in re.split(r"[/;]", name) if p]
-    for part in parts:
-        if re.match(r"(conv|dense|depthwise|separable)", part, re.I):
-            return part
-    return parts[1] if len(parts) > 1 else (parts[0] if parts else name)
-
-
 def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path | None:
     """Per-layer sparsity (%) and unique weight values, one bar group per layer, one bar per variant."""
     details = {k: v for k, v in details.items() if v}
@@ -880,16 +915,15 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
     layer_names: list[str] = []
     for rows in details.values():
         for row in rows:
-            short = _short_layer_name(row["name"])
-            if short not in layer_names:
-                layer_names.append(short)
-    fig, axes = _new_figure(max(7.6, 0.9 * len(layer_names) * 2 + 1.5), 3.6, ncols=2)
+            if row["label"] not in layer_names:
+                layer_names.append(row["label"])
+    fig, axes = _new_figure(max(8.2, 0.9 * len(layer_names) * 2 + 2.2), 3.8, ncols=2)
     colors = variant_colors(details)
     width = 0.8 / len(details)
     for ax, key, ylabel in ((axes[0][0], "sparsity", "zero weights, %"),
                             (axes[0][1], "unique", "distinct weight values (log scale)")):
         for k, (variant, rows) in enumerate(details.items()):
-            by_layer = {_short_layer_name(r["name"]): r for r in rows}
+            by_layer = {r["label"]: r for r in rows}
             xs, values = [], []
             for i, layer in enumerate(layer_names):
                 value = by_layer.get(layer, {}).get(key)
@@ -901,9 +935,11 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
                 text = f"{v:.0f}" if key == "sparsity" else (f"{v:.0f}" if v < 1e4 else f"{v / 1e3:.0f}k")
                 ax.annotate(text, (x, v), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
                             fontsize=FONT_SIZE - 2.5)
-        ax.set_xticks(range(len(layer_names)), layer_names, rotation=20 if len(layer_names) > 4 else 0, ha="right" if len(layer_names) > 4 else "center")
+        many = len(layer_names) > 5
+        ax.set_xticks(range(len(layer_names)), layer_names, rotation=30 if many else 0, ha="right" if many else "center",
+                      fontsize=FONT_SIZE - 1.5)
         ax.set_ylabel(ylabel)
-        ax.set_xlabel("weight tensor (layer)")
+        ax.set_xlabel("layer (kernel shape, in→out channels)")
         ax.grid(axis="x", visible=False)
         if key == "sparsity":
             ax.set_ylim(0, 108)
@@ -1128,8 +1164,8 @@ def _run_section(run: RunData, out_dir: Path, figures: list[Path], level: int) -
             blocks.append(Plot(path, f"accuracy vs {what}", (
                 f"Accuracy against {what}; up and left is better. Circled points, joined by the dashed staircase, "
                 "are the Pareto front among the LiteRT variants: no other variant is both smaller/faster and more "
-                "accurate. Vertical bars: 95% Wilson interval"
-                + ("; horizontal bars: p50 to p99." if cost == "p50_ms" else ".")
+                "accurate. Vertical bars: 95% Wilson interval of the accuracy"
+                + ("; the latency spread is in the next plot." if cost == "p50_ms" else ".")
                 + (" The hollow square is the Keras .h5 baseline, not comparable and off the front."
                    if any(not r.comparable for r in rows) else "")
             )))
