@@ -1033,7 +1033,7 @@ def plot_study_comparison(runs: list[RunData], path: Path) -> Path | None:
 def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
     first_n, full_n = _first_n(rows), _full_n(rows)
     headers = [
-        "variant", "runtime", f"acc. % (all {full_n or '?'} test)", f"acc. % (first {first_n}) [95% CI]",
+        "variant", "runtime", f"acc. % (all {full_n or '?'})", f"acc. % (first {first_n}) [95% CI]",
         "p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float file", "×float gzip",
         f"study acc. % ({STUDY_TEST_IMAGES})", "study ms (Jetson, mean)", "study file MB",
     ]
@@ -1087,6 +1087,11 @@ def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
     return notes
 
 
+def _machine(env: dict[str, Any]) -> str:
+    """"workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1"."""
+    return ", ".join(str(env[k]) for k in ("device", "machine", "cpu_model", "jetson_release") if env.get(k))
+
+
 def _provenance(run: RunData) -> list[Block]:
     manifest = run.manifest or {}
     env = run.results.get("environment") or manifest.get("environment") or {}
@@ -1095,13 +1100,16 @@ def _provenance(run: RunData) -> list[Block]:
         (r.threads for r in variant_rows(run) if r.comparable and r.threads), None)
     facts = [
         ("command", f"`{manifest['command']}`" if manifest.get("command") else "–"),
-        ("dnncomp", manifest.get("dnncomp_version") or "–"),
+        ("dnncomp", manifest.get("dnncomp_version") or env.get("dnncomp") or "–"),
         ("seed", str(run.results.get("seed", manifest.get("seed", "–")))),
         ("threads (LiteRT)", str(threads or "–")),
         ("results written", str(run.results.get("created") or "–")),
         ("run directory", f"`{_display_path(run.run_dir)}`"),
-        ("machine", " · ".join(str(env[k]) for k in ("device", "machine", "platform") if env.get(k)) or "–"),
-        ("CPU cores", str(env.get("cpu_count") or "–")),
+        ("machine", _machine(env) or "–"),
+        ("platform", str(env.get("platform") or "–")),
+        ("CPU cores", str(env.get("cpu_count") or "–") + (
+            f" ({env['cpus_available']} available to the process)"
+            if env.get("cpus_available") and env.get("cpus_available") != env.get("cpu_count") else "")),
         ("python", str(env.get("python") or "–")),
     ]
     data = manifest.get("data") or {}
@@ -1144,7 +1152,7 @@ def _run_section(run: RunData, out_dir: Path, figures: list[Path], level: int) -
     blocks: list[Block] = [Heading(level, run.label)]
     h = level + 1
     env = run.results.get("environment") or {}
-    where = " ".join(str(env[k]) for k in ("device", "machine") if env.get(k)) or "an unrecorded machine"
+    where = _machine(env) or "an unrecorded machine"
     blocks.append(Para(f"{len(rows)} variant(s) from `{_display_path(run.run_dir)}`, measured on: {where}."))
     if not rows:
         blocks.append(Para("results.json lists no variants: nothing was measured yet."))
@@ -1312,10 +1320,7 @@ def _differences(runs: list[RunData]) -> list[str]:
         text += " Against our float model: " + "; ".join(shows) + "."
     items.append(text)
 
-    machines = sorted({
-        " · ".join(str(e[k]) for k in ("device", "machine", "platform") if e.get(k))
-        for e in (run.results.get("environment") or {} for run in runs)
-    } - {""})
+    machines = sorted({_machine(run.results.get("environment") or {}) for run in runs} - {""})
     cores = sorted({str((run.results.get("environment") or {}).get("cpu_count")) for run in runs} - {"None"})
     text = (f"**Jetson Nano vs this machine.** The study's latencies come from a {STUDY_DEVICE}; ours come from "
             f"{', '.join(machines) or 'the machine named in each run’s provenance'}"
