@@ -204,3 +204,13 @@ def test_bad_prune_schedule_is_refused_before_training(recipe_runs):
         apply_recipe("prune", recipe_runs["ctx"], {"end_step": "1050"})
     with pytest.raises(RecipeError, match="above final_sparsity"):
         apply_recipe("prune", recipe_runs["ctx"], {"initial_sparsity": "0.9"})
+
+
+def test_registration_checks_params_against_the_signature():
+    from dnncomp.compress import register_recipe
+
+    with pytest.raises(ValueError, match="do not match"):
+
+        @register_recipe("test-mismatch", description="x", params={"epochs": 1})
+        def mismatched(ctx, *, epoch):  # pragma: no cover - never registered
+            raise AssertionError

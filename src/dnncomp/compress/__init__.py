@@ -16,6 +16,7 @@ import TensorFlow only inside the recipe functions: listing recipes needs none.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -196,6 +197,11 @@ def register_recipe(name: str, *, description: str, params: dict[str, Param | An
         if name in _RECIPES:
             raise ValueError(f"recipe {name!r} is already registered")
         specs = {key: value if isinstance(value, Param) else Param(value) for key, value in (params or {}).items()}
+        keywords = {
+            key for key, p in inspect.signature(function).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        if keywords != set(specs):  # a recipe's declared parameters are exactly its keyword arguments
+            raise ValueError(f"recipe {name!r}: params {sorted(specs)} do not match the function's keywords {sorted(keywords)}")
         _RECIPES[name] = Recipe(name=name, function=function, description=description, params=specs)
         return function
 
