@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ModelError
-from .evaluate import ModelSource, input_spec, model_label, open_interpreter, prepare_inputs
+from .evaluate import ModelSource, allocate, input_spec, model_label, open_interpreter, prepare_inputs
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -96,8 +96,12 @@ class _Runner:
         self.config = config
         if len(x_uint8) == 0:
             raise ModelError("latency needs at least one real test image")
-        # The input contract (and the page cache) first, so init times load + allocate only.
-        spec = input_spec(open_interpreter(model), self.label)
+        # A probe interpreter first: the input contract, the page cache, allocation
+        # errors and LiteRT's one-time delegate notice all before anything is timed.
+        probe = open_interpreter(model, threads=config.threads, xnnpack=config.xnnpack)
+        allocate(probe, self.label)
+        spec = input_spec(probe, self.label)
+        del probe
         if num_classes is not None and spec.num_outputs != num_classes:
             raise ModelError(
                 f"{self.label}: predicts {spec.num_outputs} classes but the dataset has {num_classes}; "
@@ -110,7 +114,7 @@ class _Runner:
         interpreter = open_interpreter(model, threads=config.threads, xnnpack=config.xnnpack)
         if config.batch != 1:
             interpreter.resize_tensor_input(spec.index, [config.batch, *spec.shape])
-        interpreter.allocate_tensors()
+        allocate(interpreter, self.label)
         self.init_ns = time.perf_counter_ns() - start
 
         self.interpreter = interpreter

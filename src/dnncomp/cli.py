@@ -85,7 +85,162 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
     click.echo(f"run directory: {run_dir}")
 
 
+@app.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads.")
+@click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
+@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="Timed runs last at least this long.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1) here.")
+def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_seconds, json_path):
+    """Accuracy (full test set and first N), batch-1 latency and size of any LiteRT classifier.
+
+    Input shape, dtype and quantization are read from the model, so foreign models
+    (e.g. the study's own .tflite files) work as they are. Needs no TensorFlow.
+    """
+    from .bench import LatencyConfig
+    from .fileio import atomic_write_json
+    from .measure import check_model_paths, evaluate_model, load_for_model, print_evaluation
+
+    (path,) = check_model_paths([model])
+    data = load_for_model(dataset, path, data_dir)
+    document = evaluate_model(
+        path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
+        latency=LatencyConfig(threads=threads, min_seconds=min_seconds) if latency else None,
+    )
+    print_evaluation(document)
+    if json_path:
+        atomic_write_json(json_path, document)
+        click.echo(f"wrote {json_path}")
+
+
 # ---- bench ---------------------------------------------------------------------------
+
+
+def _int_list(value: str, what: str) -> list[int]:
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=what) from None
+    if not items or min(items) < 1:
+        raise click.BadParameter(f"expected integers >= 1, got {value!r}", param_hint=what)
+    return items
+
+
+@app.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Test images to feed (real, cycled) and to score accuracy on.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--threads", "threads_list", default="1", show_default=True, help="Thread counts to sweep, e.g. 1,2,4.")
+@click.option("--batch", "batch_list", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32 (throughput in images/s).")
+@click.option("--xnnpack", "xnnpack_mode", type=click.Choice(["on", "off", "both"]), default="on", show_default=True, help="LiteRT's default XNNPACK delegate.")
+@click.option("--no-xnnpack", is_flag=True, help="Same as --xnnpack off.")
+@click.option("--min-count", type=int, default=200, show_default=True, help="Timed runs: at least this many calls ...")
+@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True, help="Stop timing a model after this many seconds.")
+@click.option("--warmup-count", type=int, default=20, show_default=True, help="Warm-up: at least this many calls ...")
+@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="... and at least this many seconds.")
+@click.option("--samples", type=int, default=256, show_default=True, help="Distinct real test images cycled through.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images.")
+@click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Score accuracy (a separate pass before timing).")
+@click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS per model, each in a fresh process.")
+@click.option("--anatomy", is_flag=True, help="Also print each model's anatomy (as `dnncomp inspect`).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Write one CSV row per model and configuration.")
+@click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Write a Markdown table.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def bench_command(models, dataset, data_dir, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
+                  max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
+                  csv_path, md_path, quiet):
+    """Latency, throughput, memory and accuracy of LiteRT models, side by side.
+
+    Timed rounds of the models are interleaved (A B C A B C ...) and ratios are
+    against the first model. Modelled on LiteRT's benchmark_model: init, first
+    inference, warm-up, then count/min/max/mean/std/p50/p90/p95/p99. Needs no TensorFlow.
+    """
+    from .bench import LatencyConfig
+    from .fileio import atomic_write_json, atomic_write_text
+    from .measure import bench_models, check_model_paths, load_for_model, print_bench
+    from .results import csv_text, flat_rows, markdown_table
+
+    paths = check_model_paths(models)
+    xnnpack = [False] if no_xnnpack or xnnpack_mode == "off" else ([True, False] if xnnpack_mode == "both" else [True])
+    config = LatencyConfig(
+        min_count=min_count, min_seconds=min_seconds, max_seconds=max_seconds, warmup_min_count=warmup_count,
+        warmup_min_seconds=warmup_seconds, samples=samples,
+    )
+    data = load_for_model(dataset, paths[0], data_dir)
+    document = bench_models(
+        paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
+        threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
+        base_config=config, accuracy_first_n=limit, accuracy=accuracy, memory=memory, quiet=quiet,
+    )
+    if anatomy:
+        _print_anatomies(paths)
+    print_bench(document)
+    rows = flat_rows(document)
+    for path, text in ((json_path, None), (csv_path, csv_text(rows)), (md_path, markdown_table(rows))):
+        if path is None:
+            continue
+        if text is None:
+            atomic_write_json(path, document)
+        else:
+            atomic_write_text(path, text)
+        click.echo(f"wrote {path}")
+
+
+def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .anatomy import anatomy_lines, inspect_model
+
+    console = Console()
+    anatomies = []
+    for path in paths:
+        anatomy = inspect_model(path)
+        anatomies.append(anatomy)
+        console.print(f"[bold]{path}[/bold]")
+        for line in anatomy_lines(anatomy):
+            console.print("  " + line)
+        if tensors:
+            table = Table(title="weight tensors", title_justify="left")
+            for header in ("tensor", "role", "dtype", "shape", "zeros", "unique", "quantization"):
+                table.add_column(header, justify="right" if header in ("zeros", "unique") else "left")
+            for w in anatomy["weights"]:
+                q = w["quantization"]
+                table.add_row(
+                    w["name"][-60:], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
+                    "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}", str(w["unique"] or "–"),
+                    "–" if not q else ("per-channel" if q["per_channel"] else "per-tensor"),
+                )
+            console.print(table)
+            ops = Table(title="ops in execution order", title_justify="left")
+            for header in ("#", "op", "computes in", "output shape", "MACs"):
+                ops.add_column(header, justify="right" if header in ("#", "MACs") else "left")
+            for i, op in enumerate(anatomy["op_list"]):
+                ops.add_row(str(i), op["op"], op["dtype"], "x".join(map(str, op["output_shape"] or [])), f"{op['macs']:,}" if op["macs"] else "")
+            console.print(ops)
+    return anatomies
+
+
+@app.command("inspect")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the anatomies as JSON.")
+def inspect_command(models, json_path):
+    """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,
+    zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes."""
+    from .fileio import atomic_write_json
+    from .measure import check_model_paths
+
+    paths = check_model_paths(models)
+    anatomies = _print_anatomies(paths, tensors=True)
+    if json_path:
+        atomic_write_json(json_path, {str(p): a for p, a in zip(paths, anatomies)})
+        click.echo(f"wrote {json_path}")
+
 
 # ---- compress / recipes --------------------------------------------------------------
 

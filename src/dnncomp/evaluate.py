@@ -15,10 +15,13 @@ accuracy and timing are separate passes.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import math
 import os
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +76,69 @@ def open_interpreter(model: ModelSource, *, threads: int = 1, xnnpack: bool = Tr
         return Interpreter(**kwargs)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{model_label(model)}: LiteRT cannot load it as a model ({_first_line(exc)})") from exc
+
+
+# LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the C
+# stderr once per process, at the first allocation; the CLI promises one line on
+# stderr for an error, so that notice is captured (and anything else passed on).
+_DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_notice_pending = True
+
+
+def allocate(interpreter, label: str = "model") -> None:
+    """``allocate_tensors`` with LiteRT's one-time delegate notice kept off stderr."""
+    global _notice_pending
+    if not _notice_pending:
+        try:
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({_first_line(exc)})") from exc
+        return
+    captured = ""
+    error: BaseException | None = None
+    with _captured_fd2() as read_captured:
+        try:
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            error = exc
+        captured = read_captured()
+    if _DELEGATE_NOTICE in captured:
+        _notice_pending = False
+    rest = "\n".join(line for line in captured.splitlines() if line.strip() and line.strip() != _DELEGATE_NOTICE)
+    if error is not None:
+        detail = rest.splitlines()[-1] if rest else _first_line(error)
+        raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({detail})") from error
+    if rest:
+        sys.stderr.write(rest + "\n")
+
+
+@contextlib.contextmanager
+def _captured_fd2():
+    """Redirect file descriptor 2 (C-level stderr) to a temporary file; yields a reader."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (embedded interpreters): nothing to capture
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        restored = False
+
+        def read() -> str:
+            nonlocal restored
+            if not restored:
+                os.dup2(saved, 2)
+                restored = True
+            sink.seek(0)
+            return sink.read().decode("utf-8", "replace")
+
+        try:
+            yield read
+        finally:
+            if not restored:
+                os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -174,7 +240,7 @@ class _Predictor:
         self.interpreter = open_interpreter(model, threads=threads, xnnpack=xnnpack)
         if batch != 1:
             self.interpreter.resize_tensor_input(spec.index, [batch, *spec.shape])
-        self.interpreter.allocate_tensors()
+        allocate(self.interpreter)
 
     def scores(self, x_model: np.ndarray) -> np.ndarray:
         n = len(x_model)
@@ -196,7 +262,7 @@ def _batched_predictor(model: ModelSource, spec: InputSpec, x_check: np.ndarray,
         single = _Predictor(model, spec, 1, threads, xnnpack)
         expected = np.concatenate([single.scores(x_check[i : i + 1]) for i in range(len(x_check))])
         got = batched.scores(x_check)
-    except (ValueError, RuntimeError):
+    except (ValueError, RuntimeError, ModelError):
         return None
     if got.shape != expected.shape or not np.array_equal(np.argmax(got, axis=1), np.argmax(expected, axis=1)):
         return None

@@ -1,0 +1,244 @@
+"""Whole measurements behind ``dnncomp evaluate``, ``bench`` and ``inspect``: records and tables.
+
+Each step is a separate pass over the model: anatomy (no inference), accuracy
+(batched), latency (timed, interleaved across models), memory (fresh subprocess).
+No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from itertools import product
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .anatomy import inspect_model
+from .bench import LatencyConfig, compare_latency, config_dict, measure_memory
+from .errors import ModelError
+from .evaluate import evaluate_accuracy, file_sizes, model_input_spec
+from .fileio import sha256_file
+from .results import flat_rows, format_value, results_document
+
+
+def variant_names(paths: Sequence[Path]) -> list[str]:
+    """File stems, made unique with their parent directory where two are the same."""
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def check_model_paths(paths: Sequence[str | Path]) -> list[Path]:
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ModelError(f"model file(s) not found: {', '.join(missing)}")
+    return paths
+
+
+def load_for_model(dataset: str, model: Path, data_dir: Path | None = None):
+    """The dataset at the first model's input size (GTSRB's images are resized by the loader)."""
+    from .data import load_dataset
+
+    spec = model_input_spec(model)
+    return load_dataset(dataset, data_dir=data_dir, image_size=spec.image_size)
+
+
+def _base_record(path: Path, name: str, anatomy: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "artifact": str(path),
+        "runtime": "litert",
+        "sha256": sha256_file(path),
+        "accuracy": None,
+        "latency": None,
+        "size": anatomy["size"] if anatomy else file_sizes(path),
+        "sparsity": anatomy.get("sparsity") if anatomy else None,
+        "anatomy": anatomy,
+    }
+
+
+def _progress(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def bench_models(
+    models: Sequence[str | Path],
+    x_test: np.ndarray,
+    y_test: np.ndarray | None,
+    *,
+    dataset: str | None,
+    num_classes: int | None = None,
+    threads: Sequence[int] = (1,),
+    xnnpack: Sequence[bool] = (True,),
+    batches: Sequence[int] = (1,),
+    base_config: LatencyConfig | None = None,
+    accuracy_first_n: int | None = 1000,
+    accuracy: bool = True,
+    memory: bool = True,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Measure several models side by side; returns a results record (schema dnncomp.results/1).
+
+    Each variant's ``latency`` is the first configuration of the grid (first thread
+    count, first XNNPACK setting, batch 1 if asked for); ``latency_runs`` holds all.
+    """
+    paths = check_model_paths(models)
+    names = variant_names(paths)
+    base = base_config or LatencyConfig()
+    records = []
+    for path, name in zip(paths, names):
+        anatomy = inspect_model(path, tensors=False)
+        records.append(_base_record(path, name, anatomy))
+    if accuracy and y_test is not None:
+        for path, record in zip(paths, records):
+            _progress(f"accuracy: {record['name']} on {len(y_test)} test images", quiet)
+            record["accuracy"] = evaluate_accuracy(
+                path, x_test, y_test, first_n=accuracy_first_n, threads=threads[0], num_classes=num_classes
+            )
+    grid = list(product(threads, xnnpack, batches))
+    for t, xnn, b in grid:
+        config = LatencyConfig(**{**config_dict(base), "threads": t, "xnnpack": xnn, "batch": b})
+        _progress(f"latency: {len(paths)} model(s) interleaved, {t} thread(s), XNNPACK {'on' if xnn else 'off'}, batch {b}", quiet)
+        for record, latency in zip(records, compare_latency(paths, x_test, config, num_classes=num_classes)):
+            record.setdefault("latency_runs", []).append(latency)
+    preferred_batch = 1 if 1 in batches else batches[0]
+    for record in records:
+        runs = record["latency_runs"]
+        record["latency"] = next(
+            (r for r in runs if r["threads"] == threads[0] and r["xnnpack"] == xnnpack[0] and r["batch"] == preferred_batch),
+            runs[0],
+        )
+    if memory:
+        for path, record in zip(paths, records):
+            _progress(f"memory: {record['name']} in a fresh process", quiet)
+            record["memory"] = measure_memory(path, x_test, threads=threads[0], xnnpack=xnnpack[0])
+    bench = {
+        "config": config_dict(base),
+        "grid": {"threads": list(threads), "xnnpack": list(xnnpack), "batch": list(batches)},
+        "interleaved": len(paths) > 1,
+        "accuracy_first_n": accuracy_first_n,
+        "test_images": int(len(x_test)),
+    }
+    return results_document(records, dataset=dataset, bench=bench)
+
+
+def evaluate_model(
+    model: str | Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    dataset: str | None,
+    num_classes: int | None = None,
+    first_n: int = 1000,
+    threads: int = 1,
+    latency: LatencyConfig | None = None,
+) -> dict[str, Any]:
+    """Accuracy (full and first N), latency at batch 1 and size of one model, as a results record."""
+    (path,) = check_model_paths([model])
+    anatomy = inspect_model(path, tensors=False)
+    record = _base_record(path, path.stem, anatomy)
+    record["accuracy"] = evaluate_accuracy(path, x_test, y_test, first_n=first_n, threads=threads, num_classes=num_classes)
+    if latency is not None:
+        record["latency"] = compare_latency([path], x_test, latency, num_classes=num_classes)[0]
+    return results_document([record], dataset=dataset)
+
+
+# ---- console output -----------------------------------------------------------------------
+
+
+def _console():
+    """Rich wraps tables at 80 columns when stdout is not a terminal; logs and pipes want whole rows."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def print_evaluation(document: dict[str, Any], console=None) -> None:
+    from rich.table import Table
+
+    console = console or _console()
+    variant = document["variants"][0]
+    acc, lat, size, anatomy = variant["accuracy"], variant["latency"], variant["size"], variant.get("anatomy") or {}
+    table = Table(title=f"{variant['artifact']} on {document.get('dataset')}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("accuracy, full test set", f"{100 * acc['full']:.2f} % of {acc['full_count']}")
+    if acc.get("first_n_count"):
+        lo, hi = acc["first_n_ci95"]
+        table.add_row(
+            f"accuracy, first {acc['first_n_count']}",
+            f"{100 * acc['first_n']:.2f} %  (95% CI {100 * lo:.2f}–{100 * hi:.2f})",
+        )
+    if lat:
+        table.add_row(
+            f"latency ms, batch 1, {lat['threads']} thread(s), XNNPACK {'on' if lat['xnnpack'] else 'off'}",
+            f"p50 {lat['p50_ms']:.3f}  p90 {lat['p90_ms']:.3f}  p99 {lat['p99_ms']:.3f}  "
+            f"mean {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f}  (n={lat['count']})",
+        )
+        table.add_row("init / first inference ms", f"{lat['init_ms']:.2f} / {lat['first_inference_ms']:.3f}")
+        if lat.get("overhead"):
+            table.add_row("harness overhead", f"{lat['overhead']['overhead_pct']:.1f} % of invoke")
+    table.add_row("size bytes", f"file {size['file_bytes']:,}  gzip {size['gzip_bytes']:,}  zip {size['zip_bytes']:,}")
+    if anatomy:
+        table.add_row(
+            "anatomy",
+            f"params {anatomy['params']:,}  MACs {anatomy['macs']:,}  kernel ops "
+            + ", ".join(f"{k} {v}" for k, v in sorted(anatomy["kernel_ops_by_dtype"].items()))
+            + ("" if anatomy["sparsity"] is None else f"  sparsity {anatomy['sparsity']:.3f}"),
+        )
+    console.print(table)
+
+
+def print_bench(document: dict[str, Any], console=None) -> None:
+    from rich.table import Table
+
+    console = console or _console()
+    variants = document["variants"]
+    summary = Table(title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})", title_justify="left")
+    for header in ("model", "acc % (full)", "acc % (first N)", "file MB", "gzip MB", "gzip / first", "params", "MACs", "int8/float/hybrid kernel ops", "sparsity", "peak RSS MB"):
+        summary.add_column(header, justify="left" if header == "model" else "right")
+    first_gzip = (variants[0].get("size") or {}).get("gzip_bytes")
+    for v in variants:
+        acc, size, anatomy, memory = v.get("accuracy") or {}, v.get("size") or {}, v.get("anatomy") or {}, v.get("memory") or {}
+        summary.add_row(
+            v["name"],
+            format_value(acc.get("full"), "pct"),
+            format_value(acc.get("first_n"), "pct"),
+            format_value(size.get("file_bytes"), "mb"),
+            format_value(size.get("gzip_bytes"), "mb"),
+            format_value(size["gzip_bytes"] / first_gzip if first_gzip and size.get("gzip_bytes") else None, "ratio"),
+            format_value(anatomy.get("params"), "int"),
+            format_value(anatomy.get("macs"), "int"),
+            f"{anatomy.get('int8_kernel_ops', '–')}/{anatomy.get('float_kernel_ops', '–')}/{anatomy.get('hybrid_kernel_ops', '–')}",
+            "–" if v.get("sparsity") is None else f"{v['sparsity']:.3f}",
+            format_value(memory.get("peak_added_bytes"), "mb"),
+        )
+    console.print(summary)
+
+    latency = Table(title="latency per call (set_tensor + invoke + get_tensor), real test images", title_justify="left")
+    for header in ("model", "threads", "XNNPACK", "batch", "n", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "p50 / first", "images/s", "harness %"):
+        latency.add_column(header, justify="left" if header == "model" else "right")
+    for row in flat_rows(document):
+        latency.add_row(
+            row["variant"],
+            str(row["threads"]),
+            format_value(row["xnnpack"], None),
+            str(row["batch"]),
+            str(row["count"]),
+            format_value(row["p50_ms"], "ms"),
+            format_value(row["p90_ms"], "ms"),
+            format_value(row["p99_ms"], "ms"),
+            f"{row['mean_ms']:.3f} ± {row['std_ms']:.3f}",
+            format_value(row["p50_ratio"], "ratio"),
+            format_value(row["images_per_s"], "int"),
+            format_value(row["overhead_pct"], "pct1"),
+        )
+    console.print(latency)
+    console.print(
+        "p50 / first < 1 means faster than the first model in the same configuration. Timed rounds of all models "
+        "were interleaved; peak RSS is what the interpreter adds (load + allocate + invoke), measured in a fresh process.",
+        style="dim",
+    )
