@@ -73,6 +73,7 @@ def test_train_save_and_load_round_trip(baseline, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_load_refuses_lambda_layers(tmp_path, suffix):
     from dnncomp.keras_env import import_keras

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .bench import latency_stats
 from .fileio import atomic_path
 from .models import ModelSpec, get_model_spec
 from .preprocess import fit_to_input_shape, to_float_input
@@ -287,26 +288,21 @@ def keras_predict_latency(model, x: np.ndarray, repeats: int | None = None, warm
     if len(images) == 0:
         raise ModelError("keras_predict_latency needs at least one image")
     count = len(images) if repeats is None else int(repeats)
+    if count < 1:
+        raise ModelError(f"keras_predict_latency: repeats must be >= 1, got {repeats}")
     for i in range(max(0, warmup)):
         model.predict(images[i % len(images)][None], verbose=0)
-    times_ms = np.empty(count)
+    durations_ns = np.empty(count, dtype=np.int64)
     for i in range(count):
         one = images[i % len(images)][None]
-        start = time.perf_counter()
+        start = time.perf_counter_ns()
         model.predict(one, verbose=0)
-        times_ms[i] = (time.perf_counter() - start) * 1e3
+        durations_ns[i] = time.perf_counter_ns() - start
     return {
         "runtime": "keras",
         "method": "tf_keras Model.predict on one image per call (the study's baseline timing; mostly framework overhead)",
-        "count": int(count),
         "warmup": int(warmup),
-        "mean_ms": float(times_ms.mean()),
-        "std_ms": float(times_ms.std()),
-        "min_ms": float(times_ms.min()),
-        "max_ms": float(times_ms.max()),
-        "p50_ms": float(np.percentile(times_ms, 50)),
-        "p90_ms": float(np.percentile(times_ms, 90)),
-        "p99_ms": float(np.percentile(times_ms, 99)),
+        **latency_stats(durations_ns),  # the same keys as the LiteRT measurements
         "threads": None,  # TensorFlow's own thread pools, not a fixed count
         "tf_intra_op_threads": int(tf.config.threading.get_intra_op_parallelism_threads()),
         "cpu_count": os.cpu_count(),
