@@ -315,3 +315,18 @@ def test_report_module_imports_no_matplotlib_at_import_time():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert report_mod.MATPLOTLIB_HINT.startswith("pip install")
+
+
+def test_layers_follow_the_network_not_the_flatbuffer_order():
+    from dnncomp.report import _tensor_entries
+
+    weights = [
+        {"name": "b", "shape": [64], "role": "other", "sparsity": 0.0, "unique": 64},
+        {"name": "x", "shape": [64, 5, 5, 32], "role": "kernel", "sparsity": 0.8, "unique": 100},
+        {"name": "y", "shape": [10, 1024], "role": "kernel", "sparsity": 0.8, "unique": 100},
+        {"name": "z", "shape": [32, 5, 5, 1], "role": "kernel", "sparsity": 0.8, "unique": 100},
+        {"name": "w", "shape": [1024, 1024], "role": "kernel", "sparsity": 0.8, "unique": 100},
+    ]
+    rows = _tensor_entries({"weights": weights})
+    assert [r["name"] for r in rows] == ["z", "x", "w", "y"]
+    assert rows[0]["label"] == "conv 5×5\n1→32" and rows[-1]["label"] == "dense\n1024→10"

@@ -802,7 +802,7 @@ def plot_latency(rows: list[VariantRow], path: Path, title: str) -> tuple[Path |
             Line2D([], [], marker="d", ls="none", color="#777", mec="#333", label="p90"),
             Line2D([], [], marker="|", color="#777", ms=9, lw=1, label="min to max"),
         ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False,
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 4 else 3, frameon=False,
                fontsize=FONT_SIZE - 1)
     return _save(fig, path), any_samples
 
@@ -830,7 +830,8 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(framealpha=0.9, loc="best")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title, x=0.02, ha="left", fontsize=FONT_SIZE + 1.5)
     return _save(fig, path)
 
@@ -885,7 +886,33 @@ def _tensor_entries(anatomy: Any) -> list[dict[str, Any]] | None:
             label += f" ({seen[label]})"
         rows.append({"label": label, "name": str(entry.get("name", "")), "elements": _num(entry.get("size")),
                      "sparsity": sparsity, "unique": unique, "shape": shape})
-    return rows or None
+    return _network_order(rows) or None
+
+
+def _network_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Kernels in the order data flows through them, as far as the shapes tell.
+
+    A flatbuffer lists tensors in no particular order. In a chain of layers each
+    kernel's input channels are the previous one's outputs: convolutions first
+    ([out, kh, kw, in]), then dense layers ([out, in]), each group chained from
+    the kernel whose input no other kernel produces. Where the chain is
+    ambiguous (branches, in == out), the rest keep their stored order.
+    """
+
+    def chain(group: list[dict[str, Any]], io) -> list[dict[str, Any]]:
+        left = list(group)
+        ordered = []
+        current = next((r for r in left if all(io(r)[0] != io(o)[1] for o in left if o is not r)), None)
+        while current is not None:
+            ordered.append(current)
+            left.remove(current)
+            current = next((r for r in left if io(r)[0] == io(ordered[-1])[1]), None)
+        return ordered + left
+
+    convs = [r for r in rows if isinstance(r["shape"], list) and len(r["shape"]) == 4]
+    denses = [r for r in rows if isinstance(r["shape"], list) and len(r["shape"]) == 2]
+    others = [r for r in rows if r not in convs and r not in denses]
+    return chain(convs, lambda r: (r["shape"][3], r["shape"][0])) + chain(denses, lambda r: (r["shape"][1], r["shape"][0])) + others
 
 
 def layer_details(run: RunData, variant: dict[str, Any]) -> list[dict[str, Any]] | None:
