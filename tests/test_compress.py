@@ -214,3 +214,28 @@ def test_registration_checks_params_against_the_signature():
         @register_recipe("test-mismatch", description="x", params={"epochs": 1})
         def mismatched(ctx, *, epoch):  # pragma: no cover - never registered
             raise AssertionError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["study-cifar10", "study-gtsrb"])
+def test_every_study_recipe_runs_on_the_colour_models(model_name, tmp_path):
+    """Dropout, softmax outputs and 3-channel inputs survive QAT, pruning, clustering and conversion."""
+    from dnncomp.train import save_baseline, train_baseline
+    from tinymodels import interpreter
+
+    spec = get_model_spec(model_name)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(32, 32, 32, 3), dtype=np.uint8)  # GTSRB's 30x30 comes from the PIL resize
+    y = rng.integers(0, spec.num_classes, size=32)
+    model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0)
+    save_baseline(model, tmp_path, formats=("keras",))
+    ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=spec, x_train=x, y_train=y)
+    for name in STUDY_RECIPES:
+        params = {"end_step": "1", "frequency": "1"} if name == "prune" else {}
+        it = interpreter(apply_recipe(name, ctx, params).tflite)
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        assert tuple(inp["shape"]) == (1, *spec.input_shape) and inp["dtype"] == np.float32, name
+        assert tuple(out["shape"]) == (1, spec.num_classes) and out["dtype"] == np.float32, name
+        it.set_tensor(inp["index"], ctx.inputs[:1])
+        it.invoke()
+        assert it.get_tensor(out["index"]).sum() == pytest.approx(1.0, abs=0.02), name  # softmax survived
