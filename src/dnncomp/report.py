@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import html
 import io
 import json
@@ -344,7 +345,6 @@ class Table:
     rows: list[list[str]]
     align: str = ""  # one of l/r per column; default: first column left, the rest right
     shaded: tuple[int, ...] = ()  # columns shown as "the study's", shaded in HTML
-    caption: str | None = None
 
 
 @dataclass
@@ -354,12 +354,7 @@ class Plot:
     caption: str
 
 
-@dataclass
-class Code:
-    text: str
-
-
-Block = Heading | Para | Bullets | Table | Plot | Code
+Block = Heading | Para | Bullets | Table | Plot
 
 
 def _md_cell(text: str) -> str:
@@ -381,12 +376,8 @@ def render_markdown(title: str, blocks: list[Block]) -> str:
             out.append("|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|")
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("")
-            if block.caption:
-                out += [block.caption, ""]
         elif isinstance(block, Plot):
             out += [f"![{block.alt}]({block.path.name})", "", f"*{block.caption}*", ""]
-        elif isinstance(block, Code):
-            out += ["```", block.text, "```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -414,8 +405,6 @@ td.r,th.r{text-align:right}td.l,th.l{text-align:left}
 figure{margin:1.2rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:13px;color:#555;margin-top:.3rem}
 code{background:#f3f4f6;padding:0 .25rem;border-radius:3px;font-size:90%}
-pre{background:#f6f8fa;padding:.7rem;overflow-x:auto;font-size:12.5px}
-.caption{font-size:13px;color:#555}
 """
 
 
@@ -448,16 +437,12 @@ def render_html(title: str, blocks: list[Block]) -> str:
                 for row in block.rows
             )
             out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
-            if block.caption:
-                out.append(f'<p class="caption">{_inline_html(block.caption)}</p>')
         elif isinstance(block, Plot):
             data = base64.b64encode(block.path.read_bytes()).decode("ascii")
             out.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
                 f"<figcaption>{_inline_html(block.caption)}</figcaption></figure>"
             )
-        elif isinstance(block, Code):
-            out.append(f"<pre>{html.escape(block.text)}</pre>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -478,13 +463,24 @@ def _matplotlib():
     return matplotlib, MplFigure, FigureCanvasAgg
 
 
+def _styled(plot):
+    """Run a plot function inside the report's rc style: every artist, legend and label it makes
+    takes its sizes from _rc(), and the caller's global matplotlib settings are left alone."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        matplotlib, _, _ = _matplotlib()
+        with matplotlib.rc_context(_rc()):
+            return plot(*args, **kwargs)
+
+    return wrapper
+
+
 def _new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kwargs):
-    matplotlib, MplFigure, FigureCanvasAgg = _matplotlib()
-    with matplotlib.rc_context(_rc()):
-        fig = MplFigure(figsize=(width, height), dpi=FIGURE_DPI, layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
-    return fig, axes
+    _, MplFigure, FigureCanvasAgg = _matplotlib()
+    fig = MplFigure(figsize=(width, height), dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
 def _rc() -> dict[str, Any]:
@@ -506,10 +502,8 @@ def _rc() -> dict[str, Any]:
 
 def _save(fig, path: Path) -> Path:
     """PNG, then re-encoded as an adaptive palette when that is smaller: the report is committed."""
-    matplotlib, _, _ = _matplotlib()
     buffer = io.BytesIO()
-    with matplotlib.rc_context(_rc()):
-        fig.savefig(buffer, format="png", dpi=FIGURE_DPI, facecolor="white", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI, facecolor="white", metadata={"Software": None})
     data = buffer.getvalue()
     try:
         from PIL import Image
@@ -636,6 +630,7 @@ def _place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Seq
 # ---- the plots -------------------------------------------------------------------------
 
 
+@_styled
 def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) -> Path | None:
     """Accuracy against gzip size (cost="gzip_mb") or p50 latency (cost="p50_ms"), Pareto front marked."""
     points = [r for r in rows if getattr(r, cost) is not None and r.best_accuracy_pct is not None]
@@ -696,6 +691,7 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
     return _save(fig, path)
 
 
+@_styled
 def plot_sizes(rows: list[VariantRow], path: Path, title: str) -> Path | None:
     """File size vs gzip size per variant, grouped bars on a log axis, values printed."""
     rows = [r for r in rows if r.file_mb is not None or r.gzip_mb is not None]
@@ -742,6 +738,7 @@ def _horizontal_boxplot(ax, samples, y, **kwargs):
         return ax.boxplot([samples], positions=[y], vert=False, **kwargs)
 
 
+@_styled
 def plot_latency(rows: list[VariantRow], path: Path, title: str) -> tuple[Path | None, bool]:
     """Latency per variant: box plot from raw samples, else a percentile range plot. Returns (path, had_samples)."""
     rows = [r for r in rows if r.samples_ms or r.p50_ms is not None]
@@ -807,6 +804,7 @@ def plot_latency(rows: list[VariantRow], path: Path, title: str) -> tuple[Path |
     return _save(fig, path), any_samples
 
 
+@_styled
 def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Path | None:
     """Training and validation loss and accuracy per epoch, best validation epoch marked."""
     pairs = [(k, f"val_{k}") for k in ("loss", "accuracy") if k in history or f"val_{k}" in history]
@@ -934,6 +932,7 @@ def layer_details(run: RunData, variant: dict[str, Any]) -> list[dict[str, Any]]
         return None
 
 
+@_styled
 def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path | None:
     """Per-layer sparsity (%) and unique weight values, one bar group per layer, one bar per variant."""
     details = {k: v for k, v in details.items() if v}
@@ -986,6 +985,7 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
 COMPARISON_LABELS = {KERAS_BASELINE: "Keras\nbaseline", FLOAT_VARIANT: "float\n(no study)"}
 
 
+@_styled
 def plot_study_comparison(runs: list[RunData], path: Path) -> Path | None:
     """Per dataset: accuracy, latency and size, the study's published number beside ours."""
     runs = [r for r in runs if normalize_dataset(r.dataset) in STUDY_DATASETS]
