@@ -330,3 +330,11 @@ def test_layers_follow_the_network_not_the_flatbuffer_order():
     rows = _tensor_entries({"weights": weights})
     assert [r["name"] for r in rows] == ["z", "x", "w", "y"]
     assert rows[0]["label"] == "conv 5×5\n1→32" and rows[-1]["label"] == "dense\n1024→10"
+
+
+def test_a_dataset_the_study_never_used_gets_no_study_columns_filled(tmp_path):
+    run_dir = make_run(tmp_path / "runs", "flowers", model="tiny-flowers", history=False, samples=())
+    markdown = write_report([run_dir], tmp_path / "out")["markdown"].read_text()
+    assert "The study and ours, side by side" not in markdown
+    qat_row = next(line for line in markdown.splitlines() if line.startswith("| `qat` |"))
+    assert qat_row.rstrip(" |").endswith("– | – | –")
