@@ -577,6 +577,8 @@ def _place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Seq
     if legend is not None:
         lb = legend.get_window_extent(renderer)
         markers.append((lb.x0, lb.y0, lb.x1, lb.y1))
+        if hasattr(legend, "set_loc"):  # freeze loc="best" here, or it may move onto the labels when saved
+            legend.set_loc(tuple(ax.transAxes.inverted().transform((lb.x0, lb.y0))))
     candidates = []
     for radius in (7, 14, 24, 36):
         for dx, dy in ((1, 0.6), (1, -1), (-1, 0.6), (-1, -1), (0, 1.2), (0, -1.6), (1.3, 0), (-1.3, 0)):
