@@ -1351,16 +1351,32 @@ def _differences(runs: list[RunData]) -> list[str]:
 
     machines = sorted({_machine(run.results.get("environment") or {}) for run in runs} - {""})
     cores = sorted({str((run.results.get("environment") or {}).get("cpu_count")) for run in runs} - {"None"})
-    text = (f"**Jetson Nano vs this machine.** The study's latencies come from a {STUDY_DEVICE}; ours come from "
+    text = (f"**Jetson Nano vs this machine.** The study's latencies come from an {STUDY_DEVICE}; ours come from "
             f"{', '.join(machines) or 'the machine named in each run’s provenance'}"
             + (f" ({'/'.join(cores)} CPU cores)" if cores else "")
             + ". Absolute milliseconds do not transfer between the two; compare ratios between variants, or rerun "
               "`dnncomp run --eval-only` on the device itself.")
     items.append(text)
-    items.append("**Our own training.** Our baselines are trained anew with the study's settings and a fixed seed, "
-                 "not loaded from the study's weights, so accuracies differ from the study's for that reason alone, "
-                 "before any compression; the compressed variants start from our baseline, as the study's started "
-                 "from its own.")
+    text = ("**Our own training.** Our baselines are trained anew with the study's settings and a fixed seed, "
+            "not loaded from the study's weights, so accuracies differ from the study's for that reason alone, "
+            "before any compression; the compressed variants start from our baseline, as the study's started "
+            "from its own. The study trained for up to 50 epochs with early stopping (patience 5).")
+    trained = []
+    for run in runs:
+        manifest = run.manifest or {}
+        epochs_run = _get(manifest, "stages", "baseline", "epochs_run")
+        limit = _get(manifest, "config", "epochs")
+        train_images = _get(manifest, "data", "train")
+        if epochs_run is not None or limit is not None:
+            what = f"{dataset_label(run.dataset)}: {epochs_run if epochs_run is not None else '?'} epoch(s)"
+            if limit is not None:
+                what += f" of at most {limit}"
+            if train_images:
+                what += f", {train_images} training images before the validation split"
+            trained.append(what)
+    if trained:
+        text += " Here: " + "; ".join(trained) + "."
+    items.append(text)
     return items
 
 
