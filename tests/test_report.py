@@ -281,9 +281,15 @@ def test_report_command_defaults_to_the_run_dir(tmp_path, capsys):
 
 
 def test_reproduce_runs_each_dataset_then_writes_one_report(tmp_path, monkeypatch, capsys):
+    import inspect
+
+    from dnncomp import run as run_module
+
+    real_signature = inspect.signature(run_module.run_pipeline)
     calls = []
 
     def fake_run_pipeline(dataset, **kwargs):
+        real_signature.bind(dataset, **kwargs)  # the real orchestrator would accept these arguments
         calls.append((dataset, kwargs))
         return make_run(Path(kwargs["out"]), dataset, anatomy=False, history=False, samples=())
 
