@@ -265,6 +265,7 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
     batch = max(1, graph.shape(inputs[0])[0]) if inputs and graph.shape(inputs[0]) else 1
 
     kernel_inputs: set[int] = set()
+    bias_inputs: set[int] = set()
     ops = []
     op_dtypes: Counter[str] = Counter()
     kernel_op_dtypes: Counter[str] = Counter()
@@ -279,6 +280,9 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
             kernel_op_dtypes[compute] += 1
             if op.inputs is not None and len(op.inputs) > 1:
                 kernel_inputs.add(int(op.inputs[1]))
+            bias_position = 3 if name == "TRANSPOSE_CONV" else 2
+            if op.inputs is not None and len(op.inputs) > bias_position and op.inputs[bias_position] >= 0:
+                bias_inputs.add(int(op.inputs[bias_position]))
         ops.append({"op": name, "dtype": compute, "macs": macs or None, "output_shape": graph.shape(op.outputs[0]) if op.outputs is not None and len(op.outputs) else None})
 
     weights = []
@@ -299,7 +303,7 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
             "shape": shape,
             "size": size,
             "bytes": len(graph.raw(index) or b""),
-            "role": "kernel" if index in kernel_inputs else "other",
+            "role": "kernel" if index in kernel_inputs else ("bias" if index in bias_inputs else "other"),
             "quantization": graph.quantization(index),
             "sparsity": None,  # fraction of values that are (real) zeros
             "unique": None,

@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ModelError
-from .evaluate import ModelSource, allocate, input_spec, model_label, open_interpreter, prepare_inputs
+from .evaluate import ModelSource, allocate, input_spec, model_input_spec, model_label, open_interpreter, prepare_inputs
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -100,7 +100,7 @@ class _Runner:
         # errors and LiteRT's one-time delegate notice all before anything is timed.
         probe = open_interpreter(model, threads=config.threads, xnnpack=config.xnnpack)
         allocate(probe, self.label)
-        spec = input_spec(probe, self.label)
+        spec = input_spec(probe, self.label, allocated=True)
         del probe
         if num_classes is not None and spec.num_outputs != num_classes:
             raise ModelError(
@@ -454,7 +454,7 @@ def measure_memory(
     if not Path(model).is_file():
         raise ModelError(f"{model}: model file not found")
     label = model_label(model)
-    spec = input_spec(open_interpreter(model), label)
+    spec = model_input_spec(model, threads=threads, xnnpack=xnnpack)
     x = prepare_inputs(x_uint8[: max(batch, min(invokes, len(x_uint8)))], spec, label)
     if batch > 1:
         x = _input_batches(x, batch)[0]

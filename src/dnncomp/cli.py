@@ -92,9 +92,10 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
 @click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
 @click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
-@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="Timed runs last at least this long.")
+@click.option("--min-count", type=int, default=200, show_default=True, help="Timed runs: at least this many calls ...")
+@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1) here.")
-def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_seconds, json_path):
+def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_count, min_seconds, json_path):
     """Accuracy (full test set and first N), batch-1 latency and size of any LiteRT classifier.
 
     Input shape, dtype and quantization are read from the model, so foreign models
@@ -108,7 +109,7 @@ def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_seco
     data = load_for_model(dataset, path, data_dir)
     document = evaluate_model(
         path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
-        latency=LatencyConfig(threads=threads, min_seconds=min_seconds) if latency else None,
+        latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
     )
     print_evaluation(document)
     if json_path:

@@ -163,8 +163,12 @@ class InputSpec:
         return int(self.shape[0]), int(self.shape[1])
 
 
-def input_spec(interpreter, label: str = "model") -> InputSpec:
-    """Read the input/output contract of an image classifier from an interpreter."""
+def input_spec(interpreter, label: str = "model", *, allocated: bool = False) -> InputSpec:
+    """Read the input/output contract of an image classifier from an interpreter.
+
+    With ``allocated=True`` an output whose shape is only known after inference
+    (a dynamic Reshape) is resolved by one invoke on a blank input.
+    """
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
     if len(inputs) != 1:
@@ -174,7 +178,7 @@ def input_spec(interpreter, label: str = "model") -> InputSpec:
     inp, out = inputs[0], outputs[0]
     shape = tuple(int(d) for d in inp["shape"][1:])
     if len(shape) not in (2, 3):
-        raise ModelError(f"{label}: input shape {tuple(inp['shape'])} is not a batch of images (expected NxHxW or NxHxWxC)")
+        raise ModelError(f"{label}: input shape {_shape(inp['shape'])} is not a batch of images (expected NxHxW or NxHxWxC)")
     dtype = np.dtype(inp["dtype"])
     scale, zero_point = inp["quantization"]
     if dtype in (np.int8, np.uint8):
@@ -182,9 +186,14 @@ def input_spec(interpreter, label: str = "model") -> InputSpec:
             raise ModelError(f"{label}: {dtype} input has no quantization scale; cannot map pixels to it")
     elif dtype not in (np.float32,):
         raise ModelError(f"{label}: input dtype {dtype} is not supported (float32, int8 or uint8)")
-    num_outputs = int(np.prod(out["shape"][1:])) if len(out["shape"]) > 1 else 0
+    out_shape = _shape(out["shape"])
+    if allocated and int(np.prod(out_shape[1:] or (0,))) < 2:
+        interpreter.set_tensor(int(inp["index"]), np.zeros(inp["shape"], dtype=dtype))
+        interpreter.invoke()
+        out_shape = _shape(interpreter.get_tensor(int(out["index"])).shape)
+    num_outputs = int(np.prod(out_shape[1:])) if len(out_shape) > 1 else 0
     if num_outputs < 2:
-        raise ModelError(f"{label}: output shape {tuple(out['shape'])} does not look like class scores")
+        raise ModelError(f"{label}: output shape {out_shape} does not look like class scores")
     return InputSpec(
         index=int(inp["index"]),
         shape=shape,
@@ -196,10 +205,15 @@ def input_spec(interpreter, label: str = "model") -> InputSpec:
     )
 
 
-def model_input_spec(model: ModelSource) -> InputSpec:
-    """The input contract of a model without running it (used to load GTSRB at the model's size)."""
-    interpreter = open_interpreter(model)
-    return input_spec(interpreter, model_label(model))
+def _shape(shape) -> tuple[int, ...]:
+    return tuple(int(d) for d in shape)
+
+
+def model_input_spec(model: ModelSource, *, threads: int = 1, xnnpack: bool = True) -> InputSpec:
+    """The input/output contract of a model, read after allocation (output shapes can be dynamic)."""
+    interpreter = open_interpreter(model, threads=threads, xnnpack=xnnpack)
+    allocate(interpreter, model_label(model))
+    return input_spec(interpreter, model_label(model), allocated=True)
 
 
 def prepare_inputs(x_uint8: np.ndarray, spec: InputSpec, label: str = "model") -> np.ndarray:
@@ -287,7 +301,7 @@ def predict_classes(
     label = model_label(model)
     if isinstance(model, (bytes, bytearray)):
         model = bytes(model)
-    spec = input_spec(open_interpreter(model, threads=threads, xnnpack=xnnpack), label)
+    spec = model_input_spec(model, threads=threads, xnnpack=xnnpack)
     check_fits_dataset(spec, num_classes, None, label)
     n = len(x_uint8)
     predictions = np.empty(n, dtype=np.int64)
@@ -296,7 +310,7 @@ def predict_classes(
     batch = max(1, min(int(batch), n))
     predictor = None
     if batch > 1:
-        check = prepare_inputs(x_uint8[: min(BATCH_CHECK_IMAGES, n)], spec, label)
+        check = prepare_inputs(x_uint8[: min(BATCH_CHECK_IMAGES, batch, n)], spec, label)
         predictor = _batched_predictor(model, spec, check, batch, threads, xnnpack)
     if predictor is None:
         batch = 1
@@ -371,7 +385,7 @@ def evaluate_accuracy(
     y = np.asarray(y)
     if len(x_uint8) != len(y):
         raise ModelError(f"{len(x_uint8)} images but {len(y)} labels")
-    spec = input_spec(open_interpreter(model), label)
+    spec = model_input_spec(model)
     check_fits_dataset(spec, num_classes, y, label)
     predictions, used_batch = predict_classes(
         model, x_uint8, threads=threads, batch=batch, num_classes=num_classes, return_batch=True
@@ -392,10 +406,11 @@ def file_sizes(model: ModelSource) -> dict[str, int]:
     as TFMOT's guides measure "compressed size".
     """
     data = read_model_bytes(model)
-    name = "model.tflite" if isinstance(model, (bytes, bytearray)) else Path(model).name
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=zipfile.ZIP_DEFLATED)
+        # A fixed member name and date: the size depends on the model's bytes alone.
+        member = zipfile.ZipInfo("model.tflite", date_time=(1980, 1, 1, 0, 0, 0))
+        archive.writestr(member, data, compress_type=zipfile.ZIP_DEFLATED)
     return {
         "file_bytes": len(data),
         "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
