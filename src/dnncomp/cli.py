@@ -28,6 +28,45 @@ def app():
 
 # ---- datasets ---------------------------------------------------------------------
 
+
+@app.command("datasets")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--verify", is_flag=True,
+              help="Check image counts, shapes, label ranges and per-class counts against the published "
+                   "numbers; exit 1 if a check fails or a dataset is missing.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images instead of stopping; they are listed at the end.")
+@click.option("--download", is_flag=True, help="Download the datasets that are not found into the per-user cache.")
+@click.option("--only", "names", default=None, metavar="NAMES",
+              help="Comma-separated datasets to show (default: mnist,cifar10,gtsrb); folder:PATH works too.")
+def datasets_command(data_dir, verify, skip_bad, download, names):
+    """Where each dataset was found, images per split, classes and image shape.
+
+    Looks in --data-dir, then $DNNCOMP_DATA_DIR, then the per-user cache; a dataset that is
+    in none of them is shown with how to get it (or fetched, with --download).
+    """
+    from rich.console import Console
+
+    from .data import DATASETS
+    from .data.inventory import print_survey, survey
+
+    err = Console(stderr=True)
+    statuses = survey(
+        _csv_list(names) or DATASETS, data_dir=data_dir, verify=verify, skip_bad=skip_bad, download=download,
+        announce=lambda name: err.print(f"loading {name} ...", style="dim", highlight=False),
+    )
+    print_survey(statuses, verify=verify)
+    errors = [s for s in statuses if s.state == "error"]
+    if errors:
+        raise errors[0].error
+    if verify:
+        from .errors import DataError
+
+        failed = [f"{s.name} ({s.state})" if s.state != "ok" else f"{s.name} ({', '.join(c.name for c in s.failed_checks)})"
+                  for s in statuses if s.state != "ok" or s.failed_checks]
+        if failed:
+            raise DataError(f"verify failed: {'; '.join(failed)}")
+        click.echo("verify: all checks pass", err=True)
+
 # ---- run / evaluate ------------------------------------------------------------------
 
 

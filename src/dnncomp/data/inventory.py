@@ -1,0 +1,116 @@
+"""What ``dnncomp datasets`` shows: for each dataset where it was found, its splits,
+classes and image shape, and with ``verify`` the checks against the published numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from ..errors import DataError
+from .registry import DATASETS, folder_root, get_spec, load_dataset
+from .sources import DatasetNotFound
+from .verify import Check, verify_dataset
+
+
+@dataclass
+class DatasetStatus:
+    name: str
+    state: str  # "ok", "not found" or "error"
+    message: str = ""
+    source: str = ""
+    found_in: str = ""
+    train: Optional[int] = None
+    test: Optional[int] = None
+    classes: Optional[int] = None
+    image_shape: Optional[tuple[int, ...]] = None
+    load_seconds: Optional[float] = None
+    from_cache: Optional[bool] = None
+    checks: list[Check] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: Optional[DataError] = None
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+def survey(names: Sequence[str] = DATASETS, data_dir=None, verify: bool = False, skip_bad: bool = False,
+           download: bool = False, progress: Optional[bool] = None, announce=None) -> list[DatasetStatus]:
+    """Load each dataset (without downloading unless ``download``) and describe it.
+
+    ``announce(name)`` is called before each load, so a caller can say what it is doing.
+    """
+    statuses = []
+    for name in names:
+        if announce:
+            announce(name)
+        try:
+            dataset = load_dataset(name, data_dir=data_dir, skip_bad=skip_bad, download=download, progress=progress)
+        except DatasetNotFound as exc:
+            statuses.append(DatasetStatus(name, "not found", message=str(exc), error=exc))
+            continue
+        except DataError as exc:
+            statuses.append(DatasetStatus(name, "error", message=str(exc), error=exc))
+            continue
+        meta = dataset.meta
+        status = DatasetStatus(
+            name, "ok", source=str(meta.get("source", "")), found_in=str(meta.get("found_in", "")),
+            train=len(dataset.y_train), test=len(dataset.y_test), classes=dataset.num_classes,
+            image_shape=tuple(dataset.x_train.shape[1:]), load_seconds=meta.get("load_seconds"),
+            from_cache=meta.get("from_cache"), skipped=list(meta.get("skipped", [])), notes=list(meta.get("notes", [])),
+        )
+        if verify and folder_root(name) is None:
+            status.checks = verify_dataset(dataset, get_spec(name).expected)
+        statuses.append(status)
+    return statuses
+
+
+def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, console=None) -> None:
+    """One table per dataset (what was found, or how to get it), then its checks, notes, skipped files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for s in statuses:
+        table = Table(title=f"[bold]{s.name}[/bold]", title_justify="left", show_header=False, min_width=60)
+        table.add_column("field", style="dim", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        if s.state == "ok":
+            cached = ", decoded arrays from the cache" if s.from_cache else ""
+            table.add_row("found", f"{s.source} (via {s.found_in})", end_section=False)
+            table.add_row("train", f"{s.train:,} images")
+            table.add_row("test", f"{s.test:,} images")
+            table.add_row("classes", str(s.classes))
+            table.add_row("image", "x".join(map(str, s.image_shape)) + " uint8")
+            table.add_row("load", f"{s.load_seconds:.2f} s{cached}")
+        elif s.state == "not found":
+            table.add_row("found", "[yellow]not found[/yellow]")
+            table.add_row("how to get it", s.message)
+        else:
+            table.add_row("error", f"[red]{s.message}[/red]")
+        if verify:
+            failed = s.failed_checks
+            if s.state != "ok":
+                verdict = "[red]not checked[/red]"
+            elif not s.checks:
+                verdict = "no published numbers to check"
+            else:
+                verdict = (f"[green]all {len(s.checks)} checks pass[/green]" if not failed
+                           else f"[red]{len(failed)} of {len(s.checks)} checks failed[/red]")
+            table.add_row("verify", verdict)
+        console.print(table)
+        if verify and s.checks:
+            checks = Table(show_header=True, min_width=60)
+            for header in ("check", "result", "detail"):
+                checks.add_column(header, overflow="fold")
+            for c in s.checks:
+                checks.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
+            console.print(checks)
+        for note in s.notes:
+            console.print(f"note: {note}", highlight=False)
+    for s in statuses:
+        if s.skipped:
+            console.print(f"{s.name}: skipped {len(s.skipped)} unreadable image(s):", highlight=False)
+            for line in s.skipped:
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
