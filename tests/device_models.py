@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 @lru_cache(maxsize=None)
@@ -22,6 +23,13 @@ def mnist(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
             z["x_test"][..., None],
             z["y_test"].astype(np.int64),
         )
+
+
+@pytest.fixture(scope="module")
+def mnist_test(real_data_dir):
+    """(x_test, y_test) of real MNIST; import this fixture into a test module to use it."""
+    _, _, x, y = mnist(real_data_dir)
+    return x, y
 
 
 @lru_cache(maxsize=None)

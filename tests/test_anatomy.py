@@ -102,7 +102,7 @@ def test_not_a_flatbuffer_is_a_model_error(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_float_and_dynamic_range_models(real_data_dir, tmp_path_factory):
+def test_float_and_dynamic_range_models(real_data_dir):
     from device_models import float_models
 
     models = float_models(real_data_dir)

@@ -13,18 +13,12 @@ from dnncomp.bench import LatencyConfig, _Runner, compare_latency, latency_stats
 from dnncomp.errors import ModelError
 from dnncomp.evaluate import model_input_spec, prepare_inputs
 
-from device_models import float_models, mnist, patch_mnist_loader, write_models
+from device_models import float_models, mnist_test, patch_mnist_loader, write_models  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.realdata
 
 # Short runs: the tests check the harness, not the machine.
 QUICK = dict(warmup_min_count=5, warmup_min_seconds=0.05, min_count=50, min_seconds=0.2, overhead_seconds=0.1)
-
-
-@pytest.fixture(scope="module")
-def mnist_test(real_data_dir):
-    _, _, x, y = mnist(real_data_dir)
-    return x, y
 
 
 @pytest.fixture(scope="module")

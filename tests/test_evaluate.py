@@ -19,15 +19,9 @@ from dnncomp.evaluate import (
     wilson_interval,
 )
 
-from device_models import float_models, mnist, patch_mnist_loader, write_models
+from device_models import float_models, mnist_test, patch_mnist_loader, write_models  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(scope="module")
-def mnist_test(real_data_dir):
-    _, _, x, y = mnist(real_data_dir)
-    return x, y
 
 
 @pytest.fixture(scope="module")

@@ -361,21 +361,21 @@ MARKDOWN_COLUMNS = (
 )
 
 
+_FORMATS = {
+    "pct": lambda v: f"{100 * v:.2f}",  # a fraction shown as a percentage
+    "pct1": lambda v: f"{v:.1f}",  # already a percentage
+    "ms": lambda v: f"{v:.3f}",
+    "ratio": lambda v: f"{v:.2f}x",
+    "int": lambda v: f"{v:,.0f}",
+    "mb": lambda v: f"{v / 1e6:.3f}",
+}
+
+
 def format_value(value: Any, kind: str | None) -> str:
     if value is None or value == "":
         return "–"
-    if kind == "pct":
-        return f"{100 * value:.2f}"
-    if kind == "pct1":
-        return f"{value:.1f}"
-    if kind == "ms":
-        return f"{value:.3f}"
-    if kind == "ratio":
-        return f"{value:.2f}x"
-    if kind == "int":
-        return f"{value:,.0f}"
-    if kind == "mb":
-        return f"{value / 1e6:.3f}"
+    if kind in _FORMATS:
+        return _FORMATS[kind](value)
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)
