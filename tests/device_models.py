@@ -40,7 +40,9 @@ def float_models(data_dir: Path) -> dict[str, bytes]:
     - ``tiny_float``: a small CNN trained for one epoch on 4000 real MNIST images;
     - ``tiny_int8_io``: the same, full-integer with int8 input and output tensors;
     - ``tiny_dynamic_range``: the same, dynamic-range quantized (int8 weights, float activations);
-    - ``tiny_fixed_batch``: the same, its scores reshaped to ``[1, -1]``, so it cannot run batched.
+    - ``tiny_fixed_batch``: the same, its scores reshaped to ``[1, -1]``, so it cannot run batched;
+    - ``tiny_float16``: the same, float16 weights (DEQUANTIZE ops in front of the kernels);
+    - ``dense_sparse_format``: a two-layer dense net with 90 % zero kernels, stored sparse (DENSIFY ops).
     """
     from dnncomp.export import to_tflite
     from dnncomp.keras_env import import_keras
@@ -67,6 +69,14 @@ def float_models(data_dir: Path) -> dict[str, bytes]:
 
     fixed = keras.Model(inputs, layers.Lambda(lambda t: tf.reshape(t, [1, -1]))(outputs))
 
+    # 90 % of every dense kernel zeroed, then stored in TFLite's sparse format.
+    sparse = keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10)])
+    for layer in sparse.layers:
+        if layer.get_weights():
+            kernel, bias = layer.get_weights()
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.9)] = 0
+            layer.set_weights([kernel, bias])
+
     return {
         "study_mnist_float": to_tflite(build_model("study-mnist")),
         "tiny_float": to_tflite(tiny),
@@ -76,6 +86,8 @@ def float_models(data_dir: Path) -> dict[str, bytes]:
         ),
         "tiny_dynamic_range": to_tflite(tiny, optimizations=["DEFAULT"]),
         "tiny_fixed_batch": to_tflite(fixed),
+        "tiny_float16": to_tflite(tiny, optimizations=["DEFAULT"], target_spec_dtypes=["float16"]),
+        "dense_sparse_format": to_tflite(sparse, sparsity=True),
     }
 
 

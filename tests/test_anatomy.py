@@ -117,3 +117,21 @@ def test_float_and_dynamic_range_models(real_data_dir):
     dynamic = inspect_model(models["tiny_dynamic_range"])
     assert dynamic["hybrid_kernel_ops"] >= 1  # int8 weights, float activations
     assert "int8" in dynamic["kernel_weight_dtypes"]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_weights_behind_densify_and_dequantize_are_the_kernels(real_data_dir):
+    from device_models import float_models
+
+    models = float_models(real_data_dir)
+    sparse = inspect_model(models["dense_sparse_format"])
+    assert sparse["op_counts"].get("DENSIFY") == 2 and len(sparse["sparse_tensors"]) == 2
+    kernels = [w for w in sparse["weights"] if w["role"] == "kernel"]
+    assert [w["shape"] for w in kernels] == [[64, 784], [10, 64]] and all(w["sparse_format"] for w in kernels)
+    assert sparse["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert sparse["macs"] == 784 * 64 + 64 * 10
+
+    half = inspect_model(models["tiny_float16"])
+    assert half["kernel_weight_dtypes"] == {"float16": 3}  # stored as float16, dequantized to float32
+    assert half["float_kernel_ops"] == 3

@@ -199,6 +199,17 @@ def _op_compute_dtype(graph: _Graph, op, name: str) -> str:
     return act.lower()
 
 
+def _stored_weight(graph: _Graph, index: int, producers: dict[int, Any]) -> int:
+    """The constant a weight input comes from: itself, or the constant behind a DENSIFY (sparse
+    storage) or DEQUANTIZE (float16 / int8 storage of float weights)."""
+    op = producers.get(index)
+    if op is not None and graph.op_name(op) in ("DENSIFY", "DEQUANTIZE") and op.inputs is not None and len(op.inputs):
+        source = int(op.inputs[0])
+        if graph.is_constant(source):
+            return source
+    return index
+
+
 def _macs(graph: _Graph, op, name: str, batch: int) -> int:
     """Multiply-accumulates of one op for one image (None if not counted for this op)."""
     inputs = [int(i) for i in (op.inputs if op.inputs is not None else [])]
@@ -266,6 +277,7 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
 
     kernel_inputs: set[int] = set()
     bias_inputs: set[int] = set()
+    producers = {int(i): op for op in graph.operators for i in (op.outputs if op.outputs is not None else [])}
     ops = []
     op_dtypes: Counter[str] = Counter()
     kernel_op_dtypes: Counter[str] = Counter()
@@ -279,10 +291,10 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
         if name in KERNEL_OPS:
             kernel_op_dtypes[compute] += 1
             if op.inputs is not None and len(op.inputs) > 1:
-                kernel_inputs.add(int(op.inputs[1]))
+                kernel_inputs.add(_stored_weight(graph, int(op.inputs[1]), producers))
             bias_position = 3 if name == "TRANSPOSE_CONV" else 2
             if op.inputs is not None and len(op.inputs) > bias_position and op.inputs[bias_position] >= 0:
-                bias_inputs.add(int(op.inputs[bias_position]))
+                bias_inputs.add(_stored_weight(graph, int(op.inputs[bias_position]), producers))
         ops.append({"op": name, "dtype": compute, "macs": macs or None, "output_shape": graph.shape(op.outputs[0]) if op.outputs is not None and len(op.outputs) else None})
 
     weights = []
