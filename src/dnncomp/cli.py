@@ -232,12 +232,12 @@ def bench_command(models, dataset, data_dir, threads_list, batch_list, xnnpack_m
 
 
 def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
-    from rich.console import Console
     from rich.table import Table
 
     from .anatomy import anatomy_lines, inspect_model
+    from .measure import rich_console
 
-    console = Console()
+    console = rich_console()
     anatomies = []
     for path in paths:
         anatomy = inspect_model(path)
@@ -252,7 +252,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
             for w in anatomy["weights"]:
                 q = w["quantization"]
                 table.add_row(
-                    w["name"][-60:], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
+                    w["name"].split(";")[0][:60], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
                     "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}", str(w["unique"] or "–"),
                     "–" if not q else ("per-channel" if q["per_channel"] else "per-tensor"),
                 )

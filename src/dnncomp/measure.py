@@ -148,7 +148,7 @@ def evaluate_model(
 # ---- console output -----------------------------------------------------------------------
 
 
-def _console():
+def rich_console():
     """Rich wraps tables at 80 columns when stdout is not a terminal; logs and pipes want whole rows."""
     from rich.console import Console
 
@@ -159,7 +159,7 @@ def _console():
 def print_evaluation(document: dict[str, Any], console=None) -> None:
     from rich.table import Table
 
-    console = console or _console()
+    console = console or rich_console()
     variant = document["variants"][0]
     acc, lat, size, anatomy = variant["accuracy"], variant["latency"], variant["size"], variant.get("anatomy") or {}
     table = Table(title=f"{variant['artifact']} on {document.get('dataset')}", title_justify="left", show_header=False)
@@ -195,7 +195,7 @@ def print_evaluation(document: dict[str, Any], console=None) -> None:
 def print_bench(document: dict[str, Any], console=None) -> None:
     from rich.table import Table
 
-    console = console or _console()
+    console = console or rich_console()
     variants = document["variants"]
     summary = Table(title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})", title_justify="left")
     for header in ("model", "acc % (full)", "acc % (first N)", "file MB", "gzip MB", "gzip / first", "params", "MACs", "int8/float/hybrid kernel ops", "sparsity", "peak RSS MB"):
