@@ -16,7 +16,7 @@ from .errors import MissingDependencyError
 def import_keras():
     """Return ``(tf, keras)`` with keras being tf_keras (Keras 2)."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info chatter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ info and CUDA-probe chatter drowns progress
     try:
         import tensorflow as tf
         import tf_keras as keras
