@@ -253,6 +253,12 @@ class Pipeline:
             )
         return present
 
+    def _keras_verbose(self) -> int:
+        """Keras progress bars in a terminal; one line per epoch in a log file."""
+        if not self.config.verbose:
+            return 0
+        return 1 if sys.stdout.isatty() else 2
+
     # -- stages ----------------------------------------------------------------------
 
     def _baseline_inputs(self) -> dict[str, Any]:
@@ -283,9 +289,7 @@ class Pipeline:
             f"seed {settings['seed']})"
         )
         start = time.perf_counter()
-        model, history = train_baseline(
-            self.spec, data.x_train, data.y_train, **settings, verbose=self.config.verbose
-        )
+        model, history = train_baseline(self.spec, data.x_train, data.y_train, **settings, verbose=self._keras_verbose())
         written = save_baseline(model, self.run_dir)
         atomic_write_json(self.run_dir / "history.json", history)
         self.manifest.record(
@@ -326,7 +330,7 @@ class Pipeline:
                 x_train=data.x_train,
                 y_train=data.y_train,
                 seed=self.config.seed,
-                verbose=self.config.verbose,
+                verbose=self._keras_verbose(),
             )
         result = apply_recipe(technique, self._recipe_context, self.config.recipe_params.get(technique))
         atomic_write_bytes(self.run_dir / f"{technique}.tflite", result.tflite)

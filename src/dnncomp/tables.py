@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def _ms(value: float | None) -> str:
@@ -20,38 +15,19 @@ def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.3f}"
 
 
-def results_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per variant, units in the keys; shared by the console table and tests."""
-    rows = []
-    for variant in results.get("variants", []):
-        accuracy = variant.get("accuracy") or {}
-        latency = variant.get("latency") or {}
-        size = variant.get("size") or {}
-        rows.append(
-            {
-                "variant": variant["name"],
-                "runtime": variant.get("runtime", "litert"),
-                "acc_full_pct": None if accuracy.get("full") is None else 100 * accuracy["full"],
-                "acc_first_n_pct": None if accuracy.get("first_n") is None else 100 * accuracy["first_n"],
-                "first_n": accuracy.get("first_n_count"),
-                "p50_ms": latency.get("p50_ms"),
-                "p99_ms": latency.get("p99_ms"),
-                "threads": latency.get("threads"),
-                "file_bytes": size.get("file_bytes"),
-                "gzip_bytes": size.get("gzip_bytes"),
-                "sparsity": variant.get("sparsity"),
-            }
-        )
-    return rows
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
 
 
-def print_results(results: dict[str, Any], console: Console | None = None) -> None:
+def print_results(results: dict[str, Any], console=None) -> None:
+    from .measure import rich_console
+    from .results import flat_rows
     from .study import study_result
 
-    console = console or Console()
+    console = console or rich_console()
     dataset = results.get("dataset", "?")
-    rows = results_rows(results)
-    first_n = next((r["first_n"] for r in rows if r["first_n"]), 1000)
+    rows = flat_rows(results)
+    first_n = next((r["first_n_count"] for r in rows if r["first_n_count"]), 1000)
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)
     table = Table(
         title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s); study: Jetson Nano 2GB)",
@@ -77,8 +53,8 @@ def print_results(results: dict[str, Any], console: Console | None = None) -> No
         table.add_row(
             row["variant"],
             row["runtime"],
-            "-" if row["acc_full_pct"] is None else f"{row['acc_full_pct']:.2f}",
-            "-" if row["acc_first_n_pct"] is None else f"{row['acc_first_n_pct']:.2f}",
+            _pct(row["acc_full"]),
+            _pct(row["acc_first_n"]),
             _ms(row["p50_ms"]),
             _ms(row["p99_ms"]),
             _mb(row["file_bytes"]),
