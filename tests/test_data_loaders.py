@@ -176,19 +176,23 @@ def test_folder_mixed_sizes_resized_to_most_common(tmp_path):
     assert "16x20" in ds.meta["notes"][0]
 
 
+@pytest.mark.parametrize("mixed", [False, True])
 @pytest.mark.parametrize("executor", ["serial", "thread", "process"])
-def test_parallel_decoding_keeps_order(tmp_path, executor, monkeypatch):
+def test_parallel_decoding_keeps_order(tmp_path, executor, mixed, monkeypatch):
     import dnncomp.data.images as images
 
     monkeypatch.setattr(images, "PARALLEL_MIN_IMAGES", 1)
+    sizes = [(9, 7) if mixed and i == 5 else (8, 8) for i in range(150)]
     paths = []
-    for i in range(12):
+    for i, size in enumerate(sizes):
         paths.append(tmp_path / f"{i}.png")
-        image(i, (8, 8)).save(paths[-1])
+        image(i, size).save(paths[-1])
+    paths[70].write_bytes(b"not a png")
     decoded = decode_images(paths, executor=executor, workers=2)
-    assert not decoded.failures
+    assert decoded.failures == [(str(paths[70]), decoded.failures[0][1])] and decoded.arrays[70] is None
     for i, arr in enumerate(decoded.arrays):
-        assert np.array_equal(arr, np.asarray(image(i, (8, 8))))
+        if i != 70:
+            assert np.array_equal(arr, np.asarray(image(i, sizes[i])))
 
 
 def test_data_package_never_imports_tensorflow():

@@ -15,6 +15,7 @@ Images keep their stored size unless ``image_size`` is given (the study used
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import tempfile
 import zipfile
@@ -69,36 +70,35 @@ def find(location: Path) -> Optional[Path]:
     return None
 
 
-def _rows(csv_path: Path, delimiter: str, columns: tuple[str, ...]):
-    """Yield (row number, row dict) of an annotation CSV, checking it has ``columns``."""
+def _entries(csv_path: Path, delimiter: str, path_column: str, base: Path) -> list[ImageEntry]:
+    """The (image path, ClassId) rows of an annotation CSV; paths are relative to ``base``."""
+    prefix = str(base) + os.sep
+    entries = []
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter, skipinitialspace=True)
-            header = [h.strip() for h in reader.fieldnames or []]
-            absent = [c for c in columns if c not in header]
+            reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True)
+            header = [h.strip() for h in next(reader, [])]
+            absent = [c for c in (path_column, "ClassId") if c not in header]
             if absent:
                 raise DataError(
                     f"{csv_path}: no {', '.join(absent)} column (header: {delimiter.join(header) or 'empty'}); "
                     f"expected a {'semicolon' if delimiter == ';' else 'comma'}-separated GTSRB annotation file"
                 )
-            reader.fieldnames = header
+            path_at, label_at = header.index(path_column), header.index("ClassId")
             for number, row in enumerate(reader, start=2):
-                yield number, row
+                if not row:
+                    continue
+                name = row[path_at].strip() if len(row) > path_at else ""
+                label = row[label_at].strip() if len(row) > label_at else ""
+                if not name:
+                    raise DataError(f"{csv_path}: row {number} has an empty {path_column}")
+                if not label.isdigit() or int(label) >= NUM_CLASSES:
+                    raise DataError(f"{csv_path}: row {number} has ClassId {label!r}; expected an integer 0..{NUM_CLASSES - 1}")
+                entries.append(ImageEntry(prefix + name, int(label), (csv_path.name, number)))
     except OSError as exc:
         raise DataError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
     except (csv.Error, UnicodeDecodeError) as exc:
         raise DataError(f"{csv_path}: not a readable CSV file ({exc})") from None
-
-
-def _entries(csv_path: Path, delimiter: str, path_column: str, base: Path) -> list[ImageEntry]:
-    entries = []
-    for number, row in _rows(csv_path, delimiter, (path_column, "ClassId")):
-        name, label = (row.get(path_column) or "").strip(), (row.get("ClassId") or "").strip()
-        if not name:
-            raise DataError(f"{csv_path}: row {number} has an empty {path_column}")
-        if not label.isdigit() or int(label) >= NUM_CLASSES:
-            raise DataError(f"{csv_path}: row {number} has ClassId {label!r}; expected an integer 0..{NUM_CLASSES - 1}")
-        entries.append(ImageEntry(str(base / name), int(label), f"{csv_path.name} row {number}"))
     return entries
 
 

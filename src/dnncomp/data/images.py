@@ -72,6 +72,24 @@ def _decode_chunk(paths: Sequence[str], size, grey) -> tuple[list, list]:
     return arrays, failures
 
 
+def _decode_chunk_packed(paths: Sequence[str], size, grey) -> tuple:
+    """_decode_chunk for worker processes: same-shape images travel back as one array,
+    which pickles several times faster than a list of small ones."""
+    arrays, failures = _decode_chunk(paths, size, grey)
+    good = [a for a in arrays if a is not None]
+    if good and all(a.shape == good[0].shape for a in good):
+        return np.stack(good), [a is not None for a in arrays], failures
+    return arrays, None, failures
+
+
+def _unpack(result) -> tuple[list, list]:
+    packed, present, failures = result
+    if present is None:
+        return packed, failures
+    views = iter(packed)
+    return [next(views) if ok else None for ok in present], failures
+
+
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -123,7 +141,11 @@ def _decode_all(paths, size, grey, workers, executor, progress, description) -> 
                 pool = concurrent.futures.ThreadPoolExecutor(workers)
             else:
                 raise ValueError(f"executor must be 'process', 'thread' or 'serial', not {executor!r}")
-            results = pool.map(_decode_chunk, chunks, [size] * len(chunks), [grey] * len(chunks))
+            n = len(chunks)
+            results = (
+                map(_unpack, pool.map(_decode_chunk_packed, chunks, [size] * n, [grey] * n))
+                if executor == "process" else pool.map(_decode_chunk, chunks, [size] * n, [grey] * n)
+            )
         try:
             for chunk_paths, (chunk_arrays, chunk_failures) in zip(chunks, results):
                 arrays.extend(chunk_arrays)

@@ -4,9 +4,8 @@ then decode them in parallel or take the arrays from the decoded-array cache."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -18,11 +17,10 @@ from .images import RESIZE_METHOD, DecodedImages, check_failures, decode_images,
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
-class ImageEntry:
+class ImageEntry(NamedTuple):  # a tuple: GTSRB lists 52,000 of them on every load
     path: str
     label: int
-    named_by: str = ""  # where the file was listed, e.g. "GT-00000.csv row 3", for messages
+    listed_in: tuple[str, int] | None = None  # (annotation file name, row number), for messages
 
 
 def load_image_splits(
@@ -48,7 +46,7 @@ def load_image_splits(
     """
     entries = [e for split in SPLITS for e in splits[split]]
     stats = stat_files([e.path for e in entries] + [str(p) for p in annotation_files])
-    missing = [(e.path, f"listed in {e.named_by}, does not exist" if e.named_by else "does not exist")
+    missing = [(e.path, "listed in {} row {}, does not exist".format(*e.listed_in) if e.listed_in else "does not exist")
                for e, (_, size, _) in zip(entries, stats) if size == MISSING]
     if missing and not skip_bad:
         check_failures(DecodedImages([], missing), skip_bad=False)
