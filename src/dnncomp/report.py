@@ -528,8 +528,18 @@ def variant_colors(names: Iterable[str]) -> dict[str, str]:
 
 
 def _plain_log_axis(axis) -> None:
-    """Log scale with plain tick labels (0.5, 1, 2, 5) instead of 10^x."""
+    """Log-scale ticks with plain labels (0.5, 1, 2, 5) instead of 10^x, as dense as the axis has room for.
+
+    Call it after the data and margins are set: it reads the axis' current span.
+    """
     from matplotlib.ticker import FuncFormatter, LogLocator
+
+    lo, hi = sorted(axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    figure, box = axis.axes.figure, axis.axes.get_position()
+    inches = box.width * figure.get_figwidth() if axis.axis_name == "x" else box.height * figure.get_figheight()
+    room = 2.0 * inches if axis.axis_name == "x" else 3.0 * inches  # labels: wide on x, short on y
+    subs = next((s for s in ((1.0, 2.0, 5.0), (1.0, 3.0)) if decades * len(s) <= room), (1.0,))
 
     def fmt(value, _pos):
         if value <= 0:
@@ -538,7 +548,7 @@ def _plain_log_axis(axis) -> None:
             return f"{value:g}"
         return f"{value:.3g}"
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(fmt))
     axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
 
@@ -664,8 +674,8 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
         for (x0, y0), (x1, y1) in zip(zip(fx, fy), zip(fx[1:], fy[1:])):
             staircase += [((x0, y0), (x1, y0)), ((x1, y0), (x1, y1))]
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
     ax.margins(x=0.18, y=0.22)
+    _plain_log_axis(ax.xaxis)
     which = "full test set" if any(r.acc_full_pct is not None for r in points) else f"first {_first_n(points)} images"
     ax.set_ylabel(f"top-1 accuracy, % ({which})")
     if cost == "gzip_mb":
@@ -719,8 +729,8 @@ def plot_sizes(rows: list[VariantRow], path: Path, title: str) -> Path | None:
                 ax.annotate(f"{value:.2f}" if value < 10 else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value),
                             xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=FONT_SIZE - 1.5)
     ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
     ax.margins(y=0.15)
+    _plain_log_axis(ax.yaxis)
     ax.set_xticks(list(xs), [r.name + ("\n(.h5)" if not r.comparable else "") for r in rows])
     ax.set_ylabel("size, MB (1e6 bytes, log scale)")
     ax.set_title(title, loc="left")
@@ -776,6 +786,7 @@ def plot_latency(rows: list[VariantRow], path: Path, title: str) -> tuple[Path |
             ax.annotate(f"p50 {_ms(r.p50_ms)} ms", (right, y), xytext=(6, 0), textcoords="offset points",
                         ha="left", va="center", fontsize=FONT_SIZE - 1.5, color="#333")
     values = [v for r in rows for v in (r.samples_ms or [r.min_ms, r.p50_ms, r.max_ms, r.p99_ms]) if v]
+    ax.margins(x=0.12)
     if values and max(values) / max(min(values), 1e-9) > 15:
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
@@ -786,7 +797,6 @@ def plot_latency(rows: list[VariantRow], path: Path, title: str) -> tuple[Path |
     ax.set_ylim(-0.7, len(rows) - 0.3)
     threads = next((r.threads for r in rows if r.comparable and r.threads), None)
     ax.set_xlabel(f"latency per image, ms (batch 1, {_threads(threads)}{scale})")
-    ax.margins(x=0.12)
     ax.set_title(title, loc="left")
     ax.grid(axis="y", visible=False)
     from matplotlib.lines import Line2D
