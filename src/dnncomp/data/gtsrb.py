@@ -72,7 +72,7 @@ def find(location: Path) -> Optional[Path]:
 
 def _entries(csv_path: Path, delimiter: str, path_column: str, base: Path) -> list[ImageEntry]:
     """The (image path, ClassId) rows of an annotation CSV; paths are relative to ``base``."""
-    prefix = str(base) + os.sep
+    prefix, csv_name = str(base) + os.sep, csv_path.name
     entries = []
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
@@ -94,7 +94,7 @@ def _entries(csv_path: Path, delimiter: str, path_column: str, base: Path) -> li
                     raise DataError(f"{csv_path}: row {number} has an empty {path_column}")
                 if not label.isdigit() or int(label) >= NUM_CLASSES:
                     raise DataError(f"{csv_path}: row {number} has ClassId {label!r}; expected an integer 0..{NUM_CLASSES - 1}")
-                entries.append(ImageEntry(prefix + name, int(label), (csv_path.name, number)))
+                entries.append(ImageEntry(prefix + name, int(label), (csv_name, number)))
     except OSError as exc:
         raise DataError(f"{csv_path}: cannot read ({exc.strerror or exc})") from None
     except (csv.Error, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ def decode_images(
     if executor == "process":
         try:
             return _decode_all(paths, size, grey, workers, "process", progress, description)
-        except (concurrent.futures.process.BrokenProcessPool, PermissionError):
+        except (BrokenProcessPool, PermissionError):
             pass  # no worker processes allowed here (sandbox, restricted semaphores): use threads
         executor = "thread"
     return _decode_all(paths, size, grey, workers, executor, progress, description)
@@ -130,7 +131,7 @@ def _decode_all(paths, size, grey, workers, executor, progress, description) -> 
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     arrays: list = []
     failures: list = []
-    with progress_bar(show_progress(progress), description, total=len(paths)) as bar:
+    with progress_bar(show_progress(progress), description, total=len(paths)) as advance:
         if executor == "serial":
             results = map(lambda c: _decode_chunk(c, size, grey), chunks)
             pool = None
@@ -150,7 +151,7 @@ def _decode_all(paths, size, grey, workers, executor, progress, description) -> 
             for chunk_paths, (chunk_arrays, chunk_failures) in zip(chunks, results):
                 arrays.extend(chunk_arrays)
                 failures.extend(chunk_failures)
-                bar.advance(len(chunk_paths))
+                advance(len(chunk_paths))
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)

@@ -8,6 +8,7 @@ is renamed into place only after its checksum matches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from ..errors import DataError
 
@@ -74,48 +76,24 @@ def show_progress(progress: bool | None) -> bool:
     return progress
 
 
-class _NullBar:
-    def advance(self, amount: float) -> None:
-        pass
+@contextlib.contextmanager
+def progress_bar(enabled: bool, description: str, total: float | None, bytes_: bool = False) -> Iterator[Callable]:
+    """Yield ``advance(amount)`` for a rich progress bar on stderr (a no-op when not ``enabled``).
 
-
-class _RichBar:
-    def __init__(self, progress, task):
-        self._progress, self._task = progress, task
-
-    def advance(self, amount: float) -> None:
-        self._progress.advance(self._task, amount)
-
-
-class progress_bar:
-    """A rich progress bar on stderr, or nothing when ``enabled`` is false.
-
-    ``with progress_bar(True, "decoding", total=n) as bar: bar.advance(k)``; ``bytes_=True``
-    shows transfer size and speed instead of counts.
+    ``bytes_=True`` shows transfer size and speed instead of counts.
     """
+    if not enabled:
+        yield lambda amount: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
 
-    def __init__(self, enabled: bool, description: str, total: float | None, bytes_: bool = False):
-        self.enabled, self.description, self.total, self.bytes_ = enabled, description, total, bytes_
-        self._progress = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return _NullBar()
-        from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
-
-        columns = [TextColumn("{task.description}"), BarColumn()]
-        columns += [DownloadColumn(), TransferSpeedColumn()] if self.bytes_ else [MofNCompleteColumn()]
-        columns.append(TimeRemainingColumn())
-        self._progress = Progress(*columns, console=Console(stderr=True), transient=False)
-        self._progress.start()
-        return _RichBar(self._progress, self._progress.add_task(self.description, total=self.total))
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.stop()
-        return False
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    columns += [DownloadColumn(), TransferSpeedColumn()] if bytes_ else [MofNCompleteColumn()]
+    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda amount: progress.advance(task, amount)
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -139,11 +117,11 @@ def download(resource: Resource, dest_dir: Path, progress: bool | None = None) -
         with urlopen(resource.url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(part, "wb") as out:
             length = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
             total = int(length) if length and length.isdigit() else None
-            with progress_bar(show_progress(progress), f"downloading {resource.filename}", total, bytes_=True) as bar:
+            with progress_bar(show_progress(progress), f"downloading {resource.filename}", total, bytes_=True) as advance:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     digest.update(block)
-                    bar.advance(len(block))
+                    advance(len(block))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
