@@ -65,3 +65,38 @@ def weight_arrays(tflite: bytes, op_name: str) -> list[np.ndarray]:
         if op["op_name"] == op_name:
             out.append(np.array(it.get_tensor(op["inputs"][1])))
     return out
+
+
+@lru_cache(maxsize=None)
+def tiny_baseline_with_unsupported_layer() -> tuple[Path, np.ndarray, np.ndarray]:
+    """A study-mnist-shaped model with a LayerNormalization, which TFMOT's 8-bit QAT does not support."""
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            layers.Reshape((28, 28, 1), name="reshape"),
+            layers.Conv2D(8, 3, activation="relu", name="conv"),
+            layers.MaxPooling2D(2, name="pool"),
+            layers.LayerNormalization(name="layer_norm"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(10, name="logits"),
+        ]
+    )
+    run_dir = Path(tempfile.mkdtemp(prefix="dnncomp-tiny-unsupported-"))
+    atexit.register(shutil.rmtree, run_dir, ignore_errors=True)
+    model.save(run_dir / "baseline.keras")
+    x, y = random_mnist_like(64)
+    return run_dir / "baseline.keras", x, y
+
+
+def sparse_tensors(tflite: bytes) -> list[str]:
+    """Names of the tensors stored in the flatbuffer's sparse format (they feed DENSIFY ops)."""
+    return [t["name"] for t in interpreter(tflite).get_tensor_details() if t.get("sparsity_parameters")]
+
+
+def max_unique_per_output_channel(weights: np.ndarray) -> int:
+    """LiteRT kernels keep output channels first (CONV_2D [out, kh, kw, in], FULLY_CONNECTED [out, in])."""
+    return max(np.unique(channel).size for channel in weights.reshape(weights.shape[0], -1))

@@ -197,10 +197,12 @@ def register_recipe(name: str, *, description: str, params: dict[str, Param | An
         if name in _RECIPES:
             raise ValueError(f"recipe {name!r} is already registered")
         specs = {key: value if isinstance(value, Param) else Param(value) for key, value in (params or {}).items()}
-        keywords = {
-            key for key, p in inspect.signature(function).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
-        if keywords != set(specs):  # a recipe's declared parameters are exactly its keyword arguments
+        signature = inspect.signature(function).parameters.values()
+        keywords = {p.name for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
+        # A recipe's declared parameters are exactly its keyword arguments; one that forwards
+        # **shared parameters to a stage (combine.py) must still name each of its own.
+        if keywords != set(specs) and not (forwards and keywords <= set(specs)):
             raise ValueError(f"recipe {name!r}: params {sorted(specs)} do not match the function's keywords {sorted(keywords)}")
         _RECIPES[name] = Recipe(name=name, function=function, description=description, params=specs)
         return function
@@ -261,35 +263,102 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
 
 
 def kernel_stats(model) -> dict[str, dict[str, Any]]:
-    """Per layer with a kernel: shape, zero fraction and number of unique values."""
+    """Per layer with a kernel: shape, zero fraction, unique values, and the most unique values in one output channel.
+
+    Keras kernels keep output channels on the last axis (Conv2D ``[kh, kw, in, out]``,
+    Dense ``[in, out]``), which is where per-channel clustering and quantization count.
+    """
     stats = {}
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue
         values = np.asarray(kernel.numpy())
+        channels = values.reshape(-1, values.shape[-1]) if values.ndim > 1 else values.reshape(-1, 1)
         stats[layer.name] = {
             "shape": list(values.shape),
             "sparsity": float(np.mean(values == 0)),
             "unique_values": int(np.unique(values).size),
+            "max_unique_per_channel": int(max(np.unique(channels[:, c]).size for c in range(channels.shape[1]))),
         }
     return stats
+
+
+def representative_inputs(ctx: RecipeContext, samples: int) -> np.ndarray:
+    """A seeded random sample of the training inputs (``ctx.seed``) for post-training calibration."""
+    inputs = ctx.inputs
+    count = max(1, min(int(samples), len(inputs)))
+    index = np.sort(np.random.default_rng(ctx.seed).choice(len(inputs), size=count, replace=False))
+    return inputs[index]
+
+
+@dataclass
+class WrappedModel:
+    """A clone of a model with some layers wrapped by a TFMOT technique, and what was left alone and why."""
+
+    model: Any
+    wrapped: list[str]
+    left_alone: dict[str, str]
+
+
+def wrap_layers(model, wrap: Callable[[Any], Any], *, applies_to: Callable[[Any], bool]) -> WrappedModel:
+    """Clone ``model`` with ``wrap(layer)`` applied to each layer for which ``applies_to(layer)`` holds.
+
+    This is TFMOT's documented way to apply a technique to some layers only
+    (``clone_model(..., clone_function=...)``): a layer the technique cannot handle
+    (``wrap`` raises ValueError, RuntimeError or NotImplementedError, as TFMOT does for
+    unsupported layers) stays as it is and is reported, instead of failing the whole model.
+    The clone shares the layers' weights with ``model``: pass a freshly loaded model.
+    """
+    from ..keras_env import import_keras
+
+    _, keras = import_keras()
+    wrapped: list[str] = []
+    left_alone: dict[str, str] = {}
+
+    def clone_function(layer):
+        if isinstance(layer, keras.layers.InputLayer) or not applies_to(layer):
+            return layer
+        try:
+            result = wrap(layer)
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            left_alone[layer.name] = f"{type(layer).__name__}: {_first_line(exc)}"
+            return layer
+        wrapped.append(layer.name)
+        return result
+
+    clone = keras.models.clone_model(model, clone_function=clone_function)
+    return WrappedModel(model=clone, wrapped=wrapped, left_alone=left_alone)
+
+
+def has_weights(layer) -> bool:
+    return bool(layer.trainable_weights)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 # Registration happens on import; the modules import TensorFlow only inside recipes.
 from . import quantize as _quantize  # noqa: E402,F401
 from . import prune as _prune  # noqa: E402,F401
 from . import cluster as _cluster  # noqa: E402,F401
+from . import ptq as _ptq  # noqa: E402,F401
+from . import combine as _combine  # noqa: E402,F401
 
 __all__ = [
     "Param",
     "Recipe",
     "RecipeContext",
     "RecipeResult",
+    "WrappedModel",
     "apply_recipe",
     "fine_tune",
     "get_recipe",
     "kernel_stats",
     "list_recipes",
     "register_recipe",
+    "representative_inputs",
+    "wrap_layers",
 ]
