@@ -47,7 +47,7 @@ RUNS = {
 KERNEL_OPS = ("CONV_2D", "FULLY_CONNECTED")
 
 
-# ---- registry (no TensorFlow) ------------------------------------------------------------------
+# ---- registry and CLI (no TensorFlow) ----------------------------------------------------------
 
 
 def test_every_catalogue_recipe_is_registered_with_the_study_budget():
@@ -80,6 +80,37 @@ def test_every_catalogue_recipe_is_registered_with_the_study_budget():
 def test_bad_catalogue_parameters_raise_recipe_error(recipe, params, message):
     with pytest.raises(RecipeError, match=message):
         get_recipe(recipe).resolve_params(params)
+
+
+def test_recipes_command_lists_every_recipe_with_its_defaults(capsys):
+    from dnncomp.cli import main
+
+    assert main(["recipes", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in listed] == [r.name for r in list_recipes()]
+    assert listed[[r["name"] for r in listed].index("pcqat")]["params"]["number_of_clusters"]["default"] == 8
+    assert main(["recipes"]) == 0
+    table = capsys.readouterr().out
+    for recipe in list_recipes():
+        assert recipe.name in table
+    assert main(["recipes", "prune-2x4"]) == 0
+    assert "fallback_sparsity=0.5" in capsys.readouterr().out
+    assert main(["recipes", "prune-3x4"]) == 2
+    assert "unknown recipe" in capsys.readouterr().err
+
+
+def test_compress_params_and_model_inference(tmp_path):
+    from dnncomp.cli import _model_for_baseline, _parse_key_values
+
+    assert _parse_key_values(("final_sparsity=0.9", "prune.end_step=20"), "prune") == {"final_sparsity": "0.9", "end_step": "20"}
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        _parse_key_values(("cluster.end_step=20",), "prune")
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        _parse_key_values(("end_step",), "prune")
+    in_run = tmp_path / "runs" / "cifar10" / "study-cifar10" / "baseline.keras"
+    assert _model_for_baseline(in_run, "cifar10", None) == "study-cifar10"
+    assert _model_for_baseline(tmp_path / "baseline.keras", "gtsrb", None) == "study-gtsrb"
+    assert _model_for_baseline(in_run, "cifar10", "study") == "study-cifar10"
 
 
 def test_m_by_n_violations_counts_groups_along_the_input_channels():
@@ -352,3 +383,43 @@ def test_a_schedule_longer_than_the_fine_tuning_is_refused_before_training(catal
         apply_recipe("prune-ptq-int8", catalogue["ctx"], {})  # end_step 1000 > 256 images / 32
     with pytest.raises(RecipeError, match="multiple of frequency"):
         apply_recipe("pqat", catalogue["ctx"], {"end_step": "5", "frequency": "2"})
+
+
+# ---- dnncomp compress, end to end ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, monkeypatch, capsys):
+    import dnncomp.data
+    from dnncomp.cli import main
+    from dnncomp.data import Dataset
+    from dnncomp.fileio import sha256_file
+    from tinymodels import tiny_baseline
+
+    baseline_path, x, y = tiny_baseline()
+    loads = []
+
+    def load_dataset(name, data_dir=None, image_size=None, **_):
+        loads.append((name, image_size))
+        return Dataset(name=name, x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], class_names=[str(i) for i in range(10)])
+
+    monkeypatch.setattr(dnncomp.data, "load_dataset", load_dataset)
+    before = sha256_file(baseline_path)
+    out, info_json = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
+    code = main([
+        "compress", str(baseline_path), "--dataset", "mnist", "--recipe", "prune", "--param", "end_step=4",
+        "--param", "prune.frequency=1", "--out", str(out), "--json", str(info_json), "--quiet",
+    ])
+    printed = capsys.readouterr().out
+    assert code == 0 and loads == [("mnist", (28, 28))]
+    assert out.read_bytes()[4:8] == b"TFL3" and sha256_file(baseline_path) == before
+    assert "pruned (4): conv2d 80.0%" in printed and "left alone: none" in printed and "schedule completed" in printed
+    assert "sparsity (kernels) 0.800" in printed
+    record = json.loads(info_json.read_text())
+    assert record["model"] == "study-mnist" and record["info"]["params"]["end_step"] == 4
+
+    assert main(["compress", str(baseline_path), "--dataset", "mnist", "--recipe", "prune", "--param", "end_stp=4"]) == 2
+    assert "unknown parameter(s) end_stp" in capsys.readouterr().err
+    assert main(["compress", str(tmp_path / "none.keras"), "--dataset", "mnist", "--recipe", "float"]) == 2
+    assert "baseline not found" in capsys.readouterr().err
+    assert len(loads) == 1  # refused before loading any data

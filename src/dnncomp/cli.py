@@ -284,6 +284,122 @@ def inspect_command(models, json_path):
 
 # ---- compress / recipes --------------------------------------------------------------
 
+
+def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
+    """``--param final_sparsity=0.9`` (or ``prune.final_sparsity=0.9``, as ``dnncomp run`` takes it)."""
+    from .errors import RecipeError
+
+    params: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        prefix, dot, name = key.strip().rpartition(".")
+        if not sep or not name or (dot and prefix != recipe):
+            raise RecipeError(f"--param {item!r}: expected KEY=VALUE (or {recipe}.KEY=VALUE), e.g. final_sparsity=0.9")
+        params[name] = value.strip()
+    return params
+
+
+def _model_for_baseline(baseline: Path, dataset: str, model: str | None) -> str:
+    """--model, else the <model> of runs/<dataset>/<model>/baseline.keras, else study-<dataset>."""
+    from .models import list_models, resolve_model_name
+
+    if model:
+        return resolve_model_name(model, dataset)
+    from_path = baseline.resolve().parent.name
+    if any(spec.name == from_path and spec.dataset == dataset for spec in list_models()):
+        return from_path
+    return resolve_model_name(None, dataset)
+
+
+@app.command("compress")
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Training data for fine-tuning and calibration: mnist, cifar10, gtsrb, folder:<path>.")
+@click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--model", default=None,
+              help="Architecture of the baseline. Default: from runs/<dataset>/<model>/baseline.keras, else study-<DATASET>.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds training and the calibration sample.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
+@click.option("--quiet", is_flag=True, help="No training progress.")
+def compress_command(baseline, dataset, recipe, params, out, data_dir, model, seed, json_path, quiet):
+    """Compress a saved Keras baseline with one recipe and write the LiteRT flatbuffer.
+
+    The baseline file is only read. Prints what the recipe changed and left alone
+    (sparsity, unique values, quantized layers) and what the flatbuffer holds.
+    """
+    from .anatomy import anatomy_lines, inspect_model
+    from .compress import RecipeContext, apply_recipe, get_recipe
+    from .compress.summary import summary_lines
+    from .data import load_dataset
+    from .errors import ModelError
+    from .fileio import atomic_write_bytes, atomic_write_json
+    from .models import get_model_spec
+
+    overrides = _parse_key_values(params, recipe)
+    get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
+    if not baseline.is_file():
+        raise ModelError(f"{baseline}: baseline not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file")
+    spec = get_model_spec(_model_for_baseline(baseline, dataset, model))
+    data = load_dataset(dataset, data_dir=data_dir, image_size=tuple(spec.image_size))
+    if data.num_classes != spec.num_classes:
+        raise ModelError(f"{spec.name} has {spec.num_classes} outputs but {dataset} has {data.num_classes} classes; pass --model")
+    ctx = RecipeContext(baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1)
+    result = apply_recipe(recipe, ctx, overrides)
+    out = out or Path(f"{recipe}.tflite")
+    atomic_write_bytes(out, result.tflite)
+    for line in summary_lines(result.info):
+        click.echo(line)
+    click.echo(f"flatbuffer {out} ({spec.name}):")
+    for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
+        click.echo("  " + line)
+    if json_path:
+        atomic_write_json(json_path, {"baseline": str(baseline), "dataset": dataset, "model": spec.name, "out": str(out), "info": result.info})
+        click.echo(f"wrote {json_path}")
+
+
+@app.command("recipes")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def recipes_command(names, as_json):
+    """Every compression recipe (or the NAMES given): what it does, its parameters and their defaults.
+
+    Use one with `dnncomp compress BASELINE --recipe NAME --param KEY=VALUE` or
+    `dnncomp run DATASET --techniques NAME,... --param NAME.KEY=VALUE`.
+    """
+    import json
+
+    from .compress import get_recipe, list_recipes
+
+    described = [recipe.describe() for recipe in ([get_recipe(n) for n in names] if names else list_recipes())]
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    if names:  # one recipe at a time, with what each parameter means
+        for recipe in described:
+            click.echo(f"{recipe['name']}: {recipe['description']}")
+            for key, p in recipe["params"].items():
+                allowed = f"one of {', '.join(map(str, p['choices']))}" if "choices" in p else p["type"]
+                click.echo(f"  {key}={p['default']}  ({allowed})  {p['help']}")
+        return
+    from rich.table import Table
+
+    from .measure import rich_console
+
+    table = Table(show_lines=True)
+    table.add_column("recipe", no_wrap=True)
+    table.add_column("what it does", ratio=3)
+    table.add_column("parameters (default)", ratio=2)
+    for recipe in described:
+        params = "\n".join(
+            f"{key}={p['default']}" + (f" ({'|'.join(map(str, p['choices']))})" if "choices" in p else f" ({p['type']})")
+            for key, p in recipe["params"].items()
+        )
+        table.add_row(recipe["name"], recipe["description"], params or "none")
+    rich_console().print(table)
+
+
 # ---- report / reproduce --------------------------------------------------------------
 
 
