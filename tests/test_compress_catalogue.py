@@ -17,7 +17,7 @@ from dnncomp.models import get_model_spec
 
 CATALOGUE = [
     "ptq-dynamic", "ptq-int8", "ptq-int8-io", "ptq-fp16", "ptq-int16x8",
-    "prune-sparse", "prune-2x4", "prune-ptq-int8", "prune-ptq-int8-sparse", "pqat",
+    "prune-sparse", "prune-2x4", "prune-ptq-int8", "pqat",
     "cluster-per-channel", "cluster-sparse", "cluster-ptq-int8", "cqat", "pcqat",
 ]
 TRAINING_RECIPES = [name for name in CATALOGUE if not name.startswith("ptq-")]
@@ -36,7 +36,6 @@ RUNS = {
     "prune-sparse": ("prune-sparse", PRUNE_TINY),
     "prune-2x4": ("prune-2x4", {}),
     "prune-ptq-int8": ("prune-ptq-int8", {**PRUNE_TINY, **CALIBRATION}),
-    "prune-ptq-int8-sparse": ("prune-ptq-int8-sparse", {**PRUNE_TINY, **CALIBRATION}),
     "pqat": ("pqat", PRUNE_TINY),
     "cluster-per-channel": ("cluster-per-channel", {"number_of_clusters": "4"}),
     "cluster-sparse": ("cluster-sparse", PRUNE_TINY),
@@ -261,15 +260,14 @@ def test_2x4_pattern_holds_in_every_group_of_the_flatbuffer_kernels(catalogue):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("label, dense_mode", [("prune-sparse", "float"), ("prune-ptq-int8-sparse", "int8")])
-def test_sparse_format_really_stores_sparse_tensors(catalogue, label, dense_mode):
+def test_sparse_format_really_stores_sparse_tensors(catalogue):
     from dnncomp.compress.quantize import convert
     from tinymodels import interpreter, ops_with_input_dtypes, sparse_tensors
 
-    result = catalogue["results"][label]
+    result = catalogue["results"]["prune-sparse"]
     assert len(sparse_tensors(result.tflite)) == 4 and result.info["sparse_tensors"] == 4
     assert [op for op, _ in ops_with_input_dtypes(result.tflite)].count("DENSIFY") == 4
-    dense, _ = convert(result.keras_model, catalogue["ctx"], mode=dense_mode, representative_samples=32)
+    dense, _ = convert(result.keras_model, catalogue["ctx"], mode="float")
     assert sparse_tensors(dense) == []
     assert len(result.tflite) < 0.7 * len(dense)
     # same weights, same answers: the sparse format is storage only
@@ -282,6 +280,15 @@ def test_sparse_format_really_stores_sparse_tensors(catalogue, label, dense_mode
         it.invoke()
         outputs.append(it.get_tensor(out["index"]))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.slow
+def test_int8_sparse_format_is_refused_while_xnnpack_cannot_run_it(catalogue):
+    from dnncomp.compress.quantize import convert
+
+    # ai-edge-litert 2.3.0 (constraints.txt): XNNPACK fails to prepare FULLY_CONNECTED fed by int8 DENSIFY weights
+    with pytest.raises(RecipeError, match="does not run in LiteRT with its default XNNPACK delegate"):
+        convert(catalogue["results"]["prune-sparse"].keras_model, catalogue["ctx"], mode="int8", representative_samples=8, sparse_format=True)
 
 
 @pytest.mark.slow

@@ -15,7 +15,6 @@ stripped before the next starts:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from . import Param, RecipeContext, RecipeResult, register_recipe
@@ -43,6 +42,12 @@ def _result(stages: dict[str, dict[str, Any]], tflite: bytes, conversion: dict[s
 # ---- pruning + quantization ----------------------------------------------------------------
 
 
+@register_recipe(
+    "prune-ptq-int8",
+    description="Pruning (as the prune recipe), stripped, then full-integer int8 post-training quantization calibrated "
+    "on a seeded training sample: zeros stay zeros in int8, so the file is ~4x smaller and compresses further.",
+    params={**SCHEDULE_PARAMS, **TRAINING_PARAMS, "representative_samples": REPRESENTATIVE_PARAM, "io_dtype": IO_PARAM, "sparse_format": SPARSE_PARAM},
+)
 def prune_then_ptq_int8_recipe(
     ctx: RecipeContext, *, representative_samples: int, io_dtype: str, sparse_format: bool, epochs: int, batch_size: int, **schedule
 ) -> RecipeResult:
@@ -51,21 +56,6 @@ def prune_then_ptq_int8_recipe(
         pruned, ctx, mode="int8", io_dtype=io_dtype, representative_samples=representative_samples, sparse_format=sparse_format
     )
     return _result({"pruning": pruning}, tflite, conversion, pruned)
-
-
-PRUNE_PTQ_PARAMS = {**SCHEDULE_PARAMS, **TRAINING_PARAMS, "representative_samples": REPRESENTATIVE_PARAM, "io_dtype": IO_PARAM}
-_PRUNE_PTQ_DESCRIPTION = (
-    "Pruning (as the prune recipe), stripped, then full-integer int8 post-training quantization calibrated on a "
-    "seeded training sample: zeros stay zeros in int8, so the file is ~4x smaller and compresses further."
-)
-register_recipe(
-    "prune-ptq-int8", description=_PRUNE_PTQ_DESCRIPTION, params={**PRUNE_PTQ_PARAMS, "sparse_format": SPARSE_PARAM}
-)(prune_then_ptq_int8_recipe)
-register_recipe(
-    "prune-ptq-int8-sparse",
-    description=_PRUNE_PTQ_DESCRIPTION + " Sparse weight format on (Optimize.EXPERIMENTAL_SPARSITY with DEFAULT).",
-    params={**PRUNE_PTQ_PARAMS, "sparse_format": replace(SPARSE_PARAM, default=True)},
-)(prune_then_ptq_int8_recipe)
 
 
 @register_recipe(

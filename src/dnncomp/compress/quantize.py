@@ -27,7 +27,8 @@ IO_PARAM = Param("float32", "input and output dtype of the flatbuffer (int8/uint
 SPARSE_PARAM = Param(
     False,
     "also store sparse weights in the flatbuffer's sparse format (converter Optimize.EXPERIMENTAL_SPARSITY); "
-    "the converter only does so for tensors it finds sparse enough",
+    "the converter only does so for tensors it finds sparse enough. Refused when LiteRT's default interpreter "
+    "cannot run the result (int8 sparse weights under ai-edge-litert 2.3.0's XNNPACK)",
 )
 REPRESENTATIVE_PARAM = Param(
     DEFAULT_REPRESENTATIVE_SAMPLES, "training images (a seeded random sample) that calibrate the activation ranges", minimum=1
@@ -91,7 +92,35 @@ def convert(
             tflite = to_tflite(model, supported_ops=[_STRICT_OPS[mode], "TFLITE_BUILTINS"], **options)
     else:
         tflite = to_tflite(model, **options)
+    if sparse_format:
+        _check_runs_with_default_delegate(tflite, mode)
     return tflite, {**info, **_flatbuffer_facts(tflite, integer=mode in ("int8", "int16x8", "qat"), sparse_format=sparse_format)}
+
+
+def _check_runs_with_default_delegate(tflite: bytes, mode: str) -> None:
+    """Refuse a sparse-format flatbuffer that LiteRT's default interpreter (with XNNPACK) cannot run.
+
+    ai-edge-litert 2.3.0's XNNPACK delegate fails to prepare FULLY_CONNECTED ops fed by
+    int8 DENSIFY weights; such a file would pass conversion and break every evaluation.
+    """
+    import numpy as np
+
+    from ..errors import RecipeError
+    from ..evaluate import open_interpreter
+
+    try:
+        interpreter = open_interpreter(tflite)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()
+    except Exception as exc:  # LiteRT raises RuntimeError or ValueError with the delegate's message
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise RecipeError(
+            f"sparse_format: the {mode} flatbuffer with sparse weights does not run in LiteRT with its default XNNPACK "
+            f"delegate ({message}); leave sparse_format off for {mode} models (their dense file gzips as small) "
+            "or use it with the float recipes (prune-sparse, cluster-sparse)"
+        ) from exc
 
 
 def _flatbuffer_facts(tflite: bytes, *, integer: bool, sparse_format: bool) -> dict[str, Any]:
