@@ -342,6 +342,41 @@ def test_clustering_survives_int8(catalogue, label, clusters, sparsity):
             assert np.mean(weights == 0) == pytest.approx(sparsity, abs=0.01), (label, op)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["study-cifar10", "study-gtsrb"])
+def test_2x4_and_integer_io_on_the_colour_models(model_name, tmp_path):
+    """Three input channels get the unstructured fallback; softmax outputs survive int8 input and output."""
+    from dnncomp.compress.prune import m_by_n_violations
+    from dnncomp.train import save_baseline, train_baseline
+    from tinymodels import interpreter
+
+    spec = get_model_spec(model_name)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(32, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, spec.num_classes, size=32)
+    model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0)
+    save_baseline(model, tmp_path, formats=("keras",))
+    ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=spec, x_train=x, y_train=y)
+
+    pruned = apply_recipe("prune-2x4", ctx)
+    first_conv = model.layers[0].name
+    assert pruned.info["unstructured_fallback_layers"] == {first_conv: 0.5}
+    assert len(pruned.info["structured_layers"]) == 5  # three more convolutions and both dense layers
+    for op, weights in _kernels(pruned.tflite)[1:]:
+        assert m_by_n_violations(weights) == 0, op
+
+    result = apply_recipe("ptq-int8-io", ctx, CALIBRATION)
+    it = interpreter(result.tflite)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert inp["dtype"] == out["dtype"] == np.int8 and tuple(out["shape"]) == (1, spec.num_classes)
+    scale, zero = inp["quantization"]
+    it.set_tensor(inp["index"], np.clip(np.round(ctx.inputs[:1] / scale + zero), -128, 127).astype(np.int8))
+    it.invoke()
+    out_scale, out_zero = out["quantization"]
+    probabilities = (it.get_tensor(out["index"]).astype(np.float32) - out_zero) * out_scale
+    assert probabilities.sum() == pytest.approx(1.0, abs=0.05)  # the softmax survived
+
+
 # ---- layers a technique cannot handle, and refusals ------------------------------------------
 
 

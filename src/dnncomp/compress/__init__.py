@@ -249,6 +249,7 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
     from ..train import compile_for_training
 
     compile_for_training(model, ctx.spec, learning_rate)
+    start = time.perf_counter()
     history = model.fit(
         ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
     )
@@ -259,6 +260,7 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
         "steps": steps,
         "examples": int(len(ctx.labels)),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "wall_s": round(time.perf_counter() - start, 3),
     }
 
 

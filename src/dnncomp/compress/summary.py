@@ -37,7 +37,8 @@ def _stage_lines(stage: dict[str, Any]) -> list[str]:
         last = ", ".join(f"{key} {values[-1]:.4f}" for key, values in history.items() if values)
         lines.append(
             f"fine-tuned {training['epochs']} epoch(s): {training['steps']} steps of batch {training['batch_size']} "
-            f"on {training['examples']} images" + (f"; final {last}" if last else "")
+            f"on {training['examples']} images" + (f" in {training['wall_s']:.1f} s" if "wall_s" in training else "")
+            + (f"; final {last}" if last else "")
         )
     if "pruned_layers" in stage:
         sparsity = stage.get("kernel_sparsity", {})
