@@ -1,9 +1,14 @@
-"""Baseline training with the study's settings, saving and safe loading, and the study's Keras timing.
+"""Baseline training with the study's settings or a scheduled recipe, saving and safe loading, and the study's Keras timing.
 
 Study settings (SPEC.md): Adam with Keras' default learning rate, sparse categorical
 cross-entropy, batch 32, up to 50 epochs, early stopping on validation accuracy with
 patience 5 restoring the best weights; validation is the last 20% of the training
 set (GTSRB: a seeded random 25%). Every setting can be overridden.
+
+Models whose spec carries a ``recipe`` in its training defaults (the improved and
+tiny families) train with :func:`train_scheduled` instead: SGD with Nesterov
+momentum, warm-up and cosine decay over a fixed epoch budget, decoupled weight decay,
+label smoothing, and per-dataset augmentation in a tf.data pipeline.
 
 TensorFlow is imported inside the functions, through dnncomp.keras_env.
 """
@@ -49,16 +54,19 @@ def training_settings(
     """
     spec = _as_spec(spec)
     defaults = spec.training
+    patience = defaults["patience"] if patience is None else patience
     settings = {
         "epochs": int(defaults["epochs"] if epochs is None else epochs),
         "batch_size": int(defaults["batch_size"] if batch_size is None else batch_size),
-        "patience": int(defaults["patience"] if patience is None else patience),
+        "patience": None if patience is None else int(patience),  # None: no early stopping (scheduled recipes)
         "validation": str(defaults["validation"] if validation is None else validation),
         "seed": int(seed),
     }
-    if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["patience"] < 0:
+    if settings["epochs"] < 1 or settings["batch_size"] < 1 or (settings["patience"] or 0) < 0:
         raise ModelError(f"training settings {settings}: epochs and batch size must be >= 1 and patience >= 0")
     parse_validation(settings["validation"])
+    if defaults.get("recipe"):  # the study's models have none: their settings stay exactly the study's five keys
+        settings["recipe"] = check_recipe(defaults["recipe"])
     return settings
 
 
@@ -125,8 +133,16 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = None) -> None:
-    """The study's compile: Adam (Keras' default learning rate unless given), sparse CE, accuracy."""
+    """The study's compile: Adam, sparse CE, accuracy; what compression recipes fine-tune with.
+
+    The learning rate is ``learning_rate`` if given, else the spec's
+    ``fine_tune_learning_rate`` if it has one (the scheduled models: their training
+    ends at a learning rate near zero, and Adam's default would undo it), else Keras'
+    default, as the study had it.
+    """
     _, keras = _keras()
+    if learning_rate is None:
+        learning_rate = spec.training.get("fine_tune_learning_rate")
     optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(
         optimizer=optimizer,
@@ -148,14 +164,23 @@ def train_baseline(
     learning_rate: float | None = None,
     deterministic: bool = False,
     verbose: int = 1,
+    recipe: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train a fresh model of ``spec`` on raw uint8 images; return ``(model, history)``.
 
+    Without ``recipe``, the study's training: Adam, batch 32 by default, early stopping
+    on ``val_accuracy`` with ``patience``, restoring the best epoch's weights.
     ``validation`` defaults to the spec's (``last:0.2``; GTSRB ``random:0.25`` seeded
-    with ``seed``). Early stopping watches ``val_accuracy`` and restores the best
-    epoch's weights. ``history`` is Keras' per-epoch history as plain floats.
+    with ``seed``). With a ``recipe`` (what :func:`training_settings` gives for the
+    improved and tiny models), :func:`train_scheduled`. ``history`` is Keras' per-epoch
+    history as plain floats.
     """
     spec = _as_spec(spec)
+    if recipe:
+        return train_scheduled(
+            spec, x_train, y_train, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+            validation=validation, learning_rate=learning_rate, deterministic=deterministic, verbose=verbose, recipe=recipe,
+        )
     _, keras = _keras()
     validation = spec.training["validation"] if validation is None else validation
     if len(x_train) != len(y_train):
@@ -189,6 +214,152 @@ def train_baseline(
         verbose=verbose,
     )
     return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+# ---- the scheduled recipe of the improved and tiny models --------------------------
+
+RECIPE_KEYS = {"name", "learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing", "augment"}
+
+
+def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A scheduled-training recipe (see :func:`dnncomp.models.scheduled_training`), checked, as plain JSON."""
+    from .augment import check_augment
+
+    recipe = dict(recipe)
+    unknown = sorted(set(recipe) - RECIPE_KEYS)
+    missing = sorted(RECIPE_KEYS - set(recipe))
+    if unknown or missing:
+        raise ModelError(f"training recipe: unknown key(s) {unknown}, missing key(s) {missing}; expected {sorted(RECIPE_KEYS)}")
+    if recipe["name"] != "sgd-nesterov-cosine":
+        raise ModelError(f"training recipe {recipe['name']!r}: the only one is 'sgd-nesterov-cosine'")
+    checked: dict[str, Any] = {"name": recipe["name"]}
+    for key in ("learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing"):
+        value = float(recipe[key])
+        if not math.isfinite(value) or value < 0 or (key != "learning_rate" and value >= 1):
+            raise ModelError(f"training recipe {key} = {recipe[key]!r}: expected a number >= 0 (and < 1 except learning_rate)")
+        checked[key] = value
+    checked["augment"] = check_augment(recipe["augment"])
+    return checked
+
+
+def scheduled_optimizer(recipe: dict[str, Any], total_steps: int, learning_rate: float | None = None):
+    """SGD with Nesterov momentum, linear warm-up then cosine decay to zero, decoupled weight decay on kernels."""
+    _, keras = _keras()
+    peak = float(recipe["learning_rate"] if learning_rate is None else learning_rate)
+    total_steps = max(1, int(total_steps))
+    warmup_steps = min(total_steps - 1, int(round(recipe["warmup_fraction"] * total_steps)))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10.0 if warmup_steps else peak,
+        decay_steps=total_steps - warmup_steps,
+        alpha=0.0,
+        warmup_target=peak if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=recipe["momentum"],
+        nesterov=True,
+        weight_decay=recipe["weight_decay"] or None,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def train_scheduled(
+    spec: ModelSpec | str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    recipe: dict[str, Any],
+    patience: int | None = None,
+    seed: int = 0,
+    validation: str | None = None,
+    learning_rate: float | None = None,
+    deterministic: bool = False,
+    verbose: int = 1,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Train a fresh model of ``spec`` with a scheduled recipe; return ``(model, history)``.
+
+    A fixed budget of ``epochs`` (the schedule spans exactly them), batches of augmented
+    images from a tf.data pipeline (:mod:`dnncomp.augment`), label-smoothed cross-entropy
+    on one-hot labels. The validation split is evaluated after every epoch and only
+    watched, unless ``patience`` asks for early stopping. ``history`` has the study's
+    keys (loss, accuracy, val_loss, val_accuracy) and, per epoch, ``learning_rate`` at its
+    end and ``elapsed_s``, the wall time since training started (for accuracy-against-time
+    curves).
+    """
+    from .augment import evaluation_dataset, training_dataset
+    from .preprocess import resize_images
+
+    spec = _as_spec(spec)
+    tf, keras = _keras()
+    recipe = check_recipe(recipe)
+    validation = spec.training["validation"] if validation is None else validation
+    if len(x_train) != len(y_train):
+        raise ModelError(f"{len(x_train)} training images but {len(y_train)} labels")
+    x = np.asarray(x_train)
+    if x.ndim == 3:  # single-channel images without their channel axis
+        x = x[..., None]
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ModelError(f"{spec.name}: scheduled training takes uint8 NHWC images, got {x.dtype} of shape {x.shape}")
+    fit_to_input_shape(x[:1], spec.input_shape, what=spec.name)  # checks the channel count
+    x = resize_images(x, spec.image_size)
+    y = np.asarray(y_train).astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
+        raise ModelError(f"labels must be in 0..{spec.num_classes - 1} for {spec.name}; got {y.min()}..{y.max()}")
+    train_idx, val_idx = split_validation(len(x), validation, seed)
+    if len(train_idx) == 0:
+        raise ModelError(f"no training images left after the validation split {validation!r}")
+    batch_size = min(int(batch_size), len(train_idx))
+    steps_per_epoch = len(train_idx) // batch_size
+
+    seed_everything(seed, deterministic)
+    train_data = training_dataset(
+        _take(x, train_idx), _take(y, train_idx), input_shape=spec.input_shape, num_classes=spec.num_classes,
+        batch_size=batch_size, augment=recipe["augment"], seed=seed,
+    )
+    validation_data = None
+    if len(val_idx):
+        validation_data = evaluation_dataset(_take(x, val_idx), _take(y, val_idx), input_shape=spec.input_shape, num_classes=spec.num_classes)
+
+    model = spec.build()
+    optimizer = scheduled_optimizer(recipe, epochs * steps_per_epoch, learning_rate)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=spec.from_logits, label_smoothing=recipe["label_smoothing"]),
+        metrics=["accuracy"],
+    )
+    callbacks = [_EpochLog(keras, optimizer)]
+    if patience and validation_data is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True, verbose=verbose)
+        )
+    history = model.fit(
+        train_data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _EpochLog(keras, optimizer):
+    """A callback adding each epoch's final learning rate and the elapsed wall time to the logs (and so the history)."""
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(optimizer.learning_rate.numpy())
+                logs["elapsed_s"] = round(time.perf_counter() - self.started, 3)
+
+    return EpochLog()
 
 
 # ---- saving and loading -------------------------------------------------------------
