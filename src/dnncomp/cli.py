@@ -33,7 +33,7 @@ def app():
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--verify", is_flag=True,
               help="Check image counts, shapes, label ranges and per-class counts against the published "
-                   "numbers; exit 1 if a check fails or a dataset is missing.")
+                   "numbers; exit 2 with one error line if a check fails or a dataset is missing.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images instead of stopping; they are listed at the end.")
 @click.option("--download", is_flag=True, help="Download the datasets that are not found into the per-user cache.")
 @click.option("--only", "names", default=None, metavar="NAMES",
