@@ -149,9 +149,9 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     """
     from ..keras_env import import_tfmot
 
-    tfmot = import_tfmot()
-    qkeras = tfmot.quantization.keras
-    registry = qkeras.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+    qkeras = import_tfmot().quantization.keras
+    default_scheme = qkeras.default_8bit.Default8BitQuantizeScheme()
+    registry = default_scheme.get_quantize_registry()
 
     def annotate(layer):
         if not registry.supports(layer):
@@ -160,7 +160,7 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
 
     annotated = wrap_layers(model, annotate, applies_to=lambda layer: True)
     with qkeras.quantize_scope():
-        quantized = qkeras.quantize_apply(annotated.model, scheme) if scheme is not None else qkeras.quantize_apply(annotated.model)
+        quantized = qkeras.quantize_apply(annotated.model, scheme or default_scheme)
     return WrappedModel(model=quantized, wrapped=annotated.wrapped, left_alone=annotated.left_alone)
 
 
@@ -186,10 +186,9 @@ def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme
     description="The baseline converted to float32 LiteRT, unchanged: every variant is then timed in the same runtime.",
 )
 def float_recipe(ctx: RecipeContext) -> RecipeResult:
-    from ..export import to_tflite
-
     model = ctx.load_baseline()
-    return RecipeResult(tflite=to_tflite(model), info={"conversion": "float32, no optimizations"}, keras_model=model)
+    tflite, info = convert(model, ctx, mode="float")
+    return RecipeResult(tflite=tflite, info=info, keras_model=model)
 
 
 @register_recipe(
