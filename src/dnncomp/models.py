@@ -285,7 +285,7 @@ def scheduled_training(
     weight_decay: float = 5e-3,
     warmup_fraction: float = 0.15,
     label_smoothing: float = 0.1,
-    fine_tune_learning_rate: float = 1e-4,
+    fine_tune_learning_rate: float = 1e-5,
 ) -> dict[str, Any]:
     """Training defaults of a model trained with :func:`dnncomp.train.train_scheduled` (plain JSON).
 
@@ -297,8 +297,10 @@ def scheduled_training(
     coupled L2 of 5e-4); label smoothing; ``augment`` (see :mod:`dnncomp.augment`). A
     fixed epoch budget, no early stopping (``patience`` None); the validation split is
     only watched. ``fine_tune_learning_rate`` is the Adam learning rate compression
-    recipes fine-tune with unless they set one: the study's 1e-3 would throw a model
-    that ended its schedule at a learning rate near zero far from its minimum.
+    recipes fine-tune with unless they set one. The study's 1e-3 throws a model that
+    ended its schedule at a learning rate near zero far from its minimum: QAT for 500
+    steps of 32 from an improved-cifar10 at 79.9% (3 epochs) gave 61.6% at 1e-3, 78.9%
+    at 1e-4 and 80.8% at 1e-5.
     """
     return {
         "epochs": epochs,
@@ -367,14 +369,19 @@ def _register_compact(family: str, dataset: str, input_shape, num_classes: int, 
     )(builder)
 
 
+# Epoch budgets fit the issue's training-time limits on the reference 2-core AVX-512
+# machine (improved: MNIST <= 10 min, CIFAR-10 <= 60 min, GTSRB <= 20 min) with a
+# margin. Measured there on real data, idle machine, per epoch including validation:
+# improved-mnist 29 s (12 epochs ~6 min), improved-cifar10 55 s (45 epochs ~42 min),
+# improved-gtsrb 35 s (25 epochs ~15 min); the tiny models ~9-13 s (from step times).
 _COMPACT = [
     # family, dataset, input shape, classes, widths, float params, epochs, augmentation, validation
-    ("improved", "mnist", (28, 28), 10, (48, 96, 192), 647_866, 15, MNIST_AUGMENT, "last:0.1"),
-    ("improved", "cifar10", (32, 32, 3), 10, (64, 144, 256), 1_236_042, 30, CIFAR10_AUGMENT, "last:0.1"),
-    ("improved", "gtsrb", (30, 30, 3), 43, (64, 128, 256), 1_159_147, 20, GTSRB_AUGMENT, "random:0.1"),
-    ("tiny", "mnist", (28, 28), 10, (32, 48, 64), 110_378, 15, MNIST_AUGMENT, "last:0.1"),
-    ("tiny", "cifar10", (32, 32, 3), 10, (32, 48, 72), 124_346, 40, CIFAR10_AUGMENT, "last:0.1"),
-    ("tiny", "gtsrb", (30, 30, 3), 43, (32, 48, 64), 113_099, 20, GTSRB_AUGMENT, "random:0.1"),
+    ("improved", "mnist", (28, 28), 10, (48, 96, 192), 647_866, 12, MNIST_AUGMENT, "last:0.1"),
+    ("improved", "cifar10", (32, 32, 3), 10, (64, 144, 256), 1_236_042, 45, CIFAR10_AUGMENT, "last:0.1"),
+    ("improved", "gtsrb", (30, 30, 3), 43, (64, 128, 256), 1_159_147, 25, GTSRB_AUGMENT, "random:0.1"),
+    ("tiny", "mnist", (28, 28), 10, (32, 48, 64), 110_378, 20, MNIST_AUGMENT, "last:0.1"),
+    ("tiny", "cifar10", (32, 32, 3), 10, (32, 48, 72), 124_346, 50, CIFAR10_AUGMENT, "last:0.1"),
+    ("tiny", "gtsrb", (30, 30, 3), 43, (32, 48, 64), 113_099, 30, GTSRB_AUGMENT, "random:0.1"),
 ]
 
 for _family, _dataset, _shape, _classes, _widths, _params, _epochs, _augment, _validation in _COMPACT:

@@ -198,11 +198,7 @@ def train_baseline(
     validation_data = None
     if len(val_idx):
         validation_data = (_take(x, val_idx), _take(y, val_idx))
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=patience, restore_best_weights=True, verbose=verbose
-            )
-        )
+        callbacks.append(_early_stopping(keras, patience, verbose))
     history = model.fit(
         _take(x, train_idx),
         _take(y, train_idx),
@@ -213,7 +209,16 @@ def train_baseline(
         shuffle=True,
         verbose=verbose,
     )
-    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+    return model, _plain_history(history)
+
+
+def _early_stopping(keras, patience: int, verbose: int):
+    """The study's early stopping: on validation accuracy, restoring the best epoch's weights."""
+    return keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True, verbose=verbose)
+
+
+def _plain_history(history) -> dict[str, list[float]]:
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
 # ---- the scheduled recipe of the improved and tiny models --------------------------
@@ -333,18 +338,11 @@ def train_scheduled(
     )
     callbacks = [_EpochLog(keras, optimizer)]
     if patience and validation_data is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True, verbose=verbose)
-        )
+        callbacks.append(_early_stopping(keras, patience, verbose))
     history = model.fit(
-        train_data,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        verbose=verbose,
+        train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
     )
-    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+    return model, _plain_history(history)
 
 
 def _EpochLog(keras, optimizer):
