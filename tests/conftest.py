@@ -27,6 +27,14 @@ def _prepared(path: Path) -> bool:
     ).is_file()
 
 
+def pytest_configure(config):
+    """Session-wide: no test (session fixtures included) reads or writes the user's real cache."""
+    import tempfile
+
+    os.environ["DNNCOMP_CACHE_DIR"] = tempfile.mkdtemp(prefix="dnncomp-test-cache-")
+    os.environ.pop("DNNCOMP_DATA_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The prepared real datasets (MNIST, CIFAR-10, GTSRB), preparing them if needed."""

@@ -212,12 +212,6 @@ def test_quantized_model_converts_to_int8_with_batch_norm_folded():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="compress.quantize.quantize_aware annotates only layers TFMOT's registry supports, and BatchNormalization "
-    "is not one (TFMOT handles it through its Conv2D+BatchNorm transforms): the BN stays float, a fake quant sits "
-    "between Conv2D and BN, and the int8 model has MUL ops after every convolution",
-)
 def test_the_qat_recipe_folds_batch_norm_too():
     from dnncomp.compress.quantize import quantize_aware
 

@@ -147,13 +147,20 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     the collaborative ones preserve sparsity or clusters). For a model TFMOT supports
     entirely this is exactly ``quantize_model``.
     """
-    from ..keras_env import import_tfmot
+    from ..keras_env import import_keras, import_tfmot
 
     qkeras = import_tfmot().quantization.keras
     default_scheme = qkeras.default_8bit.Default8BitQuantizeScheme()
     registry = default_scheme.get_quantize_registry()
 
+    _, keras = import_keras()
+
     def annotate(layer):
+        # BatchNormalization is not in the registry because TFMOT handles it through its
+        # Conv+BN transforms, which fold it into the convolution -- but only if it is annotated
+        # too. Left out, it stays float with a fake-quant before it and a MUL per conv in int8.
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return qkeras.quantize_annotate_layer(layer)
         if not registry.supports(layer):
             raise ValueError("not supported by TFMOT's default 8-bit quantization; left in float")
         return qkeras.quantize_annotate_layer(layer)
