@@ -66,6 +66,11 @@ def test_run_writes_artifacts_results_and_resumes(tiny_mnist_dir, tmp_path):
     assert (run_dir / "qat.tflite").stat().st_size > 1000
     assert not list(run_dir.glob(".*part*")), "no temporary files left behind"
 
+    # The run directory accumulates variants: a later run of a subset keeps the others in results.json.
+    assert _run(tiny_mnist_dir, out, "float") == 0
+    assert [v["name"] for v in json.loads((run_dir / "results.json").read_text())["variants"]] == [
+        "baseline-keras", "float", "qat"]
+
 
 def test_eval_only_needs_existing_artifacts(tiny_mnist_dir, tmp_path, capsys):
     code = main(["run", "mnist", "--data-dir", str(tiny_mnist_dir), "--out", str(tmp_path), "--eval-only", "--quiet"])

@@ -406,11 +406,30 @@ class Pipeline:
 
     # -- results ---------------------------------------------------------------------
 
+    def _is_current(self, name: str) -> bool:
+        """Was this variant's artifact made from the current baseline, and is it still on disk unchanged?"""
+        stages = self.manifest.stages
+        baseline = self.manifest.output_sha("baseline", "baseline.keras")
+        if name == KERAS_BASELINE:
+            return stages[f"evaluate:{name}"]["inputs"].get("baseline") == baseline
+        artifact = self.run_dir / f"{name}.tflite"
+        recipe = stages.get(f"compress:{name}")
+        if recipe is not None and recipe["inputs"].get("baseline") != baseline:
+            return False
+        return artifact.is_file() and sha256_file(artifact) == stages[f"evaluate:{name}"]["inputs"].get("artifact")
+
     def _write_results(self) -> Path:
         from .results import results_document
 
-        order = [KERAS_BASELINE, *self.config.techniques]
-        records = [self.manifest.stages[f"evaluate:{name}"]["record"] for name in order if f"evaluate:{name}" in self.manifest.stages]
+        # A run directory accumulates variants: this run's recipes first, then those evaluated by
+        # earlier invocations, as long as they were made from the current baseline.
+        requested = [KERAS_BASELINE, *self.config.techniques]
+        earlier = [stage.split(":", 1)[1] for stage in self.manifest.stages if stage.startswith("evaluate:")]
+        records = [
+            self.manifest.stages[f"evaluate:{name}"]["record"]
+            for name in dict.fromkeys(requested + earlier)
+            if f"evaluate:{name}" in self.manifest.stages and self._is_current(name)
+        ]
         document = results_document(records, dataset=self.config.dataset, model=self.config.model, seed=self.config.seed)
         return atomic_write_json(self.run_dir / "results.json", document)
 
