@@ -37,3 +37,9 @@ def test_library_error_is_one_line_without_traceback(tmp_path):
 @pytest.mark.parametrize("argv", [["no-such-command"], ["run"]])
 def test_usage_errors_exit_non_zero(argv):
     assert main(argv) == 2
+
+
+def test_unknown_recipe_fails_before_any_training(tmp_path, capsys):
+    assert main(["run", "mnist", "--techniques", "float,no-such-recipe", "--out", str(tmp_path)]) == 2
+    assert "no-such-recipe" in capsys.readouterr().err
+    assert not (tmp_path / "mnist").exists()

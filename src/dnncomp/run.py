@@ -158,6 +158,11 @@ def run_pipeline(
     from .models import resolve_model_name
 
     model_name = resolve_model_name(model, dataset)
+    if not eval_only:
+        from .compress import get_recipe
+
+        for name in techniques or STUDY_TECHNIQUES:  # an unknown recipe fails now, not after an hour of training
+            get_recipe(name).resolve_params((recipe_params or {}).get(name))
     config = RunConfig(
         dataset=dataset,
         model=model_name,
