@@ -74,17 +74,25 @@ def _csv_list(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
+def _split_param(item: str) -> tuple[str | None, str, str]:
+    """``prune.final_sparsity=0.9`` -> ("prune", "final_sparsity", "0.9"); ``k=v`` -> (None, "k", "v")."""
+    key, sep, value = item.partition("=")
+    recipe, dot, name = key.strip().rpartition(".")
+    if not sep or not name:
+        return None, "", value
+    return (recipe.strip() if dot else None), name.strip(), value.strip()
+
+
 def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """``--param prune.final_sparsity=0.9`` -> {"prune": {"final_sparsity": "0.9"}}."""
     from .errors import RecipeError
 
     params: dict[str, dict[str, str]] = {}
     for item in values:
-        key, sep, value = item.partition("=")
-        recipe, dot, name = key.partition(".")
-        if not sep or not dot or not name:
+        recipe, name, value = _split_param(item)
+        if not recipe or not name:
             raise RecipeError(f"--param {item!r}: expected RECIPE.KEY=VALUE, e.g. prune.final_sparsity=0.9")
-        params.setdefault(recipe.strip(), {})[name.strip()] = value.strip()
+        params.setdefault(recipe, {})[name] = value
     return params
 
 
@@ -291,11 +299,10 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
 
     params: dict[str, str] = {}
     for item in values:
-        key, sep, value = item.partition("=")
-        prefix, dot, name = key.strip().rpartition(".")
-        if not sep or not name or (dot and prefix != recipe):
+        prefix, name, value = _split_param(item)
+        if not name or (prefix is not None and prefix != recipe):
             raise RecipeError(f"--param {item!r}: expected KEY=VALUE (or {recipe}.KEY=VALUE), e.g. final_sparsity=0.9")
-        params[name] = value.strip()
+        params[name] = value
     return params
 
 

@@ -7,21 +7,9 @@ from typing import Any
 from rich.table import Table
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _mb(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1e6:.3f}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
 def print_results(results: dict[str, Any], console=None) -> None:
     from .measure import rich_console
-    from .results import flat_rows
+    from .results import flat_rows, format_value
     from .study import study_result
 
     console = console or rich_console()
@@ -53,12 +41,12 @@ def print_results(results: dict[str, Any], console=None) -> None:
         table.add_row(
             row["variant"],
             row["runtime"],
-            _pct(row["acc_full"]),
-            _pct(row["acc_first_n"]),
-            _ms(row["p50_ms"]),
-            _ms(row["p99_ms"]),
-            _mb(row["file_bytes"]),
-            _mb(row["gzip_bytes"]),
+            format_value(row["acc_full"], "pct"),
+            format_value(row["acc_first_n"], "pct"),
+            format_value(row["p50_ms"], "ms"),
+            format_value(row["p99_ms"], "ms"),
+            format_value(row["file_bytes"], "mb"),
+            format_value(row["gzip_bytes"], "mb"),
             "-" if row["sparsity"] is None else f"{row['sparsity']:.2f}",
             "-" if study is None else f"{study['accuracy_pct']:.2f}",
             "-" if study is None else f"{study['latency_ms']:.2f}",
