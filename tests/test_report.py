@@ -344,3 +344,28 @@ def test_a_dataset_the_study_never_used_gets_no_study_columns_filled(tmp_path):
     assert "The study and ours, side by side" not in markdown
     qat_row = next(line for line in markdown.splitlines() if line.startswith("| `qat` |"))
     assert qat_row.rstrip(" |").endswith("– | – | –")
+
+
+def test_accuracy_against_training_time(tmp_path):
+    """Runs whose history has elapsed_s get one shared curve plot; a run with only a manifest wall time
+    contributes its end-of-training points; a report with no elapsed_s anywhere has no such section."""
+    timed = make_run(tmp_path / "runs", "cifar10", "improved-cifar10", anatomy=False, samples=())
+    history = json.loads((timed / "history.json").read_text())
+    history["elapsed_s"] = [55.0 * (e + 1) for e in range(len(history["val_accuracy"]))]
+    (timed / "history.json").write_text(json.dumps(history))
+    untimed = make_run(tmp_path / "runs", "cifar10", anatomy=False, samples=())
+
+    points = report_mod.training_time_points(load_run(timed))
+    assert points["curve"][0] == pytest.approx((55.0 / 60, 100 * history["val_accuracy"][0]))
+    assert points["end"]["qat"] == pytest.approx((321.5 / 60, 99.18))  # manifest baseline wall_s, full test accuracy
+    untimed_points = report_mod.training_time_points(load_run(untimed))
+    assert untimed_points["curve"] is None and set(untimed_points["end"]) == {"qat", "float"}
+
+    paths = write_report([timed, untimed], tmp_path / "out")
+    assert "## Accuracy against training time" in paths["markdown"].read_text()
+    figure = tmp_path / "out" / "accuracy-vs-training-time.png"
+    assert figure in paths["figures"]
+    _png_ok(figure.read_bytes())
+
+    alone = write_report([untimed], tmp_path / "alone")
+    assert "Accuracy against training time" not in alone["markdown"].read_text()

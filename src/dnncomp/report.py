@@ -1066,6 +1066,71 @@ def plot_study_comparison(runs: list[RunData], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def training_time_points(run: RunData) -> dict[str, Any] | None:
+    """What one run says about accuracy against training time, or None when it says nothing.
+
+    ``curve``: (minutes, validation accuracy %) per epoch, from history.json's ``elapsed_s``
+    (recorded since dnncomp 0.1; older histories have none). ``end``: (minutes, full-test-set
+    accuracy % of the int8 and float LiteRT models) at the baseline stage's wall time in the
+    manifest, which also counts loading and saving, so it lies a little right of the curve's end.
+    """
+    history = run.history or {}
+    curve = None
+    if history.get("elapsed_s") and history.get("val_accuracy"):
+        curve = [(t / 60.0, 100.0 * a) for t, a in zip(history["elapsed_s"], history["val_accuracy"])
+                 if _num(t) is not None and _num(a) is not None]
+    wall_s = _num(_get(run.manifest, "stages", "baseline", "wall_s"))
+    rows = {r.name: r for r in variant_rows(run)}
+    end = {}
+    if wall_s is not None:
+        for name in ("qat", "ptq-int8", FLOAT_VARIANT):
+            row = rows.get(name)
+            if row is not None and row.acc_full_pct is not None:
+                end[name] = (wall_s / 60.0, row.acc_full_pct)
+    if not curve and not end:
+        return None
+    return {"curve": curve, "end": end}
+
+
+@_styled
+def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) -> Path | None:
+    """Validation accuracy against wall-clock training time, one line per run, with the test-set
+    accuracy of its float and int8 LiteRT models marked where training ended."""
+    points = [(run, training_time_points(run)) for run in runs]
+    points = [(run, p) for run, p in points if p]
+    if not points:
+        return None
+    fig, axes = _new_figure(7.2, 3.9)
+    ax = axes[0][0]
+    markers = {FLOAT_VARIANT: ("o", "float, test set"), "qat": ("D", "int8 (qat), test set"),
+               "ptq-int8": ("s", "int8 (ptq-int8), test set")}
+    palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#17becf", "#7f7f7f"] * 4)
+    low = 100.0
+    for run, p in points:
+        color = next(palette)
+        label = run.model if len({r.dataset for r, _ in points}) == 1 else run.label
+        if p["curve"]:
+            xs, ys = zip(*p["curve"])
+            ax.plot(xs, ys, "-", color=color, lw=1.5, label=f"{label}: validation")
+            low = min(low, min(ys[len(ys) // 3:]))  # the early epochs would squash the interesting part
+        for i, (name, (x, y)) in enumerate(p["end"].items()):
+            marker, _ = markers[name]
+            named = not p["curve"] and i == 0  # a run without a curve still needs its colour in the legend
+            ax.plot([x], [y], marker, color=color, ms=6, mec="#222", mew=0.6,
+                    label=f"{label}: end of training" if named else None)
+            low = min(low, y)
+    for name, (marker, text) in markers.items():  # one legend entry per marker shape
+        if any(name in p["end"] for _, p in points):
+            ax.plot([], [], marker, color="#bbb", mec="#222", mew=0.6, label=text)
+    ax.set_ylim(max(0.0, math.floor(low - 1.0)), 100.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training wall time, minutes")
+    ax.set_ylabel("accuracy, %")
+    ax.legend(loc="lower right", frameon=False, fontsize=FONT_SIZE - 1.5)
+    ax.set_title(title, loc="left")
+    return _save(fig, path)
+
+
 # ---- report sections -------------------------------------------------------------------
 
 
@@ -1436,6 +1501,16 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
 
     if len(runs) > 1:
         blocks += comparison
+    if any((training_time_points(run) or {}).get("curve") for run in runs):
+        path = plot_accuracy_vs_training_time(runs, out_dir / "accuracy-vs-training-time.png", "Accuracy against training time")
+        if path:
+            figures.append(path)
+            blocks.append(Heading(2, "Accuracy against training time"))
+            blocks.append(Plot(path, "accuracy against training time", (
+                "Validation accuracy after each epoch against the wall time since training started (history.json's "
+                "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
+                "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
+                "else the machine was running; see each run's provenance.")))
     for run in runs:
         blocks += _run_section(run, out_dir, figures, level=2)
     if len(runs) == 1:
