@@ -420,7 +420,7 @@ def report_command(run_dirs, out, title):
 
     Tables (accuracy, latency, size, sparsity, compression ratios, the study's numbers beside ours),
     plots (accuracy vs size and latency with the Pareto front, sizes, latency, per-layer sparsity,
-    training curves) and provenance. Needs matplotlib: pip install 'dnncomp[report]'.
+    training curves, accuracy against training time across runs) and provenance. Needs matplotlib: pip install 'dnncomp[report]'.
     """
     from .report import write_report
 
