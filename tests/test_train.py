@@ -53,7 +53,8 @@ def test_train_save_and_load_round_trip(baseline, tmp_path):
     path, x, y = baseline
     spec = get_model_spec("study-mnist")
     model, history = train_baseline(spec, x[:64], y[:64], epochs=2, batch_size=16, patience=5, seed=1, verbose=0)
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"} and len(history["loss"]) == 2
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "elapsed_s"}
+    assert len(history["loss"]) == 2 and 0 < history["elapsed_s"][0] < history["elapsed_s"][1]
     assert all(isinstance(v, float) for v in history["val_accuracy"])
     # same seed, same data: the same first-epoch loss
     _, again = train_baseline(spec, x[:64], y[:64], epochs=1, batch_size=16, seed=1, verbose=0)

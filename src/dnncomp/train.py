@@ -173,7 +173,8 @@ def train_baseline(
     ``validation`` defaults to the spec's (``last:0.2``; GTSRB ``random:0.25`` seeded
     with ``seed``). With a ``recipe`` (what :func:`training_settings` gives for the
     improved and tiny models), :func:`train_scheduled`. ``history`` is Keras' per-epoch
-    history as plain floats.
+    history as plain floats, with ``learning_rate`` and ``elapsed_s`` (wall time since
+    training started) per epoch.
     """
     spec = _as_spec(spec)
     if recipe:
@@ -194,7 +195,7 @@ def train_baseline(
     seed_everything(seed, deterministic)
     model = spec.build()
     compile_for_training(model, spec, learning_rate)
-    callbacks = []
+    callbacks = [_EpochLog(keras, model.optimizer)]  # elapsed_s per epoch: accuracy-against-time curves
     validation_data = None
     if len(val_idx):
         validation_data = (_take(x, val_idx), _take(y, val_idx))
