@@ -9,9 +9,10 @@ accuracy on the full test set and its change against the run's float model, p50 
 gzip size, gzip size against float, sparsity, and the recipe's wall time from the manifest. Ends
 with the best combined recipe by gzip ratio among those within 1 point of float.
 
-``models``: one row per run (model): parameters, epochs, baseline training wall time (manifest),
-float and int8 accuracy on the full test set, the int8 model's file and gzip size and p50
-latency. The int8 model is `qat` when the run has it, else `ptq-int8`. ``--curve`` also draws
+``models``: one row per run (model): parameters, multiply-accumulates per image, epochs, baseline training wall time (manifest),
+float and int8 accuracy on the full test set (QAT, and post-training int8 when the run has it), the
+int8 model's file and gzip size and p50 latency. The int8 model is `qat` when the run has it, else
+`ptq-int8`. ``--curve`` also draws
 validation accuracy against training time (``dnncomp report`` draws the same plot).
 
 Every number comes from the runs' results.json and manifest.json, which record how they were made.
@@ -81,18 +82,20 @@ def _params(model: str) -> str:
 
 def models_table(runs: list[RunData]) -> str:
     lines = [
-        "| model | params | epochs | training wall s | float acc % | int8 acc % (recipe) | int8 file MB | int8 gzip MB | int8 p50 ms | float p50 ms |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| model | params | M MACs | epochs | training wall s | float acc % | int8 acc % (recipe) | ptq-int8 acc % | int8 file MB "
+        "| int8 gzip MB | int8 p50 ms | float p50 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in runs:
         rows = {r.name: r for r in variant_rows(run)}
         int8 = next((rows[n] for n in INT8_PREFERENCE if n in rows), None)
-        flt = rows.get("float")
+        flt, ptq = rows.get("float"), rows.get("ptq-int8")
+        macs = ((run.variant("float") or {}).get("anatomy") or {}).get("macs")  # multiply-accumulates per image
         baseline = ((run.manifest or {}).get("stages") or {}).get("baseline", {})
         int8_acc = "–" if int8 is None else f"{_f(int8.acc_full_pct)} ({int8.name})"
         lines.append(
-            f"| {run.model} | {_params(run.model)} | {baseline.get('epochs_run', '–')} | {_f(_stage_wall_s(run, 'baseline'), 0)} "
-            f"| {_f(flt and flt.acc_full_pct)} | {int8_acc} | {_f(int8 and int8.file_mb, 3)} | {_f(int8 and int8.gzip_mb, 3)} "
+            f"| {run.model} | {_params(run.model)} | {_f(macs and macs / 1e6, 1)} | {baseline.get('epochs_run', '–')} | {_f(_stage_wall_s(run, 'baseline'), 0)} "
+            f"| {_f(flt and flt.acc_full_pct)} | {int8_acc} | {_f(ptq and ptq.acc_full_pct)} | {_f(int8 and int8.file_mb, 3)} | {_f(int8 and int8.gzip_mb, 3)} "
             f"| {_f(int8 and int8.p50_ms, 3)} | {_f(flt and flt.p50_ms, 3)} |"
         )
     return "\n".join(lines)
