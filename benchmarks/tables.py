@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dnncomp.models import get_model_spec  # noqa: E402
+from dnncomp.study import dataset_label  # noqa: E402
 from dnncomp.report import RunData, load_run, plot_accuracy_vs_training_time, variant_rows  # noqa: E402
 
 INT8_PREFERENCE = ("qat", "ptq-int8")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [load_run(d) for d in args.run_dirs]
         print(models_table(runs))
         if args.curve:
-            datasets = sorted({r.dataset for r in runs})
+            datasets = sorted({dataset_label(r.dataset) for r in runs})
             path = plot_accuracy_vs_training_time(runs, args.curve, f"{', '.join(datasets)}: accuracy against training time")
             print(f"\nwrote {path}" if path else "\nno run has a training history with elapsed_s: no curve")
     return 0

@@ -1119,6 +1119,13 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
             ax.plot([x], [y], marker, color=color, ms=6, mec="#222", mew=0.6,
                     label=f"{label}: end of training" if named else None)
             low = min(low, y)
+    datasets = {normalize_dataset(run.dataset) for run, _ in points}
+    if len(datasets) == 1 and next(iter(datasets)) in STUDY_DATASETS:
+        study = study_row(next(iter(datasets)), KERAS_BASELINE)
+        if study is not None:  # the bar the improved models are meant to clear
+            ax.axhline(study.accuracy_pct, color=STUDY_COLOR, ls="--", lw=1.2,
+                       label=f"study, published ({study.accuracy_pct:.1f} %, first {STUDY_TEST_IMAGES} test images)")
+            low = min(low, study.accuracy_pct)
     for name, (marker, text) in markers.items():  # one legend entry per marker shape
         if any(name in p["end"] for _, p in points):
             ax.plot([], [], marker, color="#bbb", mec="#222", mew=0.6, label=text)
