@@ -471,3 +471,25 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     assert main(["compress", str(tmp_path / "none.keras"), "--dataset", "mnist", "--recipe", "float"]) == 2
     assert "baseline not found" in capsys.readouterr().err
     assert len(loads) == 1  # refused before loading any data
+
+
+@pytest.mark.slow
+def test_per_channel_clustering_of_bias_free_convolutions_falls_back_to_per_tensor(tmp_path):
+    """TFMOT 0.8.1 silently skips per-channel clustering of a Conv2D without bias (conv + batch norm,
+    as in the improved and tiny models): the recipe clusters those per tensor and says so."""
+    from dnncomp.train import save_baseline, train_baseline
+    from tinymodels import max_unique_per_output_channel, random_mnist_like
+
+    spec = get_model_spec("tiny-mnist")
+    x, y = random_mnist_like(64)
+    model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0, recipe=spec.training["recipe"])
+    save_baseline(model, tmp_path, formats=("keras",))
+    ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=spec, x_train=x, y_train=y)
+    result = apply_recipe("cluster-per-channel", ctx, {"number_of_clusters": "4"})
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert convs and sorted(result.info["per_tensor_fallback_layers"]) == sorted(convs)
+    assert result.info["per_channel_layers"] == []
+    conv_kernels = [w for op, w in _kernels(result.tflite) if op == "CONV_2D"]
+    assert len(conv_kernels) == len(convs)
+    for weights in conv_kernels:  # batch norm folds a per-channel scale in: at most 4 values per channel
+        assert max_unique_per_output_channel(weights) <= 4

@@ -44,12 +44,20 @@ def cluster_stage(
     _, keras = import_keras()
     clustering = import_tfmot().clustering.keras
     per_channel_layers: list[str] = []
+    per_tensor_fallback: dict[str, str] = {}
 
     def wrap(layer):
         options: dict[str, Any] = {"preserve_sparsity": preserve_sparsity}
         if per_channel and isinstance(layer, keras.layers.Conv2D):
-            options["cluster_per_channel"] = True
-            per_channel_layers.append(layer.name)
+            if layer.use_bias:
+                options["cluster_per_channel"] = True
+                per_channel_layers.append(layer.name)
+            else:
+                # TFMOT 0.8.1 counts channels as the size of the layer's *last* trainable
+                # weight, assumed to be the bias; without one (a conv followed by batch norm)
+                # that is the kernel, so it finds one weight per channel and silently leaves
+                # the layer unclustered. Clustered per tensor instead, and said so.
+                per_tensor_fallback[layer.name] = "Conv2D without bias: TFMOT cannot cluster it per channel; clustered per tensor"
         return clustering.cluster_weights(
             layer,
             number_of_clusters=number_of_clusters,
@@ -70,6 +78,7 @@ def cluster_stage(
     }
     if per_channel:
         info["per_channel_layers"] = [name for name in per_channel_layers if name in clustered]
+        info["per_tensor_fallback_layers"] = {name: why for name, why in per_tensor_fallback.items() if name in clustered}
         info["max_unique_values_per_channel"] = {name: stats[name]["max_unique_per_channel"] for name in clustered}
     if preserve_sparsity:
         info["kernel_sparsity"] = {name: stats[name]["sparsity"] for name in clustered}
