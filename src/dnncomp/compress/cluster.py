@@ -105,8 +105,9 @@ def cluster_weights_recipe(ctx: RecipeContext, *, number_of_clusters: int, init:
 @register_recipe(
     "cluster-per-channel",
     description="Per-channel clustering (tfmot cluster_per_channel=True): each Conv2D output channel gets its "
-    "own number_of_clusters centroids (Dense kernels are clustered per tensor), which keeps more accuracy at "
-    "few clusters and fits per-channel int8 quantization. Float32 conversion.",
+    "own number_of_clusters centroids (Dense kernels, and Conv2D without bias, which TFMOT cannot cluster per "
+    "channel, are clustered per tensor and reported), which keeps more accuracy at few clusters and fits "
+    "per-channel int8 quantization. Float32 conversion.",
     params={**CLUSTER_PARAMS, **TRAINING_PARAMS},
 )
 def cluster_per_channel_recipe(ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int) -> RecipeResult:
