@@ -30,18 +30,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from dnncomp.models import get_model_spec  # noqa: E402
 from dnncomp.study import dataset_label  # noqa: E402
 from dnncomp.report import RunData, load_run, plot_accuracy_vs_training_time, variant_rows  # noqa: E402
+from dnncomp.report import format_number as _f  # noqa: E402
 
 INT8_PREFERENCE = ("qat", "ptq-int8")
 MAX_LOSS_POINTS = 1.0  # issue 5: the best combined recipe may lose at most 1 point against float
-
-
-def _f(value, digits: int = 2, suffix: str = "") -> str:
-    return "–" if value is None else f"{value:.{digits}f}{suffix}"
-
-
-def _stage_wall_s(run: RunData, stage: str) -> float | None:
-    value = ((run.manifest or {}).get("stages") or {}).get(stage, {}).get("wall_s")
-    return None if value is None else float(value)
 
 
 def catalogue_table(run: RunData) -> str:
@@ -54,7 +46,7 @@ def catalogue_table(run: RunData) -> str:
     best = None
     for r in rows:
         delta = None if reference is None or r.acc_full_pct is None else r.acc_full_pct - reference.acc_full_pct
-        wall = _stage_wall_s(run, f"compress:{r.name}")
+        wall = run.stage(f"compress:{r.name}").get("wall_s")
         lines.append(
             f"| {r.name} | {_f(r.acc_full_pct)} | {'–' if delta is None else f'{delta:+.2f}'} | {_f(r.acc_first_n_pct)} "
             f"| {_f(r.p50_ms, 3)} | {_f(r.file_mb, 3)} | {_f(r.gzip_mb, 3)} | {_f(r.gzip_ratio, 1, 'x')} "
@@ -92,10 +84,10 @@ def models_table(runs: list[RunData]) -> str:
         int8 = next((rows[n] for n in INT8_PREFERENCE if n in rows), None)
         flt, ptq = rows.get("float"), rows.get("ptq-int8")
         macs = ((run.variant("float") or {}).get("anatomy") or {}).get("macs")  # multiply-accumulates per image
-        baseline = ((run.manifest or {}).get("stages") or {}).get("baseline", {})
+        baseline = run.stage("baseline")
         int8_acc = "–" if int8 is None else f"{_f(int8.acc_full_pct)} ({int8.name})"
         lines.append(
-            f"| {run.model} | {_params(run.model)} | {_f(macs and macs / 1e6, 1)} | {baseline.get('epochs_run', '–')} | {_f(_stage_wall_s(run, 'baseline'), 0)} "
+            f"| {run.model} | {_params(run.model)} | {_f(macs and macs / 1e6, 1)} | {baseline.get('epochs_run', '–')} | {_f(baseline.get('wall_s'), 0)} "
             f"| {_f(flt and flt.acc_full_pct)} | {int8_acc} | {_f(ptq and ptq.acc_full_pct)} | {_f(int8 and int8.file_mb, 3)} | {_f(int8 and int8.gzip_mb, 3)} "
             f"| {_f(int8 and int8.p50_ms, 3)} | {_f(flt and flt.p50_ms, 3)} |"
         )

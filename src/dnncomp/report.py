@@ -96,6 +96,11 @@ class RunData:
     def variant(self, name: str) -> dict[str, Any] | None:
         return next((v for v in self.variants if v["name"] == name), None)
 
+    def stage(self, name: str) -> dict[str, Any]:
+        """The manifest's record of one stage (``baseline``, ``compress:qat``, ...); {} without one."""
+        record = _get(self.manifest, "stages", name)
+        return record if isinstance(record, dict) else {}
+
 
 def _read_json(path: Path) -> Any:
     try:
@@ -288,7 +293,8 @@ def variant_rows(run: RunData) -> list[VariantRow]:
 # ---- formatting ------------------------------------------------------------------------
 
 
-def _f(value: float | None, digits: int = 2, suffix: str = "") -> str:
+def format_number(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    """A number for a table cell, or an en dash when it was not measured."""
     return "–" if value is None else f"{value:.{digits}f}{suffix}"
 
 
@@ -1079,7 +1085,7 @@ def training_time_points(run: RunData) -> dict[str, Any] | None:
     if history.get("elapsed_s") and history.get("val_accuracy"):
         curve = [(t / 60.0, 100.0 * a) for t, a in zip(history["elapsed_s"], history["val_accuracy"])
                  if _num(t) is not None and _num(a) is not None]
-    wall_s = _num(_get(run.manifest, "stages", "baseline", "wall_s"))
+    wall_s = _num(run.stage("baseline").get("wall_s"))
     rows = {r.name: r for r in variant_rows(run)}
     end = {}
     if wall_s is not None:
@@ -1095,20 +1101,22 @@ def training_time_points(run: RunData) -> dict[str, Any] | None:
 @_styled
 def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) -> Path | None:
     """Validation accuracy against wall-clock training time, one line per run, with the test-set
-    accuracy of its float and int8 LiteRT models marked where training ended."""
+    accuracy of its float and int8 LiteRT models marked where training ended. None (nothing
+    drawn) unless at least one run has a curve: end points alone say too little."""
     points = [(run, training_time_points(run)) for run in runs]
     points = [(run, p) for run, p in points if p]
-    if not points:
+    if not any(p["curve"] for _, p in points):
         return None
     fig, axes = _new_figure(7.2, 3.9)
     ax = axes[0][0]
     markers = {FLOAT_VARIANT: ("o", "float, test set"), "qat": ("D", "int8 (qat), test set"),
                "ptq-int8": ("s", "int8 (ptq-int8), test set")}
     palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#17becf", "#7f7f7f"] * 4)
+    datasets = {normalize_dataset(run.dataset) for run, _ in points}
     low = 100.0
     for run, p in points:
         color = next(palette)
-        label = run.model if len({r.dataset for r, _ in points}) == 1 else run.label
+        label = run.model if len(datasets) == 1 else run.label
         if p["curve"]:
             xs, ys = zip(*p["curve"])
             ax.plot(xs, ys, "-", color=color, lw=1.5, label=f"{label}: validation")
@@ -1119,7 +1127,6 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
             ax.plot([x], [y], marker, color=color, ms=6, mec="#222", mew=0.6,
                     label=f"{label}: end of training" if named else None)
             low = min(low, y)
-    datasets = {normalize_dataset(run.dataset) for run, _ in points}
     if len(datasets) == 1 and next(iter(datasets)) in STUDY_DATASETS:
         study = study_row(next(iter(datasets)), KERAS_BASELINE)
         if study is not None:  # the bar the improved models are meant to clear
@@ -1153,11 +1160,12 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
         study = study_row(run.dataset, r.name)
         body.append([
             f"`{r.name}`", r.runtime + (" (.h5)" if not r.comparable else ""),
-            _f(r.acc_full_pct), _f(r.acc_first_n_pct) + _ci(r.first_n_ci_pct),
-            _ms(r.p50_ms), _ms(r.p99_ms), _f(r.file_mb, 3), _f(r.gzip_mb, 3), _f(r.sparsity_pct, 1),
+            format_number(r.acc_full_pct), format_number(r.acc_first_n_pct) + _ci(r.first_n_ci_pct),
+            _ms(r.p50_ms), _ms(r.p99_ms), format_number(r.file_mb, 3), format_number(r.gzip_mb, 3),
+            format_number(r.sparsity_pct, 1),
             _ratio(r.file_ratio), _ratio(r.gzip_ratio),
-            _f(study.accuracy_pct) if study else "–", _f(study.latency_ms) if study else "–",
-            _f(study.size_mb) if study else "–",
+            format_number(study.accuracy_pct) if study else "–", format_number(study.latency_ms) if study else "–",
+            format_number(study.size_mb) if study else "–",
         ])
     return Table(headers, body, align="ll" + "r" * 12, shaded=(11, 12, 13))
 
@@ -1241,7 +1249,7 @@ def _provenance(run: RunData) -> list[Block]:
         for name, entry in stages.items():
             outputs = entry.get("outputs") or {}
             stage_rows.append([
-                f"`{name}`", _f(_num(entry.get("wall_s")), 1), str(entry.get("finished") or "–"),
+                f"`{name}`", format_number(_num(entry.get("wall_s")), 1), str(entry.get("finished") or "–"),
                 ", ".join(f"{f} `{h[:12]}`" for f, h in outputs.items()) or "–",
             ])
         blocks.append(Table(["stage", "wall s", "finished", "outputs (sha256, first 12)"], stage_rows, align="lrll"))
@@ -1366,14 +1374,14 @@ def _study_table(runs: list[RunData]) -> Table:
                 continue
             body.append([
                 dataset_label(run.dataset), study.variant if study else "– (never timed)", f"`{name}`",
-                _f(study.accuracy_pct) if study else "–",
-                (_f(ours.acc_first_n_pct) + _ci(ours.first_n_ci_pct)) if ours else "–",
-                _f(ours.acc_full_pct) if ours else "–",
-                _f(study.latency_ms) if study else "–",
+                format_number(study.accuracy_pct) if study else "–",
+                (format_number(ours.acc_first_n_pct) + _ci(ours.first_n_ci_pct)) if ours else "–",
+                format_number(ours.acc_full_pct) if ours else "–",
+                format_number(study.latency_ms) if study else "–",
                 f"{_ms(ours.p50_ms)} / {_ms(ours.mean_ms)}" if ours else "–",
-                _f(study.size_mb) if study else "–",
-                _f(ours.file_mb, 3) if ours else "–",
-                _f(ours.gzip_mb, 3) if ours else "–",
+                format_number(study.size_mb) if study else "–",
+                format_number(ours.file_mb, 3) if ours else "–",
+                format_number(ours.gzip_mb, 3) if ours else "–",
             ])
     return Table(headers, body, align="lll" + "r" * 8, shaded=(1, 3, 6, 8))
 
@@ -1508,16 +1516,15 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
 
     if len(runs) > 1:
         blocks += comparison
-    if any((training_time_points(run) or {}).get("curve") for run in runs):
-        path = plot_accuracy_vs_training_time(runs, out_dir / "accuracy-vs-training-time.png", "Accuracy against training time")
-        if path:
-            figures.append(path)
-            blocks.append(Heading(2, "Accuracy against training time"))
-            blocks.append(Plot(path, "accuracy against training time", (
-                "Validation accuracy after each epoch against the wall time since training started (history.json's "
-                "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
-                "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
-                "else the machine was running; see each run's provenance.")))
+    path = plot_accuracy_vs_training_time(runs, out_dir / "accuracy-vs-training-time.png", "Accuracy against training time")
+    if path:
+        figures.append(path)
+        blocks.append(Heading(2, "Accuracy against training time"))
+        blocks.append(Plot(path, "accuracy against training time", (
+            "Validation accuracy after each epoch against the wall time since training started (history.json's "
+            "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
+            "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
+            "else the machine was running; see each run's provenance.")))
     for run in runs:
         blocks += _run_section(run, out_dir, figures, level=2)
     if len(runs) == 1:
