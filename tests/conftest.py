@@ -68,3 +68,33 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never let a test read or write the user's real cache or data directory."""
     monkeypatch.setenv("DNNCOMP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dnncomp-cache"))
     monkeypatch.delenv("DNNCOMP_DATA_DIR", raising=False)
+
+
+CASES = SHARED / "cases"
+
+
+@pytest.fixture(scope="session")
+def case_inputs(real_data_dir, tmp_path_factory):
+    """``case_inputs("10-uint8-input-pixel-range")`` -> the directory holding that shared case's inputs.
+
+    Each case in ../shared/cases is a failure users reported in public, rebuilt by its ``make.py``
+    from small subsets of the real datasets. Inputs are built once per test session (make.py is
+    seeded); a case folder that is not there skips the test.
+    """
+    built: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("cases")
+
+    def build(name: str) -> Path:
+        if name in built:
+            return built[name]
+        make = CASES / name / "make.py"
+        if not make.is_file():
+            pytest.skip(f"{make} not found")
+        out = root / name
+        out.mkdir()
+        env = {**os.environ, "DNNCOMP_CASES_DATA": str(real_data_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        subprocess.run([sys.executable, str(make), str(out)], check=True, env=env, cwd=out, capture_output=True)
+        built[name] = out
+        return out
+
+    return build
