@@ -13,7 +13,10 @@ Adding an architecture is adding one function::
         return keras.Sequential([...])
 
 Names are ``<family>-<dataset>``; ``--model study`` with dataset ``cifar10``
-resolves to ``study-cifar10``. Families: ``study`` (the paper's three models, trained
+resolves to ``study-cifar10``. Every builder takes ``(keras, input_shape, num_classes)``
+(timm's ``num_classes=``), so a family also builds itself for data of another shape
+and class count (:func:`family_spec`, :func:`spec_for_data`: a user's image folder).
+Families: ``study`` (the paper's three models, trained
 the paper's way), ``improved`` (at most the study's parameters for the dataset) and
 ``tiny`` (at most a tenth of them), both trained with a scheduled recipe
 (:func:`scheduled_training`).
@@ -28,7 +31,8 @@ from .errors import ModelError
 
 # The study's baseline settings (SPEC.md). Validation: "last:F" holds out the last
 # fraction F of the training set, like Keras' validation_split; "random:F" a seeded
-# random fraction F (the study's GTSRB split).
+# random fraction F (the study's GTSRB split); "stratified:F" a seeded fraction F of every
+# class, which every model but the study's own three on their own datasets uses.
 STUDY_TRAINING = {"epochs": 50, "batch_size": 32, "patience": 5, "validation": "last:0.2"}
 
 
@@ -45,6 +49,9 @@ class ModelSpec:
     description: str = ""
     params_approx: int | None = None  # float parameter count, as documented (SPEC.md for the study's models)
     training: dict[str, Any] = field(default_factory=lambda: dict(STUDY_TRAINING))
+    # The registered member (or, for a folder, the family) whose builder makes this spec's model;
+    # empty for a registered member itself.
+    base: str = ""
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -60,8 +67,14 @@ class ModelSpec:
         return self.output == "logits"
 
     def build(self):
-        """A fresh, uncompiled Keras 2 model (imports TensorFlow)."""
-        return build_model(self.name)
+        """A fresh, uncompiled Keras 2 model of this spec's input shape and classes (imports TensorFlow)."""
+        from .keras_env import import_keras
+
+        _, keras = import_keras()
+        builder = _BUILDERS.get(self.base or self.name) or _FAMILY_BUILDERS.get(self.base)
+        if builder is None:
+            raise ModelError(f"model {self.name!r}: no builder registered for {self.base or self.name!r}")
+        return builder(keras, input_shape=self.input_shape, num_classes=self.num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,11 +88,13 @@ class ModelSpec:
             "description": self.description,
             "params_approx": self.params_approx,
             "training": dict(self.training),
+            **({"base": self.base} if self.base else {}),
         }
 
 
 _SPECS: dict[str, ModelSpec] = {}
-_BUILDERS: dict[str, Callable[[Any], Any]] = {}
+_BUILDERS: dict[str, Callable[..., Any]] = {}  # builder(keras, input_shape=..., num_classes=...) -> keras.Model
+_FAMILY_BUILDERS: dict[str, Callable[..., Any]] = {}  # the same, for a family built for a user's data
 
 
 def register_model(
@@ -93,7 +108,11 @@ def register_model(
     params_approx: int | None = None,
     training: dict[str, Any] | None = None,
 ):
-    """Decorator: register ``builder(keras) -> keras.Model`` under ``name`` (``<family>-<dataset>``)."""
+    """Decorator: register ``builder(keras, input_shape, num_classes) -> keras.Model`` under ``name`` (``<family>-<dataset>``).
+
+    The builder makes the registered member with the registered ``input_shape`` and
+    ``num_classes``, and the same architecture for others (:func:`spec_for_data`).
+    """
     if output not in ("logits", "softmax"):
         raise ValueError(f"model {name}: output must be 'logits' or 'softmax', not {output!r}")
     family, sep, suffix = name.rpartition("-")
@@ -125,11 +144,26 @@ def list_models(dataset: str | None = None) -> list[ModelSpec]:
     return [spec for name, spec in sorted(_SPECS.items()) if dataset is None or spec.dataset == dataset]
 
 
+def _did_you_mean(name: str, choices) -> str:
+    """`` (did you mean tiny-mnist?)`` for a close match of a mistyped name, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def families() -> list[str]:
+    """The model families (``study``, ``improved``, ``tiny``...), sorted."""
+    return sorted({spec.family for spec in _SPECS.values()} | set(_FAMILY_BUILDERS))
+
+
 def get_model_spec(name: str) -> ModelSpec:
     try:
         return _SPECS[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_SPECS))}") from None
+        raise ModelError(
+            f"unknown model {name!r}{_did_you_mean(name, list(_SPECS) + families())}; known models: {', '.join(sorted(_SPECS))}"
+        ) from None
 
 
 def default_model_for(dataset: str) -> str:
@@ -151,20 +185,128 @@ def resolve_model_name(model: str | None, dataset: str) -> str:
     candidate = f"{model}-{dataset}"
     if candidate in _SPECS:
         return candidate
-    families = sorted({spec.family for spec in _SPECS.values()})
     raise ModelError(
-        f"unknown model {model!r} for dataset {dataset!r}; known models: {', '.join(sorted(_SPECS))} "
-        f"(or a family: {', '.join(families)})"
+        f"unknown model {model!r} for dataset {dataset!r}{_did_you_mean(model, list(_SPECS) + families())}; "
+        f"known models: {', '.join(sorted(_SPECS))} (or a family: {', '.join(families())})"
     )
 
 
 def build_model(name: str):
     """A fresh, uncompiled Keras 2 model for a registered name."""
-    spec = get_model_spec(name)
-    from .keras_env import import_keras
+    return get_model_spec(name).build()
 
-    _, keras = import_keras()
-    return _BUILDERS[spec.name](keras)
+
+# ---- a family or a registered member made for a user's data --------------------------
+
+
+def register_family(family: str):
+    """Decorator: ``builder(keras, input_shape, num_classes)`` builds ``family`` for any data (see :func:`family_spec`)."""
+
+    def decorator(builder: Callable[..., Any]):
+        if family in _FAMILY_BUILDERS:
+            raise ValueError(f"model family {family!r} is already registered")
+        _FAMILY_BUILDERS[family] = builder
+        return builder
+
+    return decorator
+
+
+def _shape_label(input_shape: tuple[int, ...], num_classes: int) -> str:
+    return f"{'x'.join(str(d) for d in input_shape)}-{num_classes}cls"
+
+
+def _check_classes(num_classes: int, what: str) -> int:
+    if int(num_classes) < 2:
+        raise ModelError(f"{what}: a classifier needs 2 or more classes, the data has {num_classes}")
+    return int(num_classes)
+
+
+def family_spec(family: str, dataset: str, input_shape: tuple[int, int, int], num_classes: int) -> ModelSpec:
+    """A ``family`` model built for data of ``input_shape`` (H, W, C) and ``num_classes`` (a user's image folder).
+
+    Named ``<family>-<H>x<W>x<C>-<N>cls``. ``tiny`` and ``improved`` take the compact
+    design with their widths for MNIST (grey) or CIFAR-10 (colour) and the scheduled
+    recipe with mild, orientation-keeping augmentation (nothing is mirrored: a folder
+    may hold digits or signs); ``study`` takes the study's MNIST model for grey images
+    and its CIFAR-10 model for colour, with the study's training. Every one holds out a
+    stratified, seeded 10 % (study: 20 %) for validation. Raises ModelError for an
+    unknown family, fewer than 2 classes, or images the family cannot take.
+    """
+    if family not in _FAMILY_BUILDERS:
+        raise ModelError(
+            f"unknown model family {family!r}{_did_you_mean(family, families())}; families: {', '.join(families())}"
+        )
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3 or input_shape[2] not in (1, 3):
+        raise ModelError(f"{family} for {dataset}: expected images of shape (H, W, 1 or 3), got {input_shape}")
+    num_classes = _check_classes(num_classes, f"{family} for {dataset}")
+    if family == "study" and min(input_shape[:2]) < 16:
+        raise ModelError(
+            f"study for {dataset}: images of {input_shape[0]}x{input_shape[1]} are too small for the study's "
+            "convolutions (at least 16x16); use --model tiny or improved"
+        )
+    grey = input_shape[2] == 1
+    if family == "study":
+        training = {**STUDY_TRAINING, "validation": "stratified:0.2"}
+        output, what = ("logits", "the study's MNIST CNN") if grey else ("softmax", "the study's CIFAR-10 CNN")
+    else:
+        training = scheduled_training(
+            epochs=FOLDER_EPOCHS[family], augment=FOLDER_AUGMENT, validation="stratified:0.1"
+        )
+        output, what = "logits", f"{family}, widths of {family}-{'mnist' if grey else 'cifar10'}"
+    return ModelSpec(
+        name=f"{family}-{_shape_label(input_shape, num_classes)}",
+        family=family,
+        dataset=dataset,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        output=output,
+        description=f"{what}, built for {input_shape[0]}x{input_shape[1]}x{input_shape[2]} images and {num_classes} classes",
+        training=training,
+        base=family,
+    )
+
+
+def spec_for_data(spec: ModelSpec, dataset: str, num_classes: int) -> ModelSpec:
+    """A registered member with another class count (timm's ``num_classes=``): same input, architecture, training.
+
+    Named ``<member>-<N>cls``; the data is resized and its channels converted to the
+    member's input, as for the member's own dataset. ``spec`` itself when the count
+    already matches.
+    """
+    num_classes = _check_classes(num_classes, f"{spec.name} for {dataset}")
+    if num_classes == spec.num_classes:
+        return spec
+    return ModelSpec(
+        name=f"{spec.name}-{num_classes}cls",
+        family=spec.family,
+        dataset=dataset,
+        input_shape=spec.input_shape,
+        num_classes=num_classes,
+        output=spec.output,
+        description=f"{spec.description} (with {num_classes} outputs instead of {spec.num_classes})",
+        training=dict(spec.training),
+        base=spec.base or spec.name,
+    )
+
+
+@register_family("study")
+def study_family(keras, input_shape, num_classes):
+    """The study's MNIST CNN for grey images, its CIFAR-10 CNN for colour ones."""
+    builder = study_mnist if input_shape[-1] == 1 else study_cifar10
+    return builder(keras, input_shape=input_shape, num_classes=num_classes)
+
+
+@register_family("tiny")
+def tiny_family(keras, input_shape, num_classes):
+    widths = TINY_WIDTHS["mnist" if input_shape[-1] == 1 else "cifar10"]
+    return compact_cnn(keras, tuple(input_shape), widths, num_classes, name="tiny")
+
+
+@register_family("improved")
+def improved_family(keras, input_shape, num_classes):
+    widths = IMPROVED_WIDTHS["mnist" if input_shape[-1] == 1 else "cifar10"]
+    return compact_cnn(keras, tuple(input_shape), widths, num_classes, name="improved")
 
 
 # ---- the study's three models (SPEC.md) ----------------------------------------------
@@ -179,19 +321,20 @@ def build_model(name: str):
     description="The study's MNIST CNN: 2x (Conv 5x5 + MaxPool), Dense 1024, logits",
     params_approx=1_111_946,
 )
-def study_mnist(keras):
+def study_mnist(keras, input_shape=(28, 28), num_classes=10):
     layers = keras.layers
+    height, width = input_shape[0], input_shape[1]
     return keras.Sequential(
         [
-            keras.Input(shape=(28, 28)),
-            layers.Reshape((28, 28, 1)),
+            keras.Input(shape=tuple(input_shape)),
+            layers.Reshape((height, width, 1)),
             layers.Conv2D(32, 5, activation="relu"),
             layers.MaxPooling2D(2),
             layers.Conv2D(64, 5, activation="relu"),
             layers.MaxPooling2D(2),
             layers.Flatten(),
             layers.Dense(1024, activation="relu"),
-            layers.Dense(10),
+            layers.Dense(num_classes),
         ]
     )
 
@@ -205,11 +348,11 @@ def study_mnist(keras):
     description="The study's CIFAR-10 CNN: 2x (Conv same, Conv, MaxPool, Dropout .25), Dense 512, Dropout .5, softmax",
     params_approx=1_250_858,
 )
-def study_cifar10(keras):
+def study_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
     layers = keras.layers
     return keras.Sequential(
         [
-            keras.Input(shape=(32, 32, 3)),
+            keras.Input(shape=tuple(input_shape)),
             layers.Conv2D(32, 3, padding="same", activation="relu"),
             layers.Conv2D(32, 3, activation="relu"),
             layers.MaxPooling2D(2),
@@ -221,7 +364,7 @@ def study_cifar10(keras):
             layers.Flatten(),
             layers.Dense(512, activation="relu"),
             layers.Dropout(0.5),
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(num_classes, activation="softmax"),
         ]
     )
 
@@ -236,11 +379,11 @@ def study_cifar10(keras):
     params_approx=1_168_587,
     training={"validation": "random:0.25"},
 )
-def study_gtsrb(keras):
+def study_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
     layers = keras.layers
     return keras.Sequential(
         [
-            keras.Input(shape=(30, 30, 3)),
+            keras.Input(shape=tuple(input_shape)),
             layers.Conv2D(16, 3, activation="relu"),
             layers.Conv2D(32, 3, activation="relu"),
             layers.MaxPooling2D(2),
@@ -250,7 +393,7 @@ def study_gtsrb(keras):
             layers.Flatten(),
             layers.Dense(512, activation="relu"),
             layers.Dropout(0.5),
-            layers.Dense(43, activation="softmax"),
+            layers.Dense(num_classes, activation="softmax"),
         ]
     )
 
@@ -352,8 +495,8 @@ def compact_cnn(keras, input_shape: tuple[int, ...], widths: tuple[int, int, int
 def _register_compact(family: str, dataset: str, input_shape, num_classes: int, widths, params: int, training, what: str):
     name = f"{family}-{dataset}"
 
-    def builder(keras):
-        return compact_cnn(keras, input_shape, widths, num_classes, name=name.replace("-", "_"))
+    def builder(keras, input_shape=input_shape, num_classes=num_classes):
+        return compact_cnn(keras, tuple(input_shape), widths, num_classes, name=name.replace("-", "_"))
 
     builder.__name__ = name.replace("-", "_")
     register_model(
@@ -376,13 +519,20 @@ def _register_compact(family: str, dataset: str, input_shape, num_classes: int, 
 # improved-gtsrb 35 s (25 epochs ~15 min); the tiny models ~9-13 s (from step times).
 _COMPACT = [
     # family, dataset, input shape, classes, widths, float params, epochs, augmentation, validation
-    ("improved", "mnist", (28, 28), 10, (48, 96, 192), 647_866, 12, MNIST_AUGMENT, "last:0.1"),
-    ("improved", "cifar10", (32, 32, 3), 10, (64, 144, 256), 1_236_042, 45, CIFAR10_AUGMENT, "last:0.1"),
-    ("improved", "gtsrb", (30, 30, 3), 43, (64, 128, 256), 1_159_147, 25, GTSRB_AUGMENT, "random:0.1"),
-    ("tiny", "mnist", (28, 28), 10, (32, 48, 64), 110_378, 20, MNIST_AUGMENT, "last:0.1"),
-    ("tiny", "cifar10", (32, 32, 3), 10, (32, 48, 72), 124_346, 50, CIFAR10_AUGMENT, "last:0.1"),
-    ("tiny", "gtsrb", (30, 30, 3), 43, (32, 48, 64), 113_099, 30, GTSRB_AUGMENT, "random:0.1"),
+    ("improved", "mnist", (28, 28), 10, (48, 96, 192), 647_866, 12, MNIST_AUGMENT, "stratified:0.1"),
+    ("improved", "cifar10", (32, 32, 3), 10, (64, 144, 256), 1_236_042, 45, CIFAR10_AUGMENT, "stratified:0.1"),
+    ("improved", "gtsrb", (30, 30, 3), 43, (64, 128, 256), 1_159_147, 25, GTSRB_AUGMENT, "stratified:0.1"),
+    ("tiny", "mnist", (28, 28), 10, (32, 48, 64), 110_378, 20, MNIST_AUGMENT, "stratified:0.1"),
+    ("tiny", "cifar10", (32, 32, 3), 10, (32, 48, 72), 124_346, 50, CIFAR10_AUGMENT, "stratified:0.1"),
+    ("tiny", "gtsrb", (30, 30, 3), 43, (32, 48, 64), 113_099, 30, GTSRB_AUGMENT, "stratified:0.1"),
 ]
+# The widths a family takes for a user's grey (MNIST's) or colour (CIFAR-10's) images.
+TINY_WIDTHS = {dataset: widths for family, dataset, _, _, widths, *_ in _COMPACT if family == "tiny"}
+IMPROVED_WIDTHS = {dataset: widths for family, dataset, _, _, widths, *_ in _COMPACT if family == "improved"}
+# On a user's folder: epoch budgets for a few thousand images (override with --epochs), and
+# augmentation that keeps orientation (a folder may hold digits or signs, which no mirror keeps).
+FOLDER_EPOCHS = {"tiny": 30, "improved": 30}
+FOLDER_AUGMENT = {"rotation": 5.0, "shift": 0.1, "zoom": 0.1, "fill_mode": "nearest"}
 
 for _family, _dataset, _shape, _classes, _widths, _params, _epochs, _augment, _validation in _COMPACT:
     _register_compact(

@@ -32,8 +32,12 @@ def normalize_name(name: str) -> str:
 def get_spec(name: str) -> DatasetSpec:
     key = normalize_name(name)
     if key not in REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), DATASETS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise DataError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or folder:PATH for an image-folder tree"
+            f"unknown dataset {name!r}{hint}; choose one of {', '.join(DATASETS)}, or folder:PATH for an image-folder tree"
         )
     return REGISTRY[key]
 
