@@ -71,32 +71,68 @@ def training_settings(
 
 
 def parse_validation(validation: str) -> tuple[str, float]:
-    """``"last:0.2"`` / ``"random:0.25"`` / ``"none"`` -> (mode, fraction)."""
+    """``"stratified:0.1"`` / ``"last:0.2"`` / ``"random:0.25"`` / ``"none"`` -> (mode, fraction).
+
+    A bare fraction (``"0.1"``, what ``--val-split`` takes) means ``stratified``. Raises
+    ModelError for anything else.
+    """
+    validation = str(validation).strip()
     if validation in ("none", "", "0"):
         return "none", 0.0
-    mode, _, fraction = validation.partition(":")
+    mode, sep, fraction = validation.partition(":")
+    if not sep:  # a bare number
+        mode, fraction = "stratified", validation
     try:
         value = float(fraction)
     except ValueError:
         value = -1.0
-    if mode not in ("last", "random") or not 0.0 < value < 1.0:
+    if mode not in VALIDATION_MODES or not 0.0 < value < 1.0:
         raise ModelError(
-            f"validation {validation!r}: expected 'last:F' (the last fraction F, like Keras validation_split), "
-            "'random:F' (a seeded random fraction) or 'none', with 0 < F < 1"
+            f"validation {validation!r}: expected 'stratified:F' (a seeded fraction F of every class), 'last:F' "
+            "(the last fraction F, like Keras validation_split), 'random:F' (a seeded random fraction) or 'none', "
+            "with 0 < F < 1"
         )
     return mode, value
 
 
-def split_validation(n: int, validation: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, validation) of a training set of ``n`` examples."""
+VALIDATION_MODES = ("stratified", "last", "random")
+
+
+def split_validation(n: int, validation: str, seed: int = 0, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation), each sorted, of a training set of ``n`` examples.
+
+    ``stratified:F`` needs ``labels`` (``n`` ints): it holds out a seeded fraction F of
+    every class (rounded, at least one image of a class that has two or more, never the
+    last one), so an image folder read class by class still trains and validates on every
+    class. ``last:F`` and ``random:F`` are the study's splits. Raises ModelError for a bad
+    ``validation`` or missing labels.
+    """
     mode, fraction = parse_validation(validation)
     if mode == "none":
         return np.arange(n), np.arange(0)
     if mode == "last":
         split_at = int(math.ceil(n * (1.0 - fraction)))  # exactly Keras' validation_split arithmetic
         return np.arange(split_at), np.arange(split_at, n)
+    rng = np.random.default_rng(seed)
+    if mode == "stratified":
+        if labels is None or len(labels) != n:
+            raise ModelError(f"validation {validation!r}: a stratified split needs the {n} training labels")
+        labels = np.asarray(labels)
+        held_out = []
+        for label in np.unique(labels):  # sorted classes: the same split for the same seed
+            members = np.flatnonzero(labels == label)
+            n_val = int(round(len(members) * fraction))
+            if len(members) >= 2:
+                n_val = min(max(n_val, 1), len(members) - 1)
+            else:
+                n_val = 0
+            held_out.append(rng.permutation(members)[:n_val])
+        val = np.sort(np.concatenate(held_out)) if held_out else np.arange(0)
+        keep = np.ones(n, dtype=bool)
+        keep[val] = False
+        return np.flatnonzero(keep), val
     n_val = int(math.ceil(n * fraction))  # sklearn's train_test_split rounding, which the study used
-    order = np.random.default_rng(seed).permutation(n)
+    order = rng.permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -190,7 +226,7 @@ def train_baseline(
     y = np.asarray(y_train).astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
         raise ModelError(f"labels must be in 0..{spec.num_classes - 1} for {spec.name}; got {y.min()}..{y.max()}")
-    train_idx, val_idx = split_validation(len(x), validation, seed)
+    train_idx, val_idx = split_validation(len(x), validation, seed, labels=y)
 
     seed_everything(seed, deterministic)
     model = spec.build()
@@ -315,7 +351,7 @@ def train_scheduled(
     y = np.asarray(y_train).astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
         raise ModelError(f"labels must be in 0..{spec.num_classes - 1} for {spec.name}; got {y.min()}..{y.max()}")
-    train_idx, val_idx = split_validation(len(x), validation, seed)
+    train_idx, val_idx = split_validation(len(x), validation, seed, labels=y)
     if len(train_idx) == 0:
         raise ModelError(f"no training images left after the validation split {validation!r}")
     batch_size = min(int(batch_size), len(train_idx))
