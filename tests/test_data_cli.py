@@ -34,8 +34,17 @@ def test_verify_fails_on_wrong_counts(tmp_path, capsys):
 def test_folder_dataset(tmp_path, capsys):
     write_folder(tmp_path / "pics", per_class=5)
     assert main(["datasets", "--only", f"folder:{tmp_path / 'pics'}", "--verify"]) == 0
-    out = capsys.readouterr().out
-    assert "8 images" in out and "2 images" in out and "no published numbers" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "8 images" in out and "2 images" in out and "images read" in out and "test images per class" in out
+    assert "verify: all 6 checks pass" in captured.err
+
+
+def test_folder_verify_fails_when_a_class_has_no_test_image(tmp_path, capsys):
+    write_folder(tmp_path / "tree" / "train", classes=("a", "b"), per_class=2)
+    write_folder(tmp_path / "tree" / "test", classes=("a",), per_class=2)
+    assert main(["datasets", "--only", f"folder:{tmp_path / 'tree'}", "--verify"]) == 2
+    assert "no test images for b" in capsys.readouterr().out
 
 
 def test_help():

@@ -24,7 +24,7 @@ from ..fileio import atomic_path
 from .images import RESIZE_METHOD
 from .sources import cache_dir
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: images read upright (EXIF), 16-bit scaled, alpha composited, any Pillow format
 MISSING = -1  # size recorded for a file that does not exist
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import DataError
 from .base import Dataset
 from .cache import MISSING, DecodedCache, fingerprint, stat_files
-from .images import RESIZE_METHOD, DecodedImages, check_failures, decode_images, stack_images
+from .images import RESIZE_METHOD, DecodedImages, check_failures, decode_images, decode_notes, describe_ignored, stack_images
 
 SPLITS = ("train", "test")
 
@@ -42,7 +42,11 @@ def load_image_splits(
 
     A listed file that does not exist, or that cannot be decoded, is an error naming
     it, or with ``skip_bad`` a line in ``meta["skipped"]``. ``meta["from_cache"]``
-    says whether the arrays came from the decoded-array cache.
+    says whether the arrays came from the decoded-array cache; ``meta["decode"]`` counts
+    what decoding converted (EXIF orientation applied, 16-bit scaled, alpha composited...:
+    keys of ``images.DECODE_EVENTS``), also said in ``meta["notes"]``. Files a loader skipped
+    as not images, passed in ``meta["ignored"]`` (kind -> {"count", "example"}), are said
+    in the notes too.
     """
     entries = [e for split in SPLITS for e in splits[split]]
     stats = stat_files([e.path for e in entries] + [str(p) for p in annotation_files])
@@ -63,13 +67,16 @@ def load_image_splits(
         arrays, info, cache_note = _decode(entries, missing, image_size, grey, skip_bad, progress, kind, splits, cache)
         from_cache = False
 
+    meta = dict(meta or {})
+    ignored_notes = [f"skipped, not images: {line}" for line in describe_ignored(meta.get("ignored") or {})]
     meta = {
-        **(meta or {}),
+        **meta,
         "source": str(root),
         "image_size": list(arrays["x_train"].shape[1:3]),
         "resize_method": info["resize_method"],
         "skipped": info["skipped"],
-        "notes": info["notes"] + ([cache_note] if cache_note else []),
+        "decode": dict(info.get("decode", {})),
+        "notes": ignored_notes + info["notes"] + ([cache_note] if cache_note else []),
         "from_cache": from_cache,
         "cache_file": str(cache.path),
     }
@@ -99,7 +106,8 @@ def _decode(entries, missing, image_size, grey, skip_bad, progress, kind, splits
     }
     info = {
         "skipped": skipped,
-        "notes": notes,
+        "decode": dict(decoded.events),
+        "notes": decode_notes(decoded.events, len(good)) + notes,
         "resize_method": RESIZE_METHOD if image_size or notes else None,  # notes: mixed sizes were resized
         "decode_seconds": round(time.perf_counter() - start, 2),
     }

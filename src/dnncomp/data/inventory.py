@@ -1,5 +1,7 @@
 """What ``dnncomp datasets`` shows: for each dataset where it was found, its splits,
-classes and image shape, and with ``verify`` the checks against the published numbers."""
+classes and image shape, what was skipped and why (by kind), how many images were read
+upright from their EXIF orientation, and with ``verify`` the checks against the published
+numbers (for an image folder, which has none: every file read, every class in both splits)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Optional, Sequence
 from ..errors import DataError
 from .registry import DATASETS, folder_root, get_spec, load_dataset
 from .sources import DatasetNotFound
-from .verify import Check, verify_dataset
+from .verify import Check, verify_dataset, verify_folder
 
 
 @dataclass
@@ -28,6 +30,8 @@ class DatasetStatus:
     checks: list[Check] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ignored: dict = field(default_factory=dict)  # files skipped as not images: kind -> {"count", "example"}
+    decode: Optional[dict] = None  # image-file datasets: what decoding converted (images.DECODE_EVENTS keys)
     error: Optional[DataError] = None
 
     @property
@@ -59,9 +63,10 @@ def survey(names: Sequence[str] = DATASETS, data_dir=None, verify: bool = False,
             train=len(dataset.y_train), test=len(dataset.y_test), classes=dataset.num_classes,
             image_shape=tuple(dataset.x_train.shape[1:]), load_seconds=meta.get("load_seconds"),
             from_cache=meta.get("from_cache"), skipped=list(meta.get("skipped", [])), notes=list(meta.get("notes", [])),
+            ignored=dict(meta.get("ignored") or {}), decode=meta.get("decode"),
         )
-        if verify and folder_root(name) is None:
-            status.checks = verify_dataset(dataset, get_spec(name).expected)
+        if verify:
+            status.checks = verify_folder(dataset) if folder_root(name) is not None else verify_dataset(dataset, get_spec(name).expected)
         statuses.append(status)
     return statuses
 
@@ -84,6 +89,15 @@ def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, consol
             table.add_row("classes", str(s.classes))
             table.add_row("image", "x".join(map(str, s.image_shape)) + " uint8")
             table.add_row("load", f"{s.load_seconds:.2f} s{cached}")
+            if s.decode is not None:  # image files: say what a viewer shows that the raw pixels do not
+                n = s.decode.get("exif_orientation", 0)
+                table.add_row("orientation", f"{n} image(s) rotated/flipped upright by their EXIF orientation" if n
+                              else "no image carries an EXIF orientation")
+            if s.ignored:
+                table.add_row("not images", f"{sum(v['count'] for v in s.ignored.values())} skipped: " + "; ".join(
+                    f"{v['count']} {kind}" for kind, v in sorted(s.ignored.items(), key=lambda kv: -kv[1]["count"])))
+            if s.skipped:
+                table.add_row("unreadable", f"[red]{len(s.skipped)} image file(s) skipped (--skip-bad), listed below[/red]")
         elif s.state == "not found":
             table.add_row("found", "[yellow]not found[/yellow]")
             table.add_row("how to get it", s.message)
@@ -111,6 +125,24 @@ def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, consol
             console.print(f"note: {note}", highlight=False)
     for s in statuses:
         if s.skipped:
-            console.print(f"{s.name}: skipped {len(s.skipped)} unreadable image(s):", highlight=False)
+            kinds = ", ".join(f"{n} {kind}" for kind, n in _problem_kinds(s.skipped).most_common())
+            console.print(f"{s.name}: skipped {len(s.skipped)} unreadable image(s) ({kinds}):", highlight=False)
             for line in s.skipped:
                 console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _problem_kinds(skipped: Sequence[str]):
+    """Unreadable-file lines ("path: problem") counted by the kind of problem."""
+    from collections import Counter
+
+    def kind(line: str) -> str:
+        problem = line.split(": ", 1)[-1].lower()
+        if "does not exist" in problem:
+            return "missing"
+        if "cannot identify image file" in problem:
+            return "not a format Pillow reads"
+        if "truncated" in problem or "broken data stream" in problem or "image file is" in problem:
+            return "truncated or damaged"
+        return "other decode errors"
+
+    return Counter(kind(line) for line in skipped)

@@ -55,3 +55,27 @@ def verify_dataset(dataset: Dataset, expected: Expected) -> list[Check]:
         if check is not None:
             checks.append(check)
     return checks
+
+
+def verify_folder(dataset: Dataset) -> list[Check]:
+    """Checks of an image folder, which has no published numbers: every file read, every class in
+    both splits, labels in range, one image shape, uint8 pixels."""
+    meta = dataset.meta
+    n_classes = dataset.num_classes
+    skipped = len(meta.get("skipped") or [])
+    read = len(dataset.y_train) + len(dataset.y_test)
+    checks = [
+        Check("images read", skipped == 0 and read > 0,
+              f"{read} read" + (f", {skipped} unreadable skipped (--skip-bad)" if skipped else ", none unreadable")),
+        Check("classes", n_classes >= 2, f"{n_classes} (expected at least 2)"),
+    ]
+    for split, labels in (("train", dataset.y_train), ("test", dataset.y_test)):
+        counts = np.bincount(labels, minlength=n_classes)[:n_classes] if labels.size else np.zeros(n_classes, int)
+        empty = [dataset.class_names[i] for i in np.flatnonzero(counts == 0)]
+        detail = (f"{int(counts.min())}..{int(counts.max())} images per class" if not empty
+                  else f"no {split} images for {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else ""))
+        checks.append(Check(f"{split} images per class", not empty, detail))
+    shape = tuple(dataset.x_train.shape[1:])
+    checks.append(Check("image shape", shape == tuple(dataset.x_test.shape[1:]), f"{shape} in train and test"))
+    checks.append(Check("pixel dtype", dataset.x_train.dtype == np.uint8 == dataset.x_test.dtype, str(dataset.x_train.dtype)))
+    return checks
