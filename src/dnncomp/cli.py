@@ -277,17 +277,71 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 @app.command("inspect")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the anatomies as JSON.")
-def inspect_command(models, json_path):
+@click.option("--target", type=click.Choice(["mcu"]), default=None,
+              help="mcu: also measure with TFLite Micro: tensor arena (searched), flash, op resolver list, int8 I/O, missing ops.")
+@click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--limit", type=int, default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
+def inspect_command(models, json_path, target, dataset, data_dir, limit):
     """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,
-    zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes."""
+    zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes.
+
+    With --target mcu (needs `pip install 'dnncomp[mcu]'`), each model is also run by TFLite
+    Micro: the smallest tensor arena that allocates and runs it, the flash it takes as a C array,
+    the ops to register in a MicroMutableOpResolver, and, with --dataset, TFLM's top-1 agreement
+    with LiteRT and the largest raw output difference on real test images.
+    """
     from .fileio import atomic_write_json
     from .measure import check_model_paths
 
     paths = check_model_paths(models)
-    anatomies = _print_anatomies(paths, tensors=True)
+    if dataset and target != "mcu":
+        raise click.UsageError("--dataset is used with --target mcu")
+    if target == "mcu":
+        from .micro import require_tflm
+
+        require_tflm("--target mcu")
+    anatomies = _print_anatomies(paths, tensors=target != "mcu")
+    if target == "mcu":
+        from .measure import load_for_model, rich_console
+        from .micro import micro_lines, micro_report
+
+        console = rich_console()
+        for path, anatomy in zip(paths, anatomies):
+            images = None
+            if dataset:
+                x_test = load_for_model(dataset, path, data_dir).x_test
+                images = x_test[:limit] if limit > 0 else x_test
+            anatomy["mcu"] = micro_report(path, x_uint8=images, dataset=dataset)
+            console.print(f"[bold]{path}[/bold] on a microcontroller (TFLite Micro {anatomy['mcu']['tflm_version']})")
+            for line in micro_lines(anatomy["mcu"]):
+                console.print("  " + line, markup=False)
     if json_path:
         atomic_write_json(json_path, {str(p): a for p, a in zip(paths, anatomies)})
         click.echo(f"wrote {json_path}")
+
+
+@app.command("export")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--c-array", "c_array", type=click.Path(path_type=Path), required=True,
+              help="Write OUT.h and OUT.cc: the model as an aligned C array, its op resolver list, arena size, I/O quantization.")
+@click.option("--arena-margin", type=float, default=10.0, show_default=True,
+              help="Percent added to the measured TFLM arena in kTensorArenaBytes (optimized kernels' scratch buffers).")
+def export_command(model, c_array, arena_margin):
+    """A LiteRT model as C++ source for TensorFlow Lite Micro firmware (needs `pip install 'dnncomp[mcu]'`).
+
+    The tensor arena is measured with TFLite Micro's interpreter (the smallest arena that
+    allocates and runs one inference), and written with the stated margin.
+    """
+    from .c_array import write_c_array
+    from .measure import check_model_paths
+    from .micro import require_tflm
+
+    (path,) = check_model_paths([model])
+    require_tflm("export --c-array")
+    header, source, report = write_c_array(path, c_array, margin_percent=arena_margin)
+    click.echo(f"wrote {header} and {source}: {report['flash']['model_bytes']:,} model bytes, "
+               f"arena {report['arena_bytes']:,} B measured (+{arena_margin:g} %), {len(report['resolver'])} ops to register")
 
 
 # ---- compress / recipes --------------------------------------------------------------

@@ -1,0 +1,195 @@
+"""TFLite Micro: arena search, op list, TFLM-vs-LiteRT equivalence, C array export, missing ops (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnncomp.cli import main
+from dnncomp.micro import TFLM_ALIGNMENT, _Worker, align, flash_bytes, resolver_method
+
+tflm = pytest.importorskip("tflite_micro", reason="needs pip install 'dnncomp[mcu]'")
+
+
+@lru_cache(maxsize=None)
+def _models(data_dir: Path) -> dict[str, bytes]:
+    """A small CNN trained 1 epoch on 2000 real MNIST images, as int8 (int8 I/O) and float32; and a
+    float model with TOPK_V2, an op TFLM does not have."""
+    from dnncomp.keras_env import import_keras
+
+    tf, keras = import_keras()
+    keras.utils.set_random_seed(0)
+    with np.load(data_dir / "mnist.npz") as z:
+        x = z["x_train"][:2000, ..., None].astype(np.float32) / 255.0
+        y = z["y_train"][:2000]
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(8, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+
+    def representative():
+        for i in range(0, 200, 10):
+            yield [x[i : i + 1]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    int8 = converter.convert()
+    float32 = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+    inp = keras.Input((4, 4, 1))
+    scores = layers.Dense(10)(layers.Flatten()(inp))
+    top = tf.math.top_k(scores, k=10).values  # TOPK_V2: a builtin LiteRT has and TFLM lacks
+    topk = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, top)).convert()
+    return {"int8": int8, "float": float32, "topk": topk}
+
+
+@pytest.fixture(scope="module")
+def models(real_data_dir, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("micro-models")
+    paths = {}
+    for name, data in _models(real_data_dir).items():
+        paths[name] = out / f"{name}.tflite"
+        paths[name].write_bytes(data)
+    return paths
+
+
+def test_flash_and_names():
+    assert align(1) == 16 and align(16) == 16 and align(17) == 32
+    assert flash_bytes(4888) == {"model_bytes": 4888, "aligned_bytes": 4896, "c_array_adds_bytes": 12, "total_bytes": 4900}
+    assert resolver_method("CONV_2D") == "AddConv2D"
+    assert resolver_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert resolver_method("BATCH_MATMUL") == "AddBatchMatMul"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["int8", "float"])
+def test_arena_search_finds_what_tflm_needs(models, kind):
+    from dnncomp.micro import search_arena
+
+    result = search_arena(models[kind])
+    arena = result.arena_bytes
+    assert arena is not None and arena % TFLM_ALIGNMENT == 0
+    # The interpreter's own account of what it allocated, within its alignment.
+    assert result.reported_bytes is not None and abs(arena - result.reported_bytes) < TFLM_ALIGNMENT
+    with _Worker(models[kind]) as worker:
+        assert worker.request(cmd="probe", arena=arena)["ok"]
+        assert not worker.request(cmd="probe", arena=arena - TFLM_ALIGNMENT)["ok"]
+        # Far too small crashes TFLM's Python wrapper; the child process absorbs it.
+        assert not worker.request(cmd="probe", arena=96)["ok"]
+        assert worker.request(cmd="probe", arena=arena)["ok"]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_report_ops_io_and_equivalence(models, real_data_dir):
+    from dnncomp.micro import micro_report
+
+    with np.load(real_data_dir / "mnist.npz") as z:
+        images = z["x_test"][:300, ..., None]
+    report = micro_report(models["int8"], x_uint8=images, dataset="mnist")
+    assert report["runs"] and report["missing_ops"] == []
+    assert report["ops"] == ["CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED"]
+    assert report["resolver"] == ["AddConv2D", "AddMaxPool2D", "AddMean", "AddFullyConnected"]
+    assert report["int8_io"] is True
+    assert report["inputs"][0]["dtype"] == "int8" and report["inputs"][0]["scale"] > 0
+    assert report["flash"]["model_bytes"] == models["int8"].stat().st_size
+    eq = report["equivalence"]
+    assert eq["images"] == 300
+    assert eq["top1_agreement"] >= 0.99
+    assert eq["max_abs_diff"] <= 2  # int8 steps: TFLM's and LiteRT's integer kernels round alike
+
+    float_report = micro_report(models["float"])
+    assert float_report["runs"] and float_report["int8_io"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_inspect_target_mcu_cli(models, real_data_dir, tmp_path, capsys):
+    out = tmp_path / "inspect.json"
+    code = main(["inspect", str(models["int8"]), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir),
+                 "--limit", "100", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert re.search(r"TFLM arena [\d,]+ B", text)
+    assert "op resolver (4): AddConv2D, AddMaxPool2D, AddMean, AddFullyConnected" in text
+    assert "TFLM vs LiteRT on 100 mnist test images" in text
+    mcu = json.loads(out.read_text())[str(models["int8"])]["mcu"]
+    assert mcu["arena_bytes"] > 0 and mcu["equivalence"]["images"] == 100
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_missing_op_is_one_line_not_a_crash(models, capsys, tmp_path):
+    code = main(["inspect", str(models["topk"]), "--target", "mcu"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "ops TFLM lacks: TOPK_V2" in text
+    assert "TFLM cannot run this model: TFLM lacks op(s) TOPK_V2" in text
+
+    code = main(["export", str(models["topk"]), "--c-array", str(tmp_path / "topk")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "TOPK_V2" in err and err.startswith("error:")
+    assert not (tmp_path / "topk.h").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_c_array_compiles_and_holds_the_model(models, tmp_path, capsys):
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("no g++ on this machine")
+    code = main(["export", str(models["int8"]), "--c-array", str(tmp_path / "mnist-int8"), "--arena-margin", "25"])
+    assert code == 0, capsys.readouterr().err
+    header, source = tmp_path / "mnist-int8.h", tmp_path / "mnist-int8.cc"
+    h = header.read_text()
+    measured = int(re.search(r"kTensorArenaMeasuredBytes = (\d+);", h).group(1))
+    arena = int(re.search(r"kTensorArenaBytes = (\d+);", h).group(1))
+    assert arena == align(int(np.ceil(measured * 1.25))) and arena % 16 == 0
+    assert "kInputZeroPoint = -128;" in h or re.search(r"kInputZeroPoint = -?\d+;", h)
+    # The array's bytes are the model's bytes.
+    body = re.search(r"kModelData\[\] = \{(.*?)\};", source.read_text(), re.S).group(1)
+    assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body)) == models["int8"].read_bytes()
+
+    subprocess.run([gxx, "-c", "-std=c++17", "-Wall", "-Werror", str(source), "-o", str(tmp_path / "model.o")], check=True)
+    # A stand-in resolver with the four Add* methods: RegisterOps calls each once; the array is 16-byte aligned.
+    (tmp_path / "use.cc").write_text(
+        '#include "mnist-int8.h"\n'
+        "struct Resolver { unsigned n = 0; int AddConv2D() { return ++n, 0; } int AddMaxPool2D() { return ++n, 0; }\n"
+        "  int AddMean() { return ++n, 0; } int AddFullyConnected() { return ++n, 0; } };\n"
+        "int main() { Resolver r; bool ok = mnist_int8::RegisterOps(r);\n"
+        "  bool aligned = reinterpret_cast<std::uintptr_t>(mnist_int8::kModelData) % 16 == 0;\n"
+        "  return ok && aligned && r.n == mnist_int8::kOpCount && mnist_int8::kModelDataLength > 0 ? 0 : 1; }\n"
+    )
+    subprocess.run([gxx, "-std=c++17", "-Wall", "-Werror", str(tmp_path / "use.cc"), str(tmp_path / "model.o"),
+                    "-o", str(tmp_path / "use")], check=True)
+    assert subprocess.run([str(tmp_path / "use")]).returncode == 0
+
+
+def test_without_tflite_micro_one_line(monkeypatch, tmp_path, capsys):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 32)
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)  # import now raises ImportError
+    assert main(["export", str(model), "--c-array", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "pip install 'dnncomp[mcu]'" in err and err.count("\n") == 1
