@@ -17,6 +17,8 @@ from . import __version__
 from .errors import DnncompError
 
 DATA_DIR_HELP = "Directory holding the dataset files (default: $DNNCOMP_DATA_DIR, else the per-user cache)."
+SKIP_BAD_HELP = ("Skip image files that cannot be read instead of stopping. Files that are not images "
+                 "(.DS_Store, ._* AppleDouble, Thumbs.db, README.txt, hidden files) are always skipped and counted.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,7 +36,7 @@ def app():
 @click.option("--verify", is_flag=True,
               help="Check image counts, shapes, label ranges and per-class counts against the published "
                    "numbers; exit 2 with one error line if a check fails or a dataset is missing.")
-@click.option("--skip-bad", is_flag=True, help="Skip unreadable images instead of stopping; they are listed at the end.")
+@click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP + " They are listed at the end.")
 @click.option("--download", is_flag=True, help="Download the datasets that are not found into the per-user cache.")
 @click.option("--only", "names", default=None, metavar="NAMES",
               help="Comma-separated datasets to show (default: mnist,cifar10,gtsrb); folder:PATH works too.")
@@ -42,7 +44,10 @@ def datasets_command(data_dir, verify, skip_bad, download, names):
     """Where each dataset was found, images per split, classes and image shape.
 
     Looks in --data-dir, then $DNNCOMP_DATA_DIR, then the per-user cache; a dataset that is
-    in none of them is shown with how to get it (or fetched, with --download).
+    in none of them is shown with how to get it (or fetched, with --download). For image
+    folders: what was skipped and why, by kind, and how many images were turned upright by
+    their EXIF orientation; --verify checks that every file was read and every class is in
+    both splits.
     """
     from rich.console import Console
 
@@ -65,7 +70,7 @@ def datasets_command(data_dir, verify, skip_bad, download, names):
                   for s in statuses if s.state != "ok" or s.failed_checks]
         if failed:
             raise DataError(f"verify failed: {'; '.join(failed)}")
-        click.echo("verify: all checks pass", err=True)
+        click.echo(f"verify: all {sum(len(s.checks) for s in statuses)} checks pass", err=True)
 
 # ---- run / evaluate ------------------------------------------------------------------
 
@@ -132,9 +137,28 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
     click.echo(f"run directory: {run_dir}")
 
 
+def _say_data_notes(data, model_paths) -> None:
+    """Say once, before the numbers, what reading the images did (files skipped as not images, EXIF
+    orientation applied, bit depths scaled...) and the grey/colour conversion each model needs."""
+    from .evaluate import open_interpreter
+    from .preprocess import channel_conversion_note, input_layout
+
+    notes = list(data.meta.get("notes", []))
+    for path in model_paths:
+        try:
+            shape = [int(d) for d in open_interpreter(path).get_input_details()[0]["shape"][1:]]
+            channels = input_layout(shape, str(path), data.x_test.shape[1:]).channels
+        except (DnncompError, IndexError, ValueError):
+            continue  # evaluation itself says what is wrong with the model
+        notes.append(channel_conversion_note(data.x_test.shape[-1], channels))
+    for note in dict.fromkeys(n for n in notes if n):
+        click.echo(f"note: {note}")
+
+
 @app.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
+@click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
 @click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads.")
@@ -142,7 +166,7 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
 @click.option("--min-count", type=int, default=200, show_default=True, help="Timed runs: at least this many calls ...")
 @click.option("--min-seconds", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1) here.")
-def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_count, min_seconds, json_path):
+def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path):
     """Accuracy (full test set and first N), batch-1 latency and size of any LiteRT classifier.
 
     Input shape, dtype and quantization are read from the model, so foreign models
@@ -153,7 +177,8 @@ def evaluate_command(model, dataset, data_dir, limit, threads, latency, min_coun
     from .measure import check_model_paths, evaluate_model, load_for_model, print_evaluation
 
     (path,) = check_model_paths([model])
-    data = load_for_model(dataset, path, data_dir)
+    data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad)
+    _say_data_notes(data, [path])
     document = evaluate_model(
         path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
         latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
@@ -180,6 +205,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @app.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Test images to feed (real, cycled) and to score accuracy on.")
+@click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--threads", "threads_list", default="1", show_default=True, help="Thread counts to sweep, e.g. 1,2,4.")
 @click.option("--batch", "batch_list", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32 (throughput in images/s).")
@@ -199,7 +225,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Write one CSV row per model and configuration.")
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def bench_command(models, dataset, data_dir, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
+def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
                   csv_path, md_path, quiet):
     """Latency, throughput, memory and accuracy of LiteRT models, side by side.
@@ -219,7 +245,8 @@ def bench_command(models, dataset, data_dir, threads_list, batch_list, xnnpack_m
         min_count=min_count, min_seconds=min_seconds, max_seconds=max_seconds, warmup_min_count=warmup_count,
         warmup_min_seconds=warmup_seconds, samples=samples,
     )
-    data = load_for_model(dataset, paths[0], data_dir)
+    data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad)
+    _say_data_notes(data, paths)
     document = bench_models(
         paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
         threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
@@ -375,6 +402,7 @@ def _model_for_baseline(baseline: Path, dataset: str, model: str | None) -> str:
 @app.command("compress")
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Training data for fine-tuning and calibration: mnist, cifar10, gtsrb, folder:<path>.")
+@click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
@@ -384,7 +412,7 @@ def _model_for_baseline(baseline: Path, dataset: str, model: str | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds training and the calibration sample.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
-def compress_command(baseline, dataset, recipe, params, out, data_dir, model, seed, json_path, quiet):
+def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, seed, json_path, quiet):
     """Compress a saved Keras baseline with one recipe and write the LiteRT flatbuffer.
 
     The baseline file is only read. Prints what the recipe changed and left alone
@@ -403,7 +431,7 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, model, se
     if not baseline.is_file():
         raise ModelError(f"{baseline}: baseline not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file")
     spec = get_model_spec(_model_for_baseline(baseline, dataset, model))
-    data = load_dataset(dataset, data_dir=data_dir, image_size=tuple(spec.image_size))
+    data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(spec.image_size))
     if data.num_classes != spec.num_classes:
         raise ModelError(f"{spec.name} has {spec.num_classes} outputs but {dataset} has {data.num_classes} classes; pass --model")
     ctx = RecipeContext(baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1)

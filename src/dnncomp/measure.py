@@ -36,12 +36,12 @@ def check_model_paths(paths: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def load_for_model(dataset: str, model: Path, data_dir: Path | None = None):
+def load_for_model(dataset: str, model: Path, data_dir: Path | None = None, skip_bad: bool = False):
     """The dataset at the first model's input size (GTSRB's images are resized by the loader)."""
     from .data import load_dataset
 
     spec = model_input_spec(model)
-    return load_dataset(dataset, data_dir=data_dir, image_size=spec.image_size)
+    return load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=spec.image_size)
 
 
 def _base_record(path: Path, name: str, anatomy: dict[str, Any] | None) -> dict[str, Any]:
