@@ -135,3 +135,135 @@ def test_weights_behind_densify_and_dequantize_are_the_kernels(real_data_dir):
     half = inspect_model(models["tiny_float16"])
     assert half["kernel_weight_dtypes"] == {"float16": 3}  # stored as float16, dequantized to float32
     assert half["float_kernel_ops"] == 3
+
+
+# ---- per-layer, per-output-channel analysis of kernel ops ------------------------------------
+
+@pytest.fixture(scope="module")
+def channel_models(tmp_path_factory):
+    """A float and an int8 flatbuffer of depthwise, separable, transposed and nested convolutions and a dense
+    head, whose weights are set so that output channel o holds exactly o + 1 distinct values (channel 0: zeros).
+
+    Counting along any other axis than the op's output-channel axis mixes channels and finds more values.
+    """
+    from dnncomp.export import to_tflite
+    from dnncomp.keras_env import import_keras
+
+    tf, keras = import_keras()
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs)
+    x = layers.SeparableConv2D(6, 3, padding="same", name="sep")(x)
+    x = layers.Conv2DTranspose(5, 3, strides=2, padding="same", name="tconv")(x)
+    backbone = keras.Sequential([keras.Input((16, 16, 5)), layers.Conv2D(4, 3, name="inner_conv"), layers.GlobalAveragePooling2D()], name="backbone")
+    model = keras.Model(inputs, layers.Dense(3, name="head")(backbone(x)), name="mixed")
+
+    def per_channel(shape, axis):
+        """Values o * 10 + (position % (o + 1)) for output channel o along ``axis``; channel 0 all zero."""
+        moved = list(shape)
+        channels = moved.pop(axis)
+        count = int(np.prod(moved))
+        rows = np.stack([(o * 10 + np.arange(count) % (o + 1)) * (o > 0) for o in range(channels)]).astype(np.float32)
+        return np.moveaxis(rows.reshape([channels, *moved]), 0, axis) / 100.0
+
+    dw = model.get_layer("dw")
+    dw.set_weights([per_channel(dw.depthwise_kernel.shape, 2), np.zeros(3, np.float32)])
+    sep = model.get_layer("sep")
+    sep.set_weights([per_channel(sep.depthwise_kernel.shape, 2), per_channel(sep.pointwise_kernel.shape, 3), np.zeros(6, np.float32)])
+    tconv = model.get_layer("tconv")  # Keras [kh, kw, out, in]
+    tconv.set_weights([per_channel(tconv.kernel.shape, 2), np.zeros(5, np.float32)])
+    inner = backbone.get_layer("inner_conv")
+    inner.set_weights([per_channel(inner.kernel.shape, 3), np.zeros(4, np.float32)])
+    head = model.get_layer("head")
+    head.set_weights([per_channel(head.kernel.shape, 1), np.zeros(3, np.float32)])
+    data = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 3)).astype(np.float32)
+    return {
+        "float": to_tflite(model),
+        "int8": to_tflite(model, optimizations=["DEFAULT"], representative_data=data, supported_ops=["TFLITE_BUILTINS_INT8"]),
+    }
+
+
+@pytest.mark.slow
+def test_kernel_ops_count_distinct_values_along_each_ops_output_channel_axis(channel_models):
+    from dnncomp.anatomy import OUTPUT_CHANNEL_AXIS, layer_table
+
+    anatomy = inspect_model(channel_models["float"])
+    records = {(r["layer"], r["op"]): r for r in anatomy["kernel_ops"]}
+    assert list(records) == [
+        ("dw", "DEPTHWISE_CONV_2D"), ("sep", "DEPTHWISE_CONV_2D"), ("sep", "CONV_2D"), ("tconv", "TRANSPOSE_CONV"),
+        ("backbone/inner_conv", "CONV_2D"), ("head", "FULLY_CONNECTED"),
+    ]
+    for (layer, op), record in records.items():
+        assert record["channel_axis"] == OUTPUT_CHANNEL_AXIS[op]
+        channels = record["shape"][record["channel_axis"]]
+        # o + 1 values in channel o (as far as the channel has room): the last channel has the most.
+        assert record["max_unique_per_channel"] == min(channels, record["size"] // channels), (layer, op)
+        assert record["zeros"] == pytest.approx(1 / channels)  # channel 0 is all zero
+        assert record["weight_dtype"] == "float32" and record["compute_dtype"] == "float32"
+    assert records[("tconv", "TRANSPOSE_CONV")]["max_unique_per_channel"] == 5
+    assert records[("sep", "CONV_2D")]["max_unique_per_channel"] == 3  # pointwise: 3 weights per channel
+    assert {k: v for k, v in records[("tconv", "TRANSPOSE_CONV")].items() if k in ("shape", "channel_axis")} == {
+        "shape": [5, 3, 3, 6], "channel_axis": 0,
+    }
+    table = layer_table(anatomy)
+    assert list(table) == ["dw", "sep", "tconv", "backbone/inner_conv", "head"]
+    assert table["sep"]["ops"] == ["DEPTHWISE_CONV_2D", "CONV_2D"] and table["sep"]["size"] == 27 + 18
+    assert table["sep"]["max_unique_per_channel"] == 3 and table["tconv"]["unique"] == 15
+    assert table["sep"]["zeros"] == pytest.approx((9 + 3) / 45)  # 9 of the depthwise kernel, 3 of the pointwise
+
+
+@pytest.mark.slow
+def test_int8_kernel_ops_keep_per_channel_values_and_compute_in_int8(channel_models):
+    from dnncomp.anatomy import float_ops, layer_table
+
+    anatomy = inspect_model(channel_models["int8"])
+    table = layer_table(anatomy)
+    assert list(table) == ["dw", "sep", "tconv", "backbone/inner_conv", "head"]
+    for layer, row in table.items():
+        assert row["weight_dtypes"] == ["int8"] and row["compute_dtypes"] == ["int8"], layer
+    # Per-channel scales map each channel's o + 1 values to o + 1 int8 values.
+    assert table["tconv"]["max_unique_per_channel"] == 5 and table["backbone/inner_conv"]["max_unique_per_channel"] == 4
+    assert float_ops(anatomy) == []
+
+
+@pytest.mark.slow
+def test_compression_check_compares_intentions_with_the_file(channel_models):
+    from dnncomp.compress.summary import check_lines, compression_check
+
+    anatomy = inspect_model(channel_models["float"])
+    # A recipe that says it pruned head and inner_conv to 80 %, clustered sep to 6 values per channel and
+    # tconv to 6 per kernel, and clustered a layer the file does not have.
+    info = {
+        "params": {"final_sparsity": 0.8, "number_of_clusters": 6},
+        "pruning": {"pruned_layers": ["head", "inner_conv"], "layers_left_alone": {}},
+        "clustering": {"clustered_layers": ["sep", "tconv", "ghost"], "per_channel_layers": ["sep"], "layers_left_alone": {"dw": "DepthwiseConv2D: no"}},
+        "conversion": "float32, no optimizations",
+    }
+    check = compression_check(info, anatomy)
+    rows = {row["layer"]: row for row in check["layers"]}
+    assert rows["head"]["meant"] == {"prune": 0.8} and not rows["head"]["holds"]
+    assert rows["head"]["problems"] == ["meant: prune 80%, file: 33.3% zeros"]
+    assert rows["backbone/inner_conv"]["meant"] == {"prune": 0.8} and not rows["backbone/inner_conv"]["holds"]
+    assert rows["sep"]["holds"]  # 6 values in its busiest channel: as meant, per channel
+    # tconv was clustered per tensor to 6 values, but the file holds 5 channels x up to 5 values each
+    assert rows["tconv"]["problems"] == ["meant: cluster to 6 values per kernel, file: 15 distinct values per kernel"]
+    assert rows["dw"]["meant"] == {} and rows["dw"]["left_alone"] == "DepthwiseConv2D: no" and rows["dw"]["holds"]
+    assert check["missing"] == ["ghost"] and not check["holds"] and not check["integer_only"]
+    lines = check_lines(check)
+    assert lines[-1].startswith("check: DOES NOT HOLD for 4 layer(s): ")
+    assert any("ghost: meant to be compressed, but no kernel op" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_compression_check_of_an_integer_recipe_lists_float_ops(channel_models):
+    from dnncomp.compress.summary import compression_check
+
+    info = {"params": {}, "conversion": "int8", "float_kernel_ops": [], "layers_left_alone": {}}
+    int8 = compression_check(info, inspect_model(channel_models["int8"]))
+    assert int8["holds"] and int8["integer_only"] and int8["float_ops"] == []
+    assert all(row["meant"] == {"quantize": "int8"} for row in int8["layers"])
+    # The float file under the same intention: every layer is reported as not int8, and every op as float.
+    floats = compression_check(info, inspect_model(channel_models["float"]))
+    assert not floats["holds"] and all(not row["holds"] for row in floats["layers"])
+    assert floats["layers"][0]["problems"] == ["meant: int8, file: float32 weights computing in float32"]
+    assert "MEAN #8" in floats["float_ops"] and not any(op.startswith("SHAPE") for op in floats["float_ops"])

@@ -21,6 +21,11 @@ both part of the device install). From it:
   op, a lower bound on the tensor arena (LiteRT's Python API does not expose the
   arena size);
 - sparse-format tensors (``tensor.sparsity``), which are noted as such;
+- ``kernel_ops``: one record per convolution / dense op with the Keras layer it came
+  from (read from the tensor names the converter keeps, ``model/backbone/conv2d/Conv2D``;
+  else ``op #i``), its kernel's dtype, zero fraction, unique values and the most
+  distinct values in one output channel (the channel axis depends on the op, see
+  :data:`OUTPUT_CHANNEL_AXIS`); :func:`layer_table` groups them per layer;
 - file, gzip and zip sizes.
 """
 
@@ -37,6 +42,12 @@ from .evaluate import ModelSource, file_sizes, model_label, read_model_bytes
 # Builtin ops whose input 1 is the kernel (weights) and, where present, input 2 the bias.
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
 CONVERSION_OPS = {"QUANTIZE", "DEQUANTIZE", "CAST"}
+# Output-channel axis of each kernel op's weight tensor in the TFLite layout: CONV_2D and
+# TRANSPOSE_CONV [out, kh, kw, in], FULLY_CONNECTED [out, in], DEPTHWISE_CONV_2D [1, kh, kw, out],
+# CONV_3D [kd, kh, kw, in, out]. Per-channel quantization and clustering count along it.
+OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0, "DEPTHWISE_CONV_2D": 3, "CONV_3D": 4}
+# Wrapper prefixes TFMOT gives layer names (QAT keeps them in the graph); the Keras layer is what follows.
+_WRAPPER_PREFIXES = ("quant_", "prune_low_magnitude_", "cluster_")
 
 _NUMPY_DTYPES = {
     "FLOAT32": np.float32,
@@ -186,6 +197,9 @@ def _is_weight(graph: _Graph, index: int) -> bool:
 def _op_compute_dtype(graph: _Graph, op, name: str) -> str:
     """The dtype an op computes in, judged by its inputs."""
     inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
+    if name == "TRANSPOSE_CONV" and len(inputs) > 2:
+        # (output shape, weights, activations, bias): the output shape is an int32 tensor, not the data.
+        inputs = [inputs[2], inputs[1], *inputs[3:]]
     activations = [i for i in inputs if not graph.is_constant(i)]
     if name in CONVERSION_OPS:
         src = graph.dtype_name(activations[0]).lower() if activations else "?"
@@ -277,25 +291,38 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
 
     kernel_inputs: set[int] = set()
     bias_inputs: set[int] = set()
+    kernel_op_refs: list[tuple[int, str, str, int | None, int | None, int | None]] = []
     producers = {int(i): op for op in graph.operators for i in (op.outputs if op.outputs is not None else [])}
     ops = []
     op_dtypes: Counter[str] = Counter()
     kernel_op_dtypes: Counter[str] = Counter()
     total_macs = 0
-    for op in graph.operators:
+    for position, op in enumerate(graph.operators):
         name = graph.op_name(op)
         compute = _op_compute_dtype(graph, op, name)
         macs = _macs(graph, op, name, batch)
         total_macs += macs
         op_dtypes[compute] += 1
+        output = int(op.outputs[0]) if op.outputs is not None and len(op.outputs) else None
         if name in KERNEL_OPS:
             kernel_op_dtypes[compute] += 1
-            if op.inputs is not None and len(op.inputs) > 1:
-                kernel_inputs.add(_stored_weight(graph, int(op.inputs[1]), producers))
-            bias_position = 3 if name == "TRANSPOSE_CONV" else 2
+            kernel = bias = None
+            # TRANSPOSE_CONV's inputs are (output shape, weights, activations, bias).
+            kernel_position, bias_position = 1, (3 if name == "TRANSPOSE_CONV" else 2)
+            if op.inputs is not None and len(op.inputs) > kernel_position and op.inputs[kernel_position] >= 0:
+                kernel = _stored_weight(graph, int(op.inputs[kernel_position]), producers)
+                kernel_inputs.add(kernel)
             if op.inputs is not None and len(op.inputs) > bias_position and op.inputs[bias_position] >= 0:
-                bias_inputs.add(_stored_weight(graph, int(op.inputs[bias_position]), producers))
-        ops.append({"op": name, "dtype": compute, "macs": macs or None, "output_shape": graph.shape(op.outputs[0]) if op.outputs is not None and len(op.outputs) else None})
+                bias = _stored_weight(graph, int(op.inputs[bias_position]), producers)
+                bias_inputs.add(bias)
+            kernel_op_refs.append((position, name, compute, kernel, bias, output))
+        ops.append({
+            "op": name,
+            "dtype": compute,
+            "macs": macs or None,
+            "output_shape": graph.shape(output) if output is not None else None,
+            "output_dtype": graph.dtype_name(output).lower() if output is not None else None,
+        })
 
     weights = []
     params = 0
@@ -337,6 +364,11 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
             kernel_total += size
         weights.append(entry)
 
+    by_index = {w["index"]: w for w in weights}
+    kernel_ops = [
+        _kernel_op_record(graph, by_index, position, name, compute, kernel, bias, output)
+        for position, name, compute, kernel, bias, output in kernel_op_refs
+    ]
     weight_dtypes = Counter(w["dtype"] for w in weights if w["role"] == "kernel")
     summary: dict[str, Any] = {
         "params": params,
@@ -353,6 +385,7 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
         "hybrid_kernel_ops": kernel_op_dtypes.get("hybrid", 0),
         "max_unique_per_kernel": max((w["unique"] for w in weights if w["role"] == "kernel" and w["unique"] is not None), default=None),
         "sparse_tensors": sparse_tensors,
+        "kernel_ops": kernel_ops,
         "peak_activation_bytes": _peak_activation_bytes(graph),
         "input": {"shape": graph.shape(inputs[0]), "dtype": graph.dtype_name(inputs[0]).lower()} if inputs else None,
         "subgraphs": len(graph.model.subgraphs),
@@ -362,6 +395,135 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
         summary["op_list"] = ops
         summary["weights"] = weights
     return summary
+
+
+def _tensor_name(graph: _Graph, index: int | None) -> str:
+    if index is None or index < 0:
+        return ""
+    name = graph.tensors[index].name
+    return name.decode() if isinstance(name, bytes) else (name or "")
+
+
+def keras_layer_path(tensor_name: str) -> str | None:
+    """The Keras layer a converter tensor name points at, or None.
+
+    ``"nested/backbone/conv2d/Conv2D"`` -> ``"backbone/conv2d"`` (the outer model's name
+    dropped, nested models kept); ``"m/quant_head/MatMul;m/quant_head/BiasAdd"`` -> ``"head"``
+    (TFMOT's wrapper prefixes dropped); ``"m/sep/separable_conv2d/depthwise"`` -> ``"sep"``. Names the
+    converter made up (``tfl.pseudo_qconst``, ``arith.constant``) give None.
+    """
+    votes: Counter[str] = Counter()
+    for part in tensor_name.split(";"):
+        scopes = [scope for scope in part.strip().split("/") if scope][1:]  # [0] is the outermost model
+        op_at = next((i for i, scope in enumerate(scopes) if scope[:1].isupper() or scope[:1].isdigit()), None)
+        if op_at is not None:  # a TF op: Conv2D, MatMul, BiasAdd/ReadVariableOp, Relu
+            path = scopes[:op_at]
+        else:
+            # All lower case: the last scope is an op named in lower case (depthwise,
+            # conv2d_transpose, a separable convolution's pointwise "separable_conv2d"), and a
+            # separable convolution's depthwise op sits in one more scope of that name.
+            path = scopes[:-1]
+            if scopes and scopes[-1] == "depthwise" and len(path) > 1 and path[-1] == "separable_conv2d":
+                path = path[:-1]
+        if path:
+            votes["/".join(_unwrapped(scope) for scope in path)] += 1
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def _unwrapped(scope: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        if scope.startswith(prefix) and len(scope) > len(prefix):
+            return scope[len(prefix):]
+    return scope
+
+
+def _max_unique_per_channel(values: np.ndarray, shape: list[int], axis: int) -> int | None:
+    """The most distinct stored values in any one output channel (``axis`` of ``shape``)."""
+    if values is None or not shape or axis >= len(shape) or int(np.prod(shape)) != values.size:
+        return None
+    rows = np.moveaxis(values.reshape(shape), axis, 0).reshape(shape[axis], -1)
+    if rows.shape[1] == 0:
+        return None
+    ordered = np.sort(rows, axis=1)
+    return int((np.count_nonzero(np.diff(ordered, axis=1), axis=1) + 1).max())
+
+
+def _kernel_op_record(graph: _Graph, weights: dict[int, dict[str, Any]], position: int, name: str, compute: str,
+                      kernel: int | None, bias: int | None, output: int | None) -> dict[str, Any]:
+    """One convolution / dense op: the layer it came from and what its kernel holds."""
+    layer = None
+    for index in (kernel, output, bias):  # the kernel's own name first; the converter may rename constants
+        layer = keras_layer_path(_tensor_name(graph, index))
+        if layer:
+            break
+    entry = weights.get(kernel) if kernel is not None else None
+    record: dict[str, Any] = {
+        "op_index": position,
+        "op": name,
+        "layer": layer,
+        "compute_dtype": compute,
+        "kernel_tensor": _tensor_name(graph, kernel) or None,
+        "weight_dtype": entry["dtype"] if entry else None,
+        "shape": entry["shape"] if entry else None,
+        "size": entry["size"] if entry else 0,
+        "zeros": entry["sparsity"] if entry else None,
+        "unique": entry["unique"] if entry else None,
+        "channel_axis": OUTPUT_CHANNEL_AXIS.get(name),
+        "max_unique_per_channel": None,
+        "sparse_format": bool(entry and entry["sparse_format"]),
+        "per_channel_quantization": bool(entry and entry["quantization"] and entry["quantization"]["per_channel"]),
+    }
+    if entry and not entry["sparse_format"] and record["channel_axis"] is not None:
+        record["max_unique_per_channel"] = _max_unique_per_channel(graph.values(kernel), entry["shape"], record["channel_axis"])
+    return record
+
+
+def layer_table(anatomy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The file's kernel ops grouped by Keras layer (``op #i`` where the name is lost), in op order.
+
+    Per layer: its ops, compute and weight dtypes, size, zero fraction (size-weighted over
+    its kernels: a separable convolution has a depthwise and a pointwise one), the most
+    unique values in one kernel and in one output channel, and whether any kernel is
+    stored in the sparse format.
+    """
+    table: dict[str, dict[str, Any]] = {}
+    for record in anatomy.get("kernel_ops", []):
+        key = record["layer"] or f"op #{record['op_index']}"
+        row = table.setdefault(key, {
+            "ops": [], "op_indices": [], "compute_dtypes": [], "weight_dtypes": [], "size": 0,
+            "zeros": None, "unique": None, "max_unique_per_channel": None, "sparse_format": False,
+        })
+        row["ops"].append(record["op"])
+        row["op_indices"].append(record["op_index"])
+        for field_name, value in (("compute_dtypes", record["compute_dtype"]), ("weight_dtypes", record["weight_dtype"])):
+            if value and value not in row[field_name]:
+                row[field_name].append(value)
+        if record["zeros"] is not None and record["size"]:
+            zeros = (row["zeros"] or 0.0) * row["size"] + record["zeros"] * record["size"]
+            row["size"] += record["size"]
+            row["zeros"] = zeros / row["size"]
+        for field_name in ("unique", "max_unique_per_channel"):
+            if record[field_name] is not None:
+                row[field_name] = max(row[field_name] or 0, record[field_name])
+        row["sparse_format"] = row["sparse_format"] or record["sparse_format"]
+    return table
+
+
+def float_ops(anatomy: dict[str, Any]) -> list[str]:
+    """Ops that still compute in float (``"MEAN #12"``), from the op list.
+
+    Shape bookkeeping (ops whose output is not float, e.g. SHAPE) and the conversions at the
+    model's float input and output (QUANTIZE float32->int8, DEQUANTIZE int8->float32) are
+    not counted: they are what float input/output costs, not a layer left in float.
+    """
+    listed = []
+    for position, op in enumerate(anatomy.get("op_list", [])):
+        if op["op"] in CONVERSION_OPS or op["dtype"] not in ("float32", "float16", "hybrid"):
+            continue
+        if op.get("output_dtype") not in (None, "float32", "float16"):
+            continue
+        listed.append(f"{op['op']} #{position}")
+    return listed
 
 
 def is_int8_model(anatomy: dict[str, Any]) -> bool:

@@ -238,6 +238,11 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
     except Exception as exc:  # a TFMOT or converter failure: say which recipe, keep the cause
         raise RecipeError(f"recipe {name} failed ({type(exc).__name__}: {exc})") from exc
     result.info = {"recipe": name, "params": resolved, **result.info, "wall_s": round(time.perf_counter() - start, 3)}
+    from ..anatomy import inspect_model
+    from .summary import compression_check
+
+    # What the recipe meant, checked against the flatbuffer it made (the summary prints this).
+    result.info["compression_check"] = compression_check(result.info, inspect_model(result.tflite))
     return result
 
 
@@ -267,23 +272,58 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
 def kernel_stats(model) -> dict[str, dict[str, Any]]:
     """Per layer with a kernel: shape, zero fraction, unique values, and the most unique values in one output channel.
 
-    Keras kernels keep output channels on the last axis (Conv2D ``[kh, kw, in, out]``,
-    Dense ``[in, out]``), which is where per-channel clustering and quantization count.
+    Layers inside nested models are included (under their own names). The kernels are
+    ``kernel`` (Conv2D ``[kh, kw, in, out]``, Dense ``[in, out]``, Conv2DTranspose
+    ``[kh, kw, out, in]``: output channels on axis -2), ``depthwise_kernel`` (``[kh, kw,
+    in, multiplier]``: one output channel per ``in * multiplier``) and ``pointwise_kernel``
+    (SeparableConv2D has both; its numbers are over both). Zero fraction and unique values
+    are per layer; per-channel counts are where per-channel clustering and quantization count.
     """
     stats = {}
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
+    for layer in leaf_layers(model):
+        kernels = [(attr, getattr(layer, attr, None)) for attr in ("kernel", "depthwise_kernel", "pointwise_kernel")]
+        kernels = [(attr, np.asarray(k.numpy())) for attr, k in kernels if k is not None and hasattr(k, "numpy")]
+        if not kernels:
             continue
-        values = np.asarray(kernel.numpy())
-        channels = values.reshape(-1, values.shape[-1]) if values.ndim > 1 else values.reshape(-1, 1)
+        channels = [_output_channels(type(layer).__name__, attr, values) for attr, values in kernels]
+        flat = np.concatenate([values.reshape(-1) for _, values in kernels])
         stats[layer.name] = {
-            "shape": list(values.shape),
-            "sparsity": float(np.mean(values == 0)),
-            "unique_values": int(np.unique(values).size),
-            "max_unique_per_channel": int(max(np.unique(channels[:, c]).size for c in range(channels.shape[1]))),
+            "shape": list(kernels[0][1].shape),
+            "size": int(flat.size),
+            "sparsity": float(np.mean(flat == 0)),
+            "unique_values": int(np.unique(flat).size),
+            "max_unique_per_channel": int(max(np.unique(rows[:, c]).size for rows in channels for c in range(rows.shape[1]))),
         }
     return stats
+
+
+def _output_channels(kind: str, attr: str, values: np.ndarray) -> np.ndarray:
+    """A kernel as ``[values per channel, output channels]``."""
+    if values.ndim <= 1:
+        return values.reshape(-1, 1)
+    if attr == "depthwise_kernel":  # [kh, kw, in, multiplier]: each (in, multiplier) pair is an output channel
+        return values.reshape(-1, values.shape[-2] * values.shape[-1])
+    if kind.endswith("Transpose"):  # [kh, kw, out, in]
+        values = np.moveaxis(values, -2, -1)
+    return values.reshape(-1, values.shape[-1])
+
+
+def leaf_layers(model) -> list:
+    """The layers of ``model`` with nested models (a backbone inside a classifier) opened, in order."""
+    layers = []
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "layers") and getattr(layer, "layers", None) is not None and _is_model(layer):
+            layers.extend(leaf_layers(layer))
+        else:
+            layers.append(layer)
+    return layers
+
+
+def _is_model(layer) -> bool:
+    from ..keras_env import import_keras
+
+    _, keras = import_keras()
+    return isinstance(layer, keras.Model)
 
 
 def representative_inputs(ctx: RecipeContext, samples: int) -> np.ndarray:
@@ -310,16 +350,26 @@ def wrap_layers(model, wrap: Callable[[Any], Any], *, applies_to: Callable[[Any]
     (``clone_model(..., clone_function=...)``): a layer the technique cannot handle
     (``wrap`` raises ValueError, RuntimeError or NotImplementedError, as TFMOT does for
     unsupported layers) stays as it is and is reported, instead of failing the whole model.
-    The clone shares the layers' weights with ``model``: pass a freshly loaded model.
+    A model nested inside ``model`` (a backbone) is first flattened into the outer graph
+    (:func:`flatten_nested_models`), so its layers are wrapped and listed one by one; a
+    nested model that cannot be flattened is left alone as a whole and reported, never
+    wrapped silently. The clone shares the layers' weights with ``model``: pass a freshly
+    loaded model.
     """
     from ..keras_env import import_keras
 
     _, keras = import_keras()
     wrapped: list[str] = []
     left_alone: dict[str, str] = {}
+    model, why_not_flat = flatten_nested_models(model)
 
     def clone_function(layer):
         if isinstance(layer, keras.layers.InputLayer) or not applies_to(layer):
+            return layer
+        if isinstance(layer, keras.Model):
+            # TFMOT would take a whole model here (prune/cluster) or refuse it (QAT); either way
+            # its layers would go unlisted, so it stays as it is and says why.
+            left_alone[layer.name] = f"nested {type(layer).__name__}: {why_not_flat or 'cannot be flattened'}; left as it is"
             return layer
         try:
             result = wrap(layer)
@@ -331,6 +381,82 @@ def wrap_layers(model, wrap: Callable[[Any], Any], *, applies_to: Callable[[Any]
 
     clone = keras.models.clone_model(model, clone_function=clone_function)
     return WrappedModel(model=clone, wrapped=wrapped, left_alone=left_alone)
+
+
+def flatten_nested_models(model) -> tuple[Any, str | None]:
+    """``model`` with every model nested in it (a Sequential or functional backbone) opened into one graph.
+
+    Returns ``(model, None)`` when nothing is nested, ``(flat, None)`` for a new functional
+    model that calls the very same layer objects (weights shared, not copied; a nested
+    layer whose name clashes is renamed ``<backbone>_<name>``), or ``(model, reason)``
+    when it cannot be flattened (a subclassed model, or outputs that differ on a random
+    probe). TFMOT wraps layers, not models: this is how a backbone's layers get pruned,
+    clustered and quantized (its QAT refuses nested models) and are listed.
+    """
+    from ..keras_env import import_keras
+
+    tf, keras = import_keras()
+    if not any(isinstance(layer, keras.Model) for layer in model.layers):
+        return model, None
+    try:
+        inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=t.name.split(":")[0].split("/")[0]) for t in model.inputs]
+        outputs = _replay(model, inputs, tf, keras, taken={layer.name for layer in model.layers}, top=True)
+        flat = keras.Model(inputs, tf.nest.pack_sequence_as(model._nested_outputs, outputs), name=model.name)
+    except _CannotFlatten as exc:
+        return model, str(exc)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        return model, f"flattening failed ({type(exc).__name__}: {_first_line(exc)})"
+    shapes = [tuple(t.shape[1:]) for t in model.inputs]
+    if all(None not in shape for shape in shapes):
+        probe = [np.random.default_rng(0).uniform(0, 1, (2, *shape)).astype(np.float32) for shape in shapes]
+        probe = probe[0] if len(probe) == 1 else probe
+        expected = [np.asarray(o) for o in tf.nest.flatten(model(probe, training=False))]
+        got = [np.asarray(o) for o in tf.nest.flatten(flat(probe, training=False))]
+        if any(not np.allclose(e, g, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(e).max()))) for e, g in zip(expected, got)):
+            return model, "its flattened graph computes something else"
+    return flat, None
+
+
+class _CannotFlatten(Exception):
+    pass
+
+
+def _replay(model, inputs: list, tf, keras, *, taken: set[str], top: bool = False) -> list:
+    """Call ``model``'s layers on ``inputs`` as its own call would, opening nested models; its flat outputs."""
+    if not getattr(model, "_is_graph_network", False):
+        if not isinstance(model, keras.Sequential):
+            raise _CannotFlatten(f"{model.name} is a subclassed model")
+        x = inputs[0]
+        for layer in model.layers:
+            x = _replay(layer, tf.nest.flatten(x), tf, keras, taken=taken) if isinstance(layer, keras.Model) else _call(layer, (x,), {}, model.name, taken, top)
+        return tf.nest.flatten(x)
+    usage = model._tensor_usage_count
+    tensors: dict[str, list] = {}
+    for reference, value in zip(model.inputs, inputs):
+        tensors[str(id(reference))] = [value] * usage[str(id(reference))]
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or any(t not in tensors for t in node.flat_input_ids):
+                continue
+            args, kwargs = node.map_arguments(tensors)
+            layer = node.layer
+            if isinstance(layer, keras.Model):
+                first = args[0] if args else kwargs.get("inputs")
+                outputs = tf.nest.pack_sequence_as(layer._nested_outputs, _replay(layer, tf.nest.flatten(first), tf, keras, taken=taken))
+            else:
+                outputs = _call(layer, args, kwargs, model.name, taken, top)
+            for reference, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+                tensors[reference] = [value] * usage[reference]
+    return [tensors[str(id(reference))].pop() for reference in model.outputs]
+
+
+def _call(layer, args: tuple, kwargs: dict, owner: str, taken: set[str], top: bool):
+    """``layer(*args, **kwargs)``; a nested model's layer whose name the outer model already uses is renamed first."""
+    if not top:
+        if layer.name in taken:  # a backbone's "dense" beside the head's "dense": one graph needs unique names
+            layer._name = f"{owner}_{layer.name}"
+        taken.add(layer.name)
+    return layer(*args, **kwargs)
 
 
 def has_weights(layer) -> bool:
@@ -358,7 +484,9 @@ __all__ = [
     "apply_recipe",
     "fine_tune",
     "get_recipe",
+    "flatten_nested_models",
     "kernel_stats",
+    "leaf_layers",
     "list_recipes",
     "register_recipe",
     "representative_inputs",

@@ -79,8 +79,8 @@ def prune_stage(
     stripped = sparsity.strip_pruning(wrapped.model)
     stats = kernel_stats(stripped)
     pruned = [name for name in wrapped.wrapped if name in stats]
-    pruned_total = sum(_size(stats[name]["shape"]) for name in pruned)
-    zeros = sum(stats[name]["sparsity"] * _size(stats[name]["shape"]) for name in pruned)
+    pruned_total = sum(stats[name]["size"] for name in pruned)  # a separable conv's two kernels count together
+    zeros = sum(stats[name]["sparsity"] * stats[name]["size"] for name in pruned)
     return stripped, {
         "fine_tune": training,
         "pruning_steps": steps_done,

@@ -1,4 +1,12 @@
-"""Human lines describing what a recipe did, from its JSON ``info`` (for ``dnncomp compress``). No TensorFlow."""
+"""What a recipe did, read back from the flatbuffer it produced, and the lines ``dnncomp compress`` prints. No TensorFlow.
+
+:func:`compression_check` compares what the recipe meant (from its JSON ``info``: the
+layers it pruned to a target sparsity, clustered to k values, quantized to int8) with
+what the file holds per layer (:func:`dnncomp.anatomy.layer_table`: zeros, distinct
+values per kernel and per output channel, dtypes), and lists the ops an integer-only
+recipe still runs in float. The per-layer lines of :func:`summary_lines` come from it,
+so a summary can never claim more than the artifact holds.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,14 @@ _SINGLE_STAGE_MARKERS = {"pruned_layers": "pruning", "clustered_layers": "cluste
 
 
 def summary_lines(info: dict[str, Any]) -> list[str]:
-    """What each stage changed and left alone (sparsity, unique values, layers), then how it was converted."""
+    """What each stage changed and left alone, then how it was converted, then the file's per-layer check.
+
+    Sparsity and unique values are the file's (``info["compression_check"]``, see
+    :func:`compression_check`) wherever the recipe's layer is found in it; a number only
+    the Keras model had is marked ``(keras)``.
+    """
+    check = info.get("compression_check")
+    found = {layer["layer"]: layer for layer in (check or {}).get("layers", [])}
     params = ", ".join(f"{k}={v}" for k, v in (info.get("params") or {}).items()) or "none"
     lines = [f"recipe {info.get('recipe', '?')} ({info.get('wall_s', 0):.1f} s); params: {params}"]
     stages = [(name, info[name]) for name in STAGES if isinstance(info.get(name), dict)]
@@ -18,7 +33,7 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
         stages = [(single, info)] if single else []
     for name, stage in stages:
         lines.append(f"{name}:")
-        lines.extend("  " + line for line in _stage_lines(stage))
+        lines.extend("  " + line for line in _stage_lines(stage, found))
     lines.append("conversion: " + _conversion_line(info))
     if not stages:
         lines.append("layers changed: none before conversion (the converter quantizes every layer it can)")
@@ -26,10 +41,17 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
         lines.append("  the converter could not quantize every op: it fell back to float for those")
     if info.get("float_kernel_ops"):
         lines.append("  kernels left in float: " + _join(info["float_kernel_ops"]))
+    if check:
+        lines.extend(check_lines(check))
     return lines
 
 
-def _stage_lines(stage: dict[str, Any]) -> list[str]:
+def _in_file(found: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The file's row for Keras layer ``name`` (its path in the file may carry a nested model's name)."""
+    return next((row for layer, row in found.items() if _matches(layer, name)), None)
+
+
+def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     training = stage.get("fine_tune")
     if training:
@@ -42,9 +64,19 @@ def _stage_lines(stage: dict[str, Any]) -> list[str]:
         )
     if "pruned_layers" in stage:
         sparsity = stage.get("kernel_sparsity", {})
-        lines.append(f"pruned ({len(stage['pruned_layers'])}): " + _join(f"{n} {sparsity.get(n, 0):.1%}" for n in stage["pruned_layers"]))
+        rows = {n: _in_file(found, n) for n in stage["pruned_layers"]}
+        lines.append(f"pruned ({len(stage['pruned_layers'])}): " + _join(
+            f"{n} {rows[n]['zeros']:.1%}" if rows[n] and rows[n]["zeros"] is not None else f"{n} {sparsity.get(n, 0):.1%} (keras)"
+            for n in stage["pruned_layers"]
+        ))
+        in_file = [row for row in rows.values() if row and row["zeros"] is not None]
+        if found and len(in_file) == len(rows) and sum(row["size"] for row in in_file):
+            overall = sum(row["zeros"] * row["size"] for row in in_file) / sum(row["size"] for row in in_file)
+            overall_text = f"overall kernel sparsity in the file {overall:.1%}"
+        else:
+            overall_text = f"overall kernel sparsity {stage.get('overall_kernel_sparsity', 0):.1%} (keras)"
         lines.append(
-            f"overall kernel sparsity {stage.get('overall_kernel_sparsity', 0):.1%}; "
+            f"{overall_text}; "
             + ("schedule completed" if stage.get("schedule_completed") else "SCHEDULE NOT COMPLETED: target sparsity not reached")
             + f" ({stage.get('pruning_steps')} steps)"
         )
@@ -60,10 +92,15 @@ def _stage_lines(stage: dict[str, Any]) -> list[str]:
     if "clustered_layers" in stage:
         unique = stage.get("unique_values_per_kernel", {})
         per_channel = stage.get("max_unique_values_per_channel")
-        lines.append(f"clustered ({len(stage['clustered_layers'])}): " + _join(
-            f"{name} {unique.get(name, '?')} values" + (f" (<= {per_channel[name]} per channel)" if per_channel and name in per_channel else "")
-            for name in stage["clustered_layers"]
-        ))
+
+        def clustered(name: str) -> str:
+            row = _in_file(found, name)
+            if row and row["unique"] is not None:
+                return f"{name} {row['unique']} values (<= {row['max_unique_per_channel']} per channel)"
+            return f"{name} {unique.get(name, '?')} values" + (
+                f" (<= {per_channel[name]} per channel)" if per_channel and name in per_channel else "") + " (keras)"
+
+        lines.append(f"clustered ({len(stage['clustered_layers'])}): " + _join(clustered(name) for name in stage["clustered_layers"]))
         if "kernel_sparsity" in stage and "pruned_layers" not in stage:
             lines.append("sparsity kept: " + _join(f"{n} {s:.1%}" for n, s in stage["kernel_sparsity"].items()))
     if "quantized_layers" in stage:
@@ -88,3 +125,200 @@ def _conversion_line(info: dict[str, Any]) -> str:
 def _join(items) -> str:
     items = list(items)
     return ", ".join(items) if items else "none"
+
+
+# ---- intention against the file ------------------------------------------------------------
+
+# Integer-only conversions add "float_kernel_ops" to the info (quantize.convert); the others are
+# recognised by their conversion text.
+_DYNAMIC_PREFIX = "optimizations=[DEFAULT], no representative data"
+_FP16_PREFIX = "optimizations=[DEFAULT], supported_types=[float16]"
+_INT16X8_MARK = "int16 activations"
+_INTEGER_COMPUTE = {"int8": ("int8", "uint8"), "int16x8": ("int16",)}
+
+
+def _stages(info: dict[str, Any]) -> list[dict[str, Any]]:
+    stages = [info[name] for name in STAGES if isinstance(info.get(name), dict)]
+    return stages or [info]
+
+
+def _left_alone(info: dict[str, Any]) -> dict[str, str]:
+    reasons = dict(info.get("layers_left_alone") or {})
+    for stage in _stages(info):
+        for name, why in (stage.get("layers_left_alone") or {}).items():
+            reasons.setdefault(name, why)
+    return reasons
+
+
+def intentions(info: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(per Keras layer what the recipe meant, what it meant for every kernel layer) from its ``info``.
+
+    Per layer: ``prune`` (target zero fraction), ``cluster`` (values per kernel, or per
+    output channel when ``per_channel``). For every kernel layer not left alone:
+    ``quantize`` is ``"int8"`` or ``"int16x8"`` (integer-only conversions: weights int8,
+    compute integer), ``"int8 weights"`` (dynamic range) or ``"float16 weights"``.
+    """
+    params = info.get("params") or {}
+    per_layer: dict[str, dict[str, Any]] = {}
+    for stage in _stages(info):
+        if "pruned_layers" in stage:
+            structured = set(stage.get("structured_layers") or [])
+            fallback = stage.get("unstructured_fallback_layers") or {}
+            m, n = stage.get("m_by_n") or (2, 4)
+            for name in stage["pruned_layers"]:
+                if name in structured:
+                    target = (n - m) / n
+                elif name in fallback:
+                    target = float(fallback[name])
+                else:
+                    target = params.get("final_sparsity")
+                if target is not None:
+                    per_layer.setdefault(name, {})["prune"] = float(target)
+        if "clustered_layers" in stage and params.get("number_of_clusters"):
+            per_channel = set(stage.get("per_channel_layers") or [])
+            for name in stage["clustered_layers"]:
+                per_layer.setdefault(name, {})["cluster"] = int(params["number_of_clusters"])
+                if name in per_channel:
+                    per_layer[name]["per_channel"] = True
+    every: dict[str, Any] = {}
+    conversion = str(info.get("conversion", ""))
+    if "float_kernel_ops" in info:
+        every["quantize"] = "int16x8" if _INT16X8_MARK in conversion else "int8"
+    elif conversion.startswith(_DYNAMIC_PREFIX):
+        every["quantize"] = "int8 weights"
+    elif conversion.startswith(_FP16_PREFIX):
+        every["quantize"] = "float16 weights"
+    return per_layer, every
+
+
+def _matches(file_layer: str, keras_name: str) -> bool:
+    return file_layer == keras_name or file_layer.endswith("/" + keras_name)
+
+
+def compression_check(info: dict[str, Any], anatomy: dict[str, Any]) -> dict[str, Any]:
+    """Per layer of the file: what the recipe meant, what the file holds, and whether that holds.
+
+    ``anatomy`` is :func:`dnncomp.anatomy.inspect_model` of the produced flatbuffer. Returns
+    ``{"holds", "layers": [...], "missing": [...], "integer_only", "float_ops"}``; each layer
+    has its ops, dtypes, ``zeros``, ``unique``, ``max_unique_per_channel``, ``meant``,
+    ``left_alone`` (the recipe's reason, if any), ``holds`` and ``problems`` (e.g. ``"meant:
+    prune 80 %, file: 12 % zeros"``). A pruned layer holds if its zeros reach the target
+    (within 1 % and one weight); a clustered one if it has at most k distinct values per
+    kernel (float, per-tensor clustering) or per output channel (per-channel clustering, or
+    int8 weights whose per-channel scales map k centroids to k values per channel), a zero
+    kept by pruning or exact zeros counting as one more; a quantized one if its weights and
+    its compute have the meant dtypes. ``missing``: layers the recipe meant to compress
+    that no kernel op of the file comes from.
+    """
+    from ..anatomy import float_ops, layer_table
+
+    per_layer, every = intentions(info)
+    left_alone = _left_alone(info)
+    table = layer_table(anatomy)
+    layers = []
+    for file_layer, row in table.items():
+        meant: dict[str, Any] = {}
+        for name, intention in per_layer.items():
+            if _matches(file_layer, name):
+                meant.update(intention)
+        reason = next((why for name, why in left_alone.items() if _matches(file_layer, name)), None)
+        if every and reason is None:
+            meant.update(every)
+        problems = [_problem(kind, meant, row) for kind in ("prune", "cluster", "quantize") if kind in meant]
+        problems = [p for p in problems if p]
+        layers.append({
+            "layer": file_layer,
+            "ops": row["ops"],
+            "op_indices": row["op_indices"],
+            "weight_dtype": "/".join(row["weight_dtypes"]) or None,
+            "compute_dtype": "/".join(row["compute_dtypes"]) or None,
+            "size": row["size"],
+            "zeros": row["zeros"],
+            "unique": row["unique"],
+            "max_unique_per_channel": row["max_unique_per_channel"],
+            "sparse_format": row["sparse_format"],
+            "meant": meant,
+            **({"left_alone": reason} if reason else {}),
+            "holds": not problems,
+            "problems": problems,
+        })
+    missing = sorted(
+        name for name, intention in per_layer.items()
+        if ("prune" in intention or "cluster" in intention) and not any(_matches(layer, name) for layer in table)
+    )
+    integer_only = every.get("quantize") in _INTEGER_COMPUTE
+    return {
+        "holds": all(layer["holds"] for layer in layers) and not missing,
+        "layers": layers,
+        "missing": missing,
+        "integer_only": integer_only,
+        "float_ops": float_ops(anatomy) if integer_only else [],
+    }
+
+
+def _problem(kind: str, meant: dict[str, Any], row: dict[str, Any]) -> str | None:
+    """None if the file holds what ``meant[kind]`` says, else ``"meant: ..., file: ..."``."""
+    if kind == "prune":
+        target, zeros, size = meant["prune"], row["zeros"], row["size"]
+        if zeros is None:
+            return f"meant: prune {target:.0%}, file: zeros not readable"
+        if zeros + 0.01 + 1 / max(size, 1) < target:
+            return f"meant: prune {target:.0%}, file: {zeros:.1%} zeros"
+        return None
+    if kind == "cluster":
+        k = meant["cluster"]
+        by_channel = meant.get("per_channel") or any(d in ("int8", "uint8", "int16") for d in row["weight_dtypes"])
+        found = row["max_unique_per_channel"] if by_channel else row["unique"]
+        where = "per output channel" if by_channel else "per kernel"
+        if found is None:
+            return f"meant: cluster to {k} values, file: values not readable{' (sparse format)' if row['sparse_format'] else ''}"
+        allowed = k + (1 if row["zeros"] else 0)  # a zero kept by pruning (or an exact zero) is one more value
+        if found > allowed:
+            return f"meant: cluster to {k} values {where}, file: {found} distinct values {where}"
+        return None
+    quantize = meant["quantize"]
+    weights, compute = row["weight_dtypes"], row["compute_dtypes"]
+    if quantize in _INTEGER_COMPUTE:
+        if weights != ["int8"] or any(c not in _INTEGER_COMPUTE[quantize] for c in compute):
+            return f"meant: {quantize}, file: {'/'.join(weights) or '?'} weights computing in {'/'.join(compute) or '?'}"
+        return None
+    wanted = quantize.split()[0]
+    if weights != [wanted]:
+        return f"meant: {quantize}, file: {'/'.join(weights) or '?'} weights"
+    return None
+
+
+def check_lines(check: dict[str, Any]) -> list[str]:
+    """The per-layer table of a :func:`compression_check`, and its verdict, as printed lines."""
+    lines = ["per layer, read from the flatbuffer (zeros, distinct values per kernel / per output channel):"]
+    width = max((len(layer["layer"]) for layer in check["layers"]), default=5)
+    for layer in check["layers"]:
+        zeros = "-" if layer["zeros"] is None else f"{layer['zeros']:6.1%}"
+        unique = "-" if layer["unique"] is None else str(layer["unique"])
+        per_channel = "-" if layer["max_unique_per_channel"] is None else str(layer["max_unique_per_channel"])
+        meant = _meant_text(layer["meant"]) if layer["meant"] else ("left alone: " + layer["left_alone"] if layer.get("left_alone") else "unchanged")
+        verdict = "" if not layer["meant"] else ("  ok" if layer["holds"] else "  NOT IN THE FILE: " + "; ".join(layer["problems"]))
+        lines.append(
+            f"  {layer['layer']:<{width}}  {'+'.join(layer['ops']):<17} {layer['weight_dtype'] or '?':>7} weights, "
+            f"{layer['compute_dtype'] or '?'} compute  zeros {zeros}  values {unique} / {per_channel}"
+            + ("  (sparse format)" if layer["sparse_format"] else "") + f"  meant: {meant}{verdict}"
+        )
+    for name in check["missing"]:
+        lines.append(f"  {name}: meant to be compressed, but no kernel op of the file comes from it")
+    if check["integer_only"]:
+        lines.append("ops still computing in float: " + _join(check["float_ops"]))
+    failing = [layer["layer"] for layer in check["layers"] if not layer["holds"]] + check["missing"]
+    lines.append("check: the file holds what the recipe meant" if check["holds"] else
+                 f"check: DOES NOT HOLD for {len(failing)} layer(s): " + _join(failing))
+    return lines
+
+
+def _meant_text(meant: dict[str, Any]) -> str:
+    parts = []
+    if "prune" in meant:
+        parts.append(f"prune {meant['prune']:.0%}")
+    if "cluster" in meant:
+        parts.append(f"cluster {meant['cluster']}" + (" per channel" if meant.get("per_channel") else ""))
+    if "quantize" in meant:
+        parts.append(meant["quantize"])
+    return ", ".join(parts)
