@@ -149,6 +149,33 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "sparsity": _FRACTION,
                 "anatomy": {"type": ["object", "null"]},
                 "recipe": {"type": ["object", "null"]},
+                "compression_check": {"$ref": "#/$defs/compression_check"},
+            },
+        },
+        "compression_check": {
+            "type": ["object", "null"],
+            "required": ["holds", "layers"],
+            "properties": {
+                "holds": {"type": "boolean"},
+                "layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["layer", "meant", "holds"],
+                        "properties": {
+                            "layer": {"type": "string"},
+                            "zeros": _FRACTION,
+                            "unique": _INT,
+                            "max_unique_per_channel": _INT,
+                            "meant": {"type": "object"},
+                            "holds": {"type": "boolean"},
+                            "problems": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+                "missing": {"type": "array", "items": {"type": "string"}},
+                "integer_only": {"type": "boolean"},
+                "float_ops": {"type": "array", "items": {"type": "string"}},
             },
         },
         "accuracy": {

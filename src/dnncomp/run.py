@@ -407,6 +407,9 @@ class Pipeline:
         recipe_stage = self.manifest.stages.get(f"compress:{technique}", {})
         if recipe_stage:
             record["recipe"] = {"name": technique, "params": recipe_stage["inputs"].get("params"), "info": recipe_stage.get("info")}
+            from .compress.summary import compression_check  # no TensorFlow: the check reads the artifact's anatomy
+
+            record["compression_check"] = compression_check(recipe_stage.get("info") or {}, record["anatomy"])
         self.manifest.record(stage, inputs, outputs=[], wall_s=time.perf_counter() - start, record=record)
 
     # -- results ---------------------------------------------------------------------
