@@ -103,7 +103,13 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 @app.command("run")
 @click.argument("dataset")
-@click.option("--model", "model", default=None, help="Architecture name or family (study, improved, tiny). Default: study-<DATASET>.")
+@click.option("--model", "model", default=None,
+              help="A family (tiny, improved, study: built for the data's image size, channels and classes), a "
+                   "registered model (tiny-mnist...), or your own .keras/.h5 file (used as the baseline, not trained). "
+                   "Default: study-<DATASET>; tiny for folder:PATH.")
+@click.option("--val-split", default=None, metavar="F",
+              help="Validation fraction held out of the training images, stratified by class and seeded (default: the "
+                   "model's, 0.1 or the study's 0.2; the study's models on their own datasets keep the study's split).")
 @click.option("--techniques", "--recipes", "techniques", default=None,
               help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
@@ -118,7 +124,7 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.")
 @click.option("--param", "params", multiple=True, metavar="RECIPE.KEY=VALUE", help="Override a recipe parameter; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params, quiet):
+def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params, quiet):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
@@ -129,7 +135,7 @@ def run_command(dataset, model, techniques, out, data_dir, epochs, batch_size, p
     run_dir = run_pipeline(
         dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
         batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
-        eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1,
+        eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
     )
     from .tables import print_results
 
@@ -144,10 +150,6 @@ def _say_data_notes(data, model_paths) -> None:
     from .preprocess import channel_conversion_note, input_layout
 
     notes = list(data.meta.get("notes", []))
-    skipped = data.meta.get("skipped") or []
-    if skipped:
-        more = f"; and {len(skipped) - 1} more" if len(skipped) > 1 else ""
-        notes.append(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad): {skipped[0]}{more}")
     for path in model_paths:
         try:
             shape = [int(d) for d in open_interpreter(path).get_input_details()[0]["shape"][1:]]

@@ -144,7 +144,7 @@ def list_models(dataset: str | None = None) -> list[ModelSpec]:
     return [spec for name, spec in sorted(_SPECS.items()) if dataset is None or spec.dataset == dataset]
 
 
-def _did_you_mean(name: str, choices) -> str:
+def did_you_mean(name: str, choices) -> str:
     """`` (did you mean tiny-mnist?)`` for a close match of a mistyped name, else ``""``."""
     import difflib
 
@@ -162,7 +162,7 @@ def get_model_spec(name: str) -> ModelSpec:
         return _SPECS[name]
     except KeyError:
         raise ModelError(
-            f"unknown model {name!r}{_did_you_mean(name, list(_SPECS) + families())}; known models: {', '.join(sorted(_SPECS))}"
+            f"unknown model {name!r}{did_you_mean(name, list(_SPECS) + families())}; known models: {', '.join(sorted(_SPECS))}"
         ) from None
 
 
@@ -186,7 +186,7 @@ def resolve_model_name(model: str | None, dataset: str) -> str:
     if candidate in _SPECS:
         return candidate
     raise ModelError(
-        f"unknown model {model!r} for dataset {dataset!r}{_did_you_mean(model, list(_SPECS) + families())}; "
+        f"unknown model {model!r} for dataset {dataset!r}{did_you_mean(model, list(_SPECS) + families())}; "
         f"known models: {', '.join(sorted(_SPECS))} (or a family: {', '.join(families())})"
     )
 
@@ -233,8 +233,14 @@ def family_spec(family: str, dataset: str, input_shape: tuple[int, int, int], nu
     unknown family, fewer than 2 classes, or images the family cannot take.
     """
     if family not in _FAMILY_BUILDERS:
+        if family in families():  # registered members only (e.g. made for one dataset's budget)
+            members = ", ".join(spec.name for spec in list_models() if spec.family == family)
+            raise ModelError(
+                f"model family {family!r} is not built for other data; pass one of its models ({members}) or a family "
+                f"that builds itself for {dataset}: {', '.join(sorted(_FAMILY_BUILDERS))}"
+            )
         raise ModelError(
-            f"unknown model family {family!r}{_did_you_mean(family, families())}; families: {', '.join(families())}"
+            f"unknown model family {family!r}{did_you_mean(family, families())}; families: {', '.join(sorted(_FAMILY_BUILDERS))}"
         )
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or input_shape[2] not in (1, 3):

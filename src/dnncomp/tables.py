@@ -10,17 +10,21 @@ from rich.table import Table
 def print_results(results: dict[str, Any], console=None) -> None:
     from .measure import rich_console
     from .results import flat_rows, format_value
-    from .study import study_result
+    from .study import DATASET_LABELS, normalize_dataset, study_result
 
     console = console or rich_console()
     dataset = results.get("dataset", "?")
     rows = flat_rows(results)
     first_n = next((r["first_n_count"] for r in rows if r["first_n_count"]), 1000)
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)
+    # The study's columns only where the study measured this dataset: a user's folder has none to show.
+    with_study = normalize_dataset(dataset) in DATASET_LABELS
     table = Table(
-        title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s); study: Jetson Nano 2GB)",
+        title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s)"
+        + ("; study: Jetson Nano 2GB)" if with_study else ")"),
         title_justify="left",
     )
+    study_headers = ("study acc %", "study ms", "study MB") if with_study else ()
     for header in (
         "variant",
         "runtime",
@@ -31,13 +35,13 @@ def print_results(results: dict[str, Any], console=None) -> None:
         "file MB",
         "gzip MB",
         "sparsity",
-        "study acc %",
-        "study ms",
-        "study MB",
+        *study_headers,
     ):
         table.add_column(header, justify="left" if header in ("variant", "runtime") else "right")
     for row in rows:
         study = study_result(dataset, row["variant"])
+        study_cells = ("-" if study is None else f"{study['accuracy_pct']:.2f}", "-" if study is None else f"{study['latency_ms']:.2f}",
+                       "-" if study is None else f"{study['size_mb']:.2f}")
         table.add_row(
             row["variant"],
             row["runtime"],
@@ -48,9 +52,7 @@ def print_results(results: dict[str, Any], console=None) -> None:
             format_value(row["file_bytes"], "mb"),
             format_value(row["gzip_bytes"], "mb"),
             "-" if row["sparsity"] is None else f"{row['sparsity']:.2f}",
-            "-" if study is None else f"{study['accuracy_pct']:.2f}",
-            "-" if study is None else f"{study['latency_ms']:.2f}",
-            "-" if study is None else f"{study['size_mb']:.2f}",
+            *(study_cells if with_study else ()),
         )
     console.print(table)
     console.print(
