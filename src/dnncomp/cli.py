@@ -114,21 +114,27 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--epochs", type=int, default=None, help="Maximum baseline epochs (study: 50, early stopping).")
-@click.option("--batch-size", type=int, default=None, help="Baseline batch size (study: 32).")
-@click.option("--patience", type=int, default=None, help="Early-stopping patience on validation accuracy (study: 5).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
-@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads for latency.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum baseline epochs (study: 50, early stopping).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Baseline batch size (study: 32).")
+@click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency.")
 @click.option("--eval-only/--no-eval-only", default=None,
               help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.")
 @click.option("--param", "params", multiple=True, metavar="RECIPE.KEY=VALUE", help="Override a recipe parameter; repeatable.")
+@click.option("--wait", is_flag=True, help="If another dnncomp run holds the run directory, wait for it instead of refusing.")
+@click.option("--results-out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params, quiet):
+def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
+                wait, results_out, quiet):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
-    A rerun skips what is already done; an interrupted run resumes.
+    A rerun skips what is already done; an interrupted run resumes. Results belong to the machine
+    that measured them: --eval-only on another machine re-measures and keeps both (results.json
+    `measurements`; $DNNCOMP_MACHINE_ID names the machine).
     """
     from .run import load_results, run_pipeline
 
@@ -136,11 +142,16 @@ def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, ba
         dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
         batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
         eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
+        wait=wait, results_out=results_out,
     )
     from .tables import print_results
 
-    print_results(load_results(run_dir))
-    click.echo(f"run directory: {run_dir}")
+    results = load_results(run_dir)
+    print_results(results)
+    others = [m for m in (results.get("measurements") or {}) if m != results.get("machine_id")]
+    if others:
+        click.echo(f"also measured on {len(others)} other machine(s): {', '.join(others)} (results.json `measurements`)")
+    click.echo(f"run directory: {run_dir}" if results_out is None else f"results: {run_dir / 'results.json'}")
 
 
 def _say_data_notes(data, model_paths) -> None:
@@ -166,12 +177,12 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
-@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads.")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
-@click.option("--min-count", type=int, default=200, show_default=True, help="Timed runs: at least this many calls ...")
-@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1) here.")
+@click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
 def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path):
     """Accuracy (full test set and first N), batch-1 latency and size of any LiteRT classifier.
 
@@ -217,19 +228,19 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--batch", "batch_list", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32 (throughput in images/s).")
 @click.option("--xnnpack", "xnnpack_mode", type=click.Choice(["on", "off", "both"]), default="on", show_default=True, help="LiteRT's default XNNPACK delegate.")
 @click.option("--no-xnnpack", is_flag=True, help="Same as --xnnpack off.")
-@click.option("--min-count", type=int, default=200, show_default=True, help="Timed runs: at least this many calls ...")
-@click.option("--min-seconds", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
-@click.option("--max-seconds", type=float, default=60.0, show_default=True, help="Stop timing a model after this many seconds.")
-@click.option("--warmup-count", type=int, default=20, show_default=True, help="Warm-up: at least this many calls ...")
-@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="... and at least this many seconds.")
-@click.option("--samples", type=int, default=256, show_default=True, help="Distinct real test images cycled through.")
-@click.option("--limit", type=int, default=1000, show_default=True, help="Also report accuracy on the first N test images.")
+@click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop timing a model after this many seconds.")
+@click.option("--warmup-count", type=click.IntRange(min=0), default=20, show_default=True, help="Warm-up: at least this many calls ...")
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... and at least this many seconds.")
+@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through.")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images.")
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Score accuracy (a separate pass before timing).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS per model, each in a fresh process.")
 @click.option("--anatomy", is_flag=True, help="Also print each model's anatomy (as `dnncomp inspect`).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the results record (dnncomp.results/1).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Write one CSV row per model and configuration.")
-@click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Write a Markdown table.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write one CSV row per model and configuration.")
+@click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
@@ -309,12 +320,12 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 
 @app.command("inspect")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the anatomies as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the anatomies as JSON.")
 @click.option("--target", type=click.Choice(["mcu"]), default=None,
               help="mcu: also measure with TFLite Micro: tensor arena (searched), flash, op resolver list, int8 I/O, missing ops.")
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--limit", type=int, default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
 def inspect_command(models, json_path, target, dataset, data_dir, limit):
     """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,
     zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes.
@@ -358,7 +369,7 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit):
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--c-array", "c_array", type=click.Path(path_type=Path), required=True,
               help="Write OUT.h and OUT.cc: the model as an aligned C array, its op resolver list, arena size, I/O quantization.")
-@click.option("--arena-margin", type=float, default=10.0, show_default=True,
+@click.option("--arena-margin", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Percent added to the measured TFLM arena in kTensorArenaBytes (optimized kernels' scratch buffers).")
 def export_command(model, c_array, arena_margin):
     """A LiteRT model as C++ source for TensorFlow Lite Micro firmware (needs `pip install 'dnncomp[mcu]'`).
@@ -411,12 +422,12 @@ def _model_for_baseline(baseline: Path, dataset: str, model: str | None) -> str:
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--model", default=None,
               help="Architecture of the baseline. Default: from runs/<dataset>/<model>/baseline.keras, else study-<DATASET>.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds training and the calibration sample.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
 def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, seed, json_path, quiet):
     """Compress a saved Keras baseline with one recipe and write the LiteRT flatbuffer.
@@ -525,9 +536,9 @@ def report_command(run_dirs, out, title):
 @click.option("--runs", "runs_root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Runs root; each dataset's run goes to RUNS/DATASET/study-DATASET (a rerun resumes).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--epochs", type=int, default=None, help="Maximum baseline epochs (study: 50, early stopping).")
-@click.option("--threads", type=int, default=1, show_default=True, help="LiteRT interpreter threads for latency.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum baseline epochs (study: 50, early stopping).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--title", default=None, help="Report title.")
 def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed, title):
     """Run the study's full protocol on its datasets and write one combined report.
@@ -548,18 +559,58 @@ def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed,
     click.echo(f"html:   {paths['html']}")
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so every ``finally`` (temp files, the run dir's lock) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _interrupted(code: int) -> int:
+    from .run import current_stage
+
+    stage = current_stage()
+    where = f" at {stage}" if stage else ""
+    click.echo(f"interrupted{where}; finished artifacts are kept: rerun the same command to resume", err=True)
+    return code
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        previous = None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Optional[List[str]]) -> int:
     try:
         app.main(args=argv, prog_name="dnncomp", standalone_mode=False)
     except DnncompError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
+    except click.exceptions.Abort:  # click turns Ctrl-C into Abort
+        return _interrupted(130)
     except KeyboardInterrupt:
-        click.echo("interrupted; finished artifacts are kept and a rerun resumes", err=True)
-        return 130
+        return _interrupted(130)
+    except _Terminated:
+        return _interrupted(143)
+    except OSError as exc:  # a write outside dnncomp's own atomic writes (plots, Keras): still one line
+        from .fileio import storage_error
+
+        error = storage_error(exc.filename or "?", exc)
+        if isinstance(error, OSError):
+            raise
+        click.echo(f"error: {error}", err=True)
+        return 2
     except click.exceptions.ClickException as exc:  # usage errors: click's own one-liner
         exc.show()
         return exc.exit_code

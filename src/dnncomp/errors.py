@@ -27,3 +27,11 @@ class RunError(DnncompError):
 
 class MissingDependencyError(DnncompError):
     """An optional dependency (TensorFlow, matplotlib) is needed but not installed."""
+
+
+class StorageError(DnncompError):
+    """A file could not be written: disk full, read-only file system, no permission, a directory in the way."""
+
+
+class RunLockedError(RunError):
+    """Another dnncomp process holds the run directory's lock."""

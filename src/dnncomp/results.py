@@ -47,6 +47,9 @@ def environment() -> dict[str, Any]:
         "packages": packages,
         "dnncomp": __version__,
         "device": "jetson" if JETSON_RELEASE.exists() else "workstation",
+        "machine_id": machine_id(),
+        "hostname": platform.node() or None,
+        "board": _board_model(),
     }
     if JETSON_RELEASE.exists():
         try:
@@ -54,6 +57,43 @@ def environment() -> dict[str, Any]:
         except (OSError, IndexError):
             env["jetson_release"] = None
     return env
+
+
+MACHINE_ID_ENV = "DNNCOMP_MACHINE_ID"
+
+
+def machine_id() -> str:
+    """A stable id of the machine that measures: ``$DNNCOMP_MACHINE_ID`` if set, else a 16-hex digest.
+
+    The hostname alone is not enough (two boards flashed from one image share it, and a laptop's
+    changes with the network), and /etc/machine-id alone is shared by cloned images and missing in
+    some containers; the digest covers both plus the board model, CPU model and architecture, so
+    results copied to another machine never pass for its own. Stable across reboots and runs.
+    """
+    override = os.environ.get(MACHINE_ID_ENV, "").strip()
+    if override:
+        return override
+    import hashlib
+
+    parts = [_read_first(Path("/etc/machine-id")) or _read_first(Path("/var/lib/dbus/machine-id")) or "",
+             _board_model() or "", _cpu_model() or "", platform.machine(), platform.node()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _read_first(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace").strip().strip("\x00") or None
+    except OSError:
+        return None
+
+
+def _board_model() -> str | None:
+    """The board's model from the device tree (Raspberry Pi, Jetson) or DMI (PCs, VMs), if readable."""
+    model = _read_first(Path("/proc/device-tree/model"))
+    if model:
+        return model
+    vendor, product = _read_first(Path("/sys/class/dmi/id/sys_vendor")), _read_first(Path("/sys/class/dmi/id/product_name"))
+    return " ".join(p for p in (vendor, product) if p) or None
 
 
 def _cpu_model() -> str | None:

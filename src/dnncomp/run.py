@@ -13,20 +13,23 @@ Jetson can evaluate what a workstation made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import platform
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from . import __version__
-from .errors import RunError
-from .fileio import atomic_write_json, sha256_file
+from .errors import RunError, RunLockedError, StorageError
+from .fileio import TEMP_GLOB, atomic_write_json, sha256_file
 from .results import now_iso
 
 MANIFEST_SCHEMA = "dnncomp.manifest/1"
@@ -56,6 +59,8 @@ class RunConfig:
     eval_only: bool = False
     recipe_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     verbose: int = 1
+    wait: bool = False  # for the run dir's lock held by another process
+    results_out: Path | None = None  # where manifest and results go when the run dir is read-only
 
     @property
     def run_dir(self) -> Path:
@@ -63,48 +68,134 @@ class RunConfig:
 
         return self.out / run_dir_name(self.dataset) / safe_name(self.model)  # folder:/a/b -> folder-b
 
+    @property
+    def state_dir(self) -> Path:
+        """Where this run writes manifest.json and results.json: the run dir, or --results-out."""
+        return self.results_out or self.run_dir
+
+
+_OPERATIONAL = ("verbose", "wait", "results_out")  # how to run, not what: never part of the recorded config
+
+
+_STAGE_ENTRY = {
+    "type": "object",
+    "properties": {
+        "inputs": {"type": "object"},
+        "outputs": {"type": "object", "additionalProperties": {"type": "string"}},
+        "record": {"type": "object"},
+    },
+}
+# The structure every reader of a manifest relies on; anything else is reported, never half-used.
+MANIFEST_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema"],
+    "properties": {
+        "schema": {"type": "string"},
+        "stages": {"type": "object", "additionalProperties": _STAGE_ENTRY},
+        "measurements": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"environment": {"type": ["object", "null"]},
+                               "stages": {"type": "object", "additionalProperties": _STAGE_ENTRY}},
+            },
+        },
+        "config": {"type": ["object", "null"]},
+        "data": {"type": ["object", "null"]},
+        "environment": {"type": ["object", "null"]},
+    },
+}
+
 
 class Manifest:
-    """manifest.json: config, versions, per-stage inputs, wall times and output hashes."""
+    """manifest.json: config, versions, per-stage inputs, wall times and output hashes.
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / "manifest.json"
+    Evaluation stages belong to the machine that measured them: their inputs hold a
+    ``machine`` id, ``stages`` holds the latest measurement of each variant, and
+    ``measurements[<machine id>]`` keeps every machine's own, so a run dir copied to a
+    board and evaluated there keeps the workstation's records beside the board's.
+
+    ``state_dir`` (default ``run_dir``) is where the manifest is written; a run dir on
+    read-only media is read from ``run_dir`` and continued in ``state_dir``.
+    Raises RunError for a manifest that is not JSON or not of the manifest's structure.
+    """
+
+    def __init__(self, run_dir: Path, state_dir: Path | None = None):
         self.run_dir = run_dir
+        self.path = (state_dir or run_dir) / "manifest.json"
         self.data: dict[str, Any] = {"schema": MANIFEST_SCHEMA, "stages": {}}
-        if self.path.exists():
-            try:
-                loaded = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise RunError(f"{self.path}: unreadable manifest ({exc}); move it away to start the run afresh") from exc
-            if loaded.get("schema") != MANIFEST_SCHEMA:
-                raise RunError(f"{self.path}: schema {loaded.get('schema')!r} is not {MANIFEST_SCHEMA!r}")
-            self.data = loaded
-            self.data.setdefault("stages", {})
+        source = self.path if self.path.exists() or state_dir is None else run_dir / "manifest.json"
+        if source.exists():
+            self.data = self._load(source)
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, Any]:
+        import jsonschema
+
+        move_away = "move it away to start the run afresh"
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunError(f"{path}: unreadable manifest ({exc}); {move_away}") from exc
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_JSON_SCHEMA).iter_errors(loaded))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "top level"
+            raise RunError(f"{path}: unreadable manifest (at {where}: {error.message}); {move_away}")
+        if loaded.get("schema") != MANIFEST_SCHEMA:
+            raise RunError(f"{path}: schema {loaded.get('schema')!r} is not {MANIFEST_SCHEMA!r}; {move_away}")
+        loaded.setdefault("stages", {})
+        return loaded
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
         return self.data["stages"]
 
-    def is_done(self, stage: str, inputs: dict[str, Any]) -> bool:
-        """A stage is done if it ran with the same inputs and its outputs are intact."""
+    @property
+    def measurements(self) -> dict[str, dict[str, Any]]:
+        """machine id -> {"environment": ..., "stages": {stage: entry}}: every machine's evaluations."""
+        return self.data.setdefault("measurements", {})
+
+    def machine_entry(self, stage: str, machine: str) -> dict[str, Any] | None:
+        """This machine's own entry for ``stage`` (None if it never measured it)."""
         entry = self.stages.get(stage)
+        if entry and entry.get("inputs", {}).get("machine") == machine:
+            return entry
+        return self.measurements.get(machine, {}).get("stages", {}).get(stage)
+
+    def is_done(self, stage: str, inputs: dict[str, Any]) -> bool:
+        """A stage is done if it ran with the same inputs (on the same machine) and its outputs are intact."""
+        machine = inputs.get("machine")
+        entry = self.machine_entry(stage, machine) if machine is not None else self.stages.get(stage)
         if not entry or entry.get("inputs") != _jsonable(inputs):
             return False
         for name, digest in entry.get("outputs", {}).items():
             path = self.run_dir / name
             if not path.is_file() or sha256_file(path) != digest:
                 return False
+        self.stages[stage] = entry  # this machine's measurement is the current one again
         return True
 
     def record(self, stage: str, inputs: dict[str, Any], outputs: list[str], wall_s: float, **extra: Any) -> None:
-        self.stages[stage] = {
+        entry = {
             "inputs": _jsonable(inputs),
             "outputs": {name: sha256_file(self.run_dir / name) for name in outputs},
             "wall_s": round(wall_s, 3),
             "finished": now_iso(),
             **_jsonable(extra),
         }
+        machine = inputs.get("machine")
+        if machine is not None:
+            previous = self.stages.get(stage)
+            if previous and "record" in previous and previous.get("inputs", {}).get("machine") is None:
+                # measured before records said where: kept, under a name that says so
+                self.measurements.setdefault("unrecorded", {"environment": None, "stages": {}})["stages"].setdefault(stage, previous)
+            self.measurements.setdefault(machine, {"environment": None, "stages": {}})["stages"][stage] = entry
+        self.stages[stage] = entry
         self.save()
+
+    def note_machine(self, machine: str, environment: dict[str, Any]) -> None:
+        """Remember the environment of a machine that measures in this run dir."""
+        self.measurements.setdefault(machine, {"environment": None, "stages": {}})["environment"] = _jsonable(environment)
 
     def output_sha(self, stage: str, name: str) -> str | None:
         return self.stages.get(stage, {}).get("outputs", {}).get(name)
@@ -124,6 +215,90 @@ def _fingerprint(*arrays: np.ndarray) -> str:
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+_current_stage: str | None = None
+
+
+def set_current_stage(stage: str | None) -> None:
+    """Remember which stage is running, so an interrupted run can say where it stopped."""
+    global _current_stage
+    _current_stage = stage
+
+
+def current_stage() -> str | None:
+    """The stage a run in this process is in (None outside a run)."""
+    return _current_stage
+
+
+LOCK_NAME = ".dnncomp.lock"
+HOLDER_NAME = ".dnncomp.lock.json"
+
+
+@contextlib.contextmanager
+def run_dir_lock(directory: Path, *, wait: bool = False, say=lambda message: None, config: RunConfig | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (a run dir) for the body of the ``with``.
+
+    The OS lock (``filelock``) dies with its process; beside it a small JSON file says who
+    holds it (pid, host, since, command), so a second run can name the holder, and a holder
+    file left by a killed process is recognised as stale. Temporary files of an interrupted
+    writer are removed once the lock is ours. Raises RunLockedError when another process holds
+    the lock and ``wait`` is false; with ``wait`` it blocks until the holder finishes.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(directory / LOCK_NAME)
+    holder_path = directory / HOLDER_NAME
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = _describe_holder(holder_path)
+            if not wait:
+                raise RunLockedError(f"{directory}: in use by {holder}; wait for it to finish, or pass --wait") from None
+            say(f"waiting for {holder} to finish with {directory} ...")
+            lock.acquire()
+    except OSError as exc:
+        raise _unwritable(directory, exc, config) from exc
+    try:
+        if holder_path.exists():  # we hold the lock, so whoever wrote this died holding it
+            say(f"stale lock of {_describe_holder(holder_path)} (that process is gone): taking over")
+        leftovers = [p for p in directory.glob(TEMP_GLOB) if p.is_file()]
+        for path in leftovers:
+            path.unlink()
+        if leftovers:
+            say(f"removed {len(leftovers)} temporary file(s) an interrupted run left behind")
+        atomic_write_json(holder_path, {
+            "pid": os.getpid(), "host": platform.node(), "since": now_iso(),
+            "command": " ".join(shlex.quote(a) for a in ["dnncomp", *sys.argv[1:]]),
+        })
+        yield
+    finally:
+        try:
+            holder_path.unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
+def _describe_holder(holder_path: Path) -> str:
+    try:
+        holder = json.loads(holder_path.read_text())
+        return f"pid {holder['pid']} on {holder['host']} since {holder['since']} ({holder.get('command', '?')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another dnncomp process"
+
+
+def _unwritable(directory: Path, exc: Exception, config: RunConfig | None) -> Exception:
+    """One line for a run dir that cannot be written: on read-only media, eval-only can write elsewhere."""
+    from .fileio import storage_error
+
+    if isinstance(exc, OSError):
+        exc = storage_error(directory, exc)
+        if isinstance(exc, OSError):
+            return exc
+    hint = ("; pass --results-out DIR to write manifest and results elsewhere"
+            if config is not None and config.eval_only and config.results_out is None else "")
+    return StorageError(f"{exc}{hint}")
 
 
 class _Console:
@@ -155,16 +330,29 @@ def run_pipeline(
     eval_only: bool | None = None,
     recipe_params: dict[str, dict[str, Any]] | None = None,
     verbose: int = 1,
+    wait: bool = False,
+    results_out: Path | None = None,
     val_split: str | None = None,
 ) -> Path:
-    """Train (or reuse) the baseline, apply each technique, evaluate everything. Returns the run dir."""
+    """Train (or reuse) the baseline, apply each technique, evaluate everything. Returns the run dir.
+
+    Every setting is checked before the run dir is touched (RunError/RecipeError). The run
+    dir is locked for the whole run: a second run into it raises RunLockedError naming the
+    holder, or waits with ``wait=True``. ``results_out`` (eval-only) writes manifest and
+    results.json there instead of the run dir, for a run dir on read-only media.
+    """
     from .run_target import resolve_target
 
+    _check_settings(epochs=epochs, batch_size=batch_size, patience=patience, limit=limit, threads=threads)
+    _check_recipe_params(recipe_params or {}, techniques or STUDY_TECHNIQUES)
     if not eval_only:
         from .compress import get_recipe
 
         for name in techniques or STUDY_TECHNIQUES:  # an unknown recipe fails now, not after an hour of training
             get_recipe(name).resolve_params((recipe_params or {}).get(name))
+    if results_out is not None and not eval_only:
+        raise RunError("--results-out is for --eval-only (evaluating a run dir on read-only media); "
+                       "a full run writes its artifacts into the run dir: choose a writable --out")
     # The model for this data (a family built for a folder's images and classes, a user's file) or a
     # one-line error naming the mistake, before anything is trained or written.
     target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir)
@@ -185,8 +373,38 @@ def run_pipeline(
         eval_only=is_jetson() if eval_only is None else eval_only,
         recipe_params=recipe_params or {},
         verbose=verbose,
+        wait=wait,
+        results_out=Path(results_out) if results_out else None,
     )
     return Pipeline(config, target).run()
+
+
+def _check_settings(**settings: int | None) -> None:
+    """The library's own range check (the CLI checks the same with Click): refused before anything is written."""
+    minimum = {"epochs": 1, "batch_size": 1, "patience": 0, "limit": 0, "threads": 1}
+    for name, value in settings.items():
+        if value is not None and value < minimum[name]:
+            raise RunError(f"{name.replace('_', '-')} {value}: must be >= {minimum[name]}")
+
+
+def _check_recipe_params(recipe_params: dict[str, dict[str, Any]], techniques: list[str]) -> None:
+    """A --param for a recipe that does not run is a mistake (a typo, or a recipe left out): refuse it."""
+    import difflib
+
+    from .errors import RecipeError
+
+    for prefix in recipe_params:
+        if prefix in techniques:
+            continue
+        from .compress import list_recipes
+
+        known = [r.name for r in list_recipes()]
+        if prefix in known:
+            raise RecipeError(f"--param {prefix}.*: recipe {prefix} is not in --techniques ({','.join(techniques)}); "
+                              "add it there or drop the --param")
+        close = difflib.get_close_matches(prefix, [*techniques, *known], n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; `dnncomp recipes` lists them"
+        raise RecipeError(f"--param {prefix}.*: no recipe named {prefix!r}{hint}")
 
 
 class Pipeline:
@@ -197,29 +415,50 @@ class Pipeline:
         self.target = target  # a run_target.RunTarget: the spec made for this data, a user's model file
         self.spec = target.spec if target is not None else get_model_spec(config.model)
         self.run_dir = config.run_dir
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(self.run_dir)
+        # Read only: a manifest of the wrong shape fails here, before anything is written.
+        self.manifest = Manifest(self.run_dir, config.results_out)
         self.console = _Console(config.verbose)
         self._recipe_context = None
 
     # -- orchestration ---------------------------------------------------------------
 
     def run(self) -> Path:
-        from .results import environment
+        """Run every stage under the run dir's lock; returns the run dir. Raises DnncompError subclasses."""
+        cfg = self.config
+        set_current_stage("loading data")
+        data = self._load_data()  # reads only: a dataset that does not fit the model changes nothing
+        state_dir = cfg.state_dir
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(state_dir, exc, cfg) from exc
+        with run_dir_lock(state_dir, wait=cfg.wait, say=self.console.stage, config=cfg):
+            return self._run_locked(data)  # the run dir, or --results-out where manifest and results went
+
+    def _run_locked(self, data) -> Path:
+        from .results import environment, machine_id
 
         cfg = self.config
+        loaded_data = self.manifest.data.get("data")
+        self.manifest = Manifest(self.run_dir, cfg.results_out)  # again: another run may have finished meanwhile
+        self.machine = machine_id()
+        env = environment()
         self.manifest.data.update(
             dataset=cfg.dataset,
             model=cfg.model,
             dnncomp_version=__version__,
             command=" ".join(shlex.quote(a) for a in ["dnncomp", *sys.argv[1:]]) if sys.argv else None,
             seed=cfg.seed,
-            config=_jsonable({k: v for k, v in vars(cfg).items() if k != "verbose"}),
-            environment=environment(),
+            config=_jsonable({k: v for k, v in vars(cfg).items() if k not in _OPERATIONAL}),
+            environment=env,
+            data=loaded_data,
         )
-        self.manifest.save()
+        self.manifest.note_machine(self.machine, env)
+        try:
+            self.manifest.save()
+        except StorageError as exc:
+            raise _unwritable(cfg.state_dir, exc, cfg) from exc
 
-        data = self._load_data()
         if cfg.eval_only:
             self.console.stage("eval-only: evaluating existing artifacts with LiteRT (no TensorFlow)")
         else:
@@ -229,9 +468,11 @@ class Pipeline:
             self._keras_baseline_stage(data)
         for technique in self._techniques_to_evaluate():
             self._evaluate_stage(technique, data)
+        set_current_stage("results")
         results_path = self._write_results()
+        set_current_stage(None)
         self.console.stage(f"results: {results_path}")
-        return self.run_dir
+        return self.config.state_dir
 
     def _load_data(self):
         from .data import load_dataset
@@ -290,6 +531,7 @@ class Pipeline:
         }
 
     def _baseline_stage(self, data) -> None:
+        set_current_stage("baseline")
         if self.target is not None and self.target.model_file is not None:
             return self._adopted_baseline_stage()
         inputs = self._baseline_inputs()
@@ -343,6 +585,7 @@ class Pipeline:
 
     def _recipe_stage(self, technique: str, data) -> None:
         stage = f"compress:{technique}"
+        set_current_stage(stage)
         inputs = self._recipe_inputs(technique)
         if self.manifest.is_done(stage, inputs):
             self.console.stage(f"{technique}: up to date")
@@ -368,10 +611,12 @@ class Pipeline:
     def _keras_baseline_stage(self, data) -> None:
         """The study's baseline row: Keras accuracy and model.predict on one image. Not comparable with LiteRT."""
         stage = f"evaluate:{KERAS_BASELINE}"
+        set_current_stage(stage)
         inputs = {
             "baseline": self.manifest.output_sha("baseline", "baseline.keras"),
             "data": self.data_fingerprint,
             "limit": self.config.limit,
+            **self._measured_on("tf-keras"),
         }
         if self.manifest.is_done(stage, inputs):
             return
@@ -395,6 +640,7 @@ class Pipeline:
             "latency": keras_predict_latency(model, x[:KERAS_TIMING_IMAGES]),
             "size": file_sizes(self.run_dir / "baseline.h5"),
             "sparsity": None,
+            "measured_on": self._measured_on_record(inputs),
         }
         self.manifest.record(stage, inputs, outputs=[], wall_s=time.perf_counter() - start, record=record)
 
@@ -407,11 +653,13 @@ class Pipeline:
         artifact = self.run_dir / f"{technique}.tflite"
         latency_config = LatencyConfig(threads=self.config.threads)
         stage = f"evaluate:{technique}"
+        set_current_stage(stage)
         inputs = {
             "artifact": sha256_file(artifact),
             "data": self.data_fingerprint,
             "limit": self.config.limit,
             "latency": _jsonable(vars(latency_config)),
+            **self._measured_on("ai-edge-litert"),
         }
         if self.manifest.is_done(stage, inputs):
             self.console.stage(f"{technique}: evaluation up to date")
@@ -426,41 +674,69 @@ class Pipeline:
             "accuracy": evaluate_accuracy(artifact, data.x_test, data.y_test, first_n=self.config.limit, threads=self.config.threads),
             "latency": measure_latency(artifact, data.x_test, config=latency_config),
             "size": file_sizes(artifact),
+            "measured_on": self._measured_on_record(inputs),
         }
         record.update(_anatomy_fields(artifact))
         recipe_stage = self.manifest.stages.get(f"compress:{technique}", {})
         if recipe_stage:
             record["recipe"] = {"name": technique, "params": recipe_stage["inputs"].get("params"), "info": recipe_stage.get("info")}
+            from .compress.summary import compression_check  # no TensorFlow: the check reads the artifact's anatomy
+
+            record["compression_check"] = compression_check(recipe_stage.get("info") or {}, record["anatomy"])
         self.manifest.record(stage, inputs, outputs=[], wall_s=time.perf_counter() - start, record=record)
+
+    def _measured_on(self, runtime_package: str) -> dict[str, Any]:
+        """An evaluation's machine and runtime are among its inputs: another machine or runtime re-measures."""
+        from importlib import metadata
+
+        try:
+            version = metadata.version(runtime_package)
+        except metadata.PackageNotFoundError:
+            version = None
+        return {"machine": self.machine, "runtime": f"{runtime_package} {version}"}
+
+    def _measured_on_record(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        env = self.manifest.measurements.get(self.machine, {}).get("environment") or {}
+        return {"machine_id": inputs["machine"], "hostname": env.get("hostname"), "board": env.get("board"),
+                "cpu_model": env.get("cpu_model"), "arch": env.get("machine"), "python": env.get("python"),
+                "runtime": inputs["runtime"]}
 
     # -- results ---------------------------------------------------------------------
 
-    def _is_current(self, name: str) -> bool:
-        """Was this variant's artifact made from the current baseline, and is it still on disk unchanged?"""
-        stages = self.manifest.stages
+    def _is_current(self, name: str, entry: dict[str, Any]) -> bool:
+        """Was this evaluation of a variant made from the current baseline, of the artifact now on disk?"""
         baseline = self.manifest.output_sha("baseline", "baseline.keras")
         if name == KERAS_BASELINE:
-            return stages[f"evaluate:{name}"]["inputs"].get("baseline") == baseline
+            return entry["inputs"].get("baseline") == baseline
         artifact = self.run_dir / f"{name}.tflite"
-        recipe = stages.get(f"compress:{name}")
+        recipe = self.manifest.stages.get(f"compress:{name}")
         if recipe is not None and recipe["inputs"].get("baseline") != baseline:
             return False
-        return artifact.is_file() and sha256_file(artifact) == stages[f"evaluate:{name}"]["inputs"].get("artifact")
+        return artifact.is_file() and sha256_file(artifact) == entry["inputs"].get("artifact")
 
     def _write_results(self) -> Path:
         from .results import results_document
 
         # A run directory accumulates variants: this run's recipes first, then those evaluated by
-        # earlier invocations, as long as they were made from the current baseline.
+        # earlier invocations, as long as they were made from the current baseline. ``variants`` are
+        # this machine's measurements; ``measurements`` holds every machine's, each beside the others.
         requested = [KERAS_BASELINE, *self.config.techniques]
-        earlier = [stage.split(":", 1)[1] for stage in self.manifest.stages if stage.startswith("evaluate:")]
-        records = [
-            self.manifest.stages[f"evaluate:{name}"]["record"]
-            for name in dict.fromkeys(requested + earlier)
-            if f"evaluate:{name}" in self.manifest.stages and self._is_current(name)
-        ]
-        document = results_document(records, dataset=self.config.dataset, model=self.config.model, seed=self.config.seed)
-        return atomic_write_json(self.run_dir / "results.json", document)
+        by_machine: dict[str, dict[str, Any]] = {}
+        for machine, held in self.manifest.measurements.items():
+            stages = held.get("stages") or {}
+            earlier = [stage.split(":", 1)[1] for stage in stages if stage.startswith("evaluate:")]
+            records = [
+                stages[f"evaluate:{name}"]["record"]
+                for name in dict.fromkeys(requested + earlier)
+                if "record" in stages.get(f"evaluate:{name}", {}) and self._is_current(name, stages[f"evaluate:{name}"])
+            ]
+            if records or machine == self.machine:
+                by_machine[machine] = {"environment": held.get("environment"), "variants": records}
+        document = results_document(
+            by_machine[self.machine]["variants"], dataset=self.config.dataset, model=self.config.model,
+            seed=self.config.seed, machine_id=self.machine, measurements=by_machine,
+        )
+        return atomic_write_json(self.config.state_dir / "results.json", document)
 
 
 def _file_or_dir_sha(path: Path) -> str:

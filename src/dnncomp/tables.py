@@ -15,7 +15,10 @@ def print_results(results: dict[str, Any], console=None) -> None:
     console = console or rich_console()
     dataset = results.get("dataset", "?")
     rows = flat_rows(results)
-    first_n = next((r["first_n_count"] for r in rows if r["first_n_count"]), 1000)
+    # The header names N only when every row was scored on the same N (a row evaluated by an earlier
+    # command with another --limit keeps its own); otherwise each cell says its N.
+    counts = {r["first_n_count"] for r in rows if r["first_n_count"]}
+    first_n = str(next(iter(counts))) if len(counts) == 1 else "N"
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)
     # The study's columns only where the study measured this dataset: a user's folder has none to show.
     with_study = normalize_dataset(dataset) in DATASET_LABELS
@@ -46,7 +49,7 @@ def print_results(results: dict[str, Any], console=None) -> None:
             row["variant"],
             row["runtime"],
             format_value(row["acc_full"], "pct"),
-            format_value(row["acc_first_n"], "pct"),
+            format_value(row["acc_first_n"], "pct") + (f" (N={row['first_n_count']})" if first_n == "N" and row["first_n_count"] else ""),
             format_value(row["p50_ms"], "ms"),
             format_value(row["p99_ms"], "ms"),
             format_value(row["file_bytes"], "mb"),
