@@ -193,3 +193,72 @@ def test_without_tflite_micro_one_line(monkeypatch, tmp_path, capsys):
     assert main(["export", str(model), "--c-array", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "pip install 'dnncomp[mcu]'" in err and err.count("\n") == 1
+
+
+# ---- the micro family and ResNet-8 ------------------------------------------------------------
+
+
+def test_resnet8_recipe_is_mlperf_tinys():
+    from dnncomp.errors import ModelError
+    from dnncomp.models import get_model_spec, resolve_model_name
+    from dnncomp.train import check_recipe
+
+    spec = get_model_spec("resnet8-cifar10")
+    assert resolve_model_name("micro", "cifar10") == "micro-cifar10" and resolve_model_name("resnet8", "cifar10") == "resnet8-cifar10"
+    assert spec.training["batch_size"] == 32 and spec.output == "softmax"
+    recipe = check_recipe(spec.training["recipe"])
+    assert recipe["name"] == "adam-exponential" and recipe["learning_rate"] == 1e-3 and recipe["decay_per_epoch"] == 0.99
+    assert recipe["augment"]["rotation"] == 15.0 and recipe["augment"]["shift"] == 0.1 and recipe["augment"]["horizontal_flip"]
+    with pytest.raises(ModelError, match="decay_per_epoch"):
+        check_recipe({**spec.training["recipe"], "decay_per_epoch": 1.5})
+    with pytest.raises(ModelError, match="missing key"):
+        check_recipe({k: v for k, v in spec.training["recipe"].items() if k != "decay_per_epoch"})
+
+
+def _int8_flatbuffer(model, input_shape, seed=0) -> bytes:
+    """Full-integer conversion of an untrained model, calibrated on random images (the arena depends
+    on the architecture only)."""
+    from dnncomp.keras_env import import_keras
+
+    tf, _ = import_keras()
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(4):
+            yield [rng.random((1, *input_shape), dtype=np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+@pytest.mark.slow
+def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
+    """Params and MACs read from the converted int8 flatbuffer; arenas measured by the same TFLM search."""
+    from dnncomp.anatomy import inspect_model
+    from dnncomp.micro import search_arena
+    from dnncomp.models import MICRO_BUDGET, RESNET8_PARAMS, build_model, get_model_spec
+
+    arenas = {}
+    for name in ("resnet8-cifar10", "micro-cifar10", "micro-mnist", "micro-gtsrb"):
+        spec = get_model_spec(name)
+        model = build_model(name)
+        assert model.count_params() == spec.params_approx
+        data = _int8_flatbuffer(model, spec.input_shape)
+        anatomy = inspect_model(data, tensors=False)
+        budget_params, budget_macs = MICRO_BUDGET[spec.dataset]
+        if name == "resnet8-cifar10":
+            assert model.count_params() == RESNET8_PARAMS
+            assert abs(anatomy["macs"] - 12_500_000) < 0.01 * 12_500_000  # "about 12.5 M MACs"
+            assert anatomy["op_counts"].get("ADD") == 3  # three residual stacks
+        else:
+            assert model.count_params() <= budget_params and anatomy["params"] <= budget_params
+            assert anatomy["macs"] <= budget_macs
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(data)
+        arenas[name] = search_arena(path).arena_bytes
+    assert arenas["micro-cifar10"] <= arenas["resnet8-cifar10"], arenas

@@ -92,7 +92,7 @@ def test_name_resolution():
     assert resolve_model_name("study-cifar10", "cifar10") == "study-cifar10"
     assert resolve_model_name("improved", "cifar10") == "improved-cifar10"
     assert resolve_model_name("tiny", "mnist") == "tiny-mnist"
-    with pytest.raises(ModelError, match=r"known models: improved-cifar10, .*study-mnist.*\(or a family: improved, study, tiny\)"):
+    with pytest.raises(ModelError, match=r"known models: improved-cifar10, .*study-mnist.*\(or a family: improved, micro, resnet8, study, tiny\)"):
         resolve_model_name("resnet", "cifar10")
     with pytest.raises(ModelError, match="known models"):
         get_model_spec("resnet50")

@@ -261,6 +261,9 @@ def _plain_history(history) -> dict[str, list[float]]:
 # ---- the scheduled recipe of the improved and tiny models --------------------------
 
 RECIPE_KEYS = {"name", "learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing", "augment"}
+# "adam-exponential" (MLPerf Tiny's ResNet-8 recipe) also has decay_per_epoch; momentum, weight
+# decay and warm-up are 0 there (its L2 regularisation lives in the model's layers).
+RECIPE_NAMES = ("sgd-nesterov-cosine", "adam-exponential")
 
 
 def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -268,13 +271,19 @@ def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     from .augment import check_augment
 
     recipe = dict(recipe)
-    unknown = sorted(set(recipe) - RECIPE_KEYS)
-    missing = sorted(RECIPE_KEYS - set(recipe))
+    keys = RECIPE_KEYS | ({"decay_per_epoch"} if recipe.get("name") == "adam-exponential" else set())
+    unknown = sorted(set(recipe) - keys)
+    missing = sorted(keys - set(recipe))
     if unknown or missing:
-        raise ModelError(f"training recipe: unknown key(s) {unknown}, missing key(s) {missing}; expected {sorted(RECIPE_KEYS)}")
-    if recipe["name"] != "sgd-nesterov-cosine":
-        raise ModelError(f"training recipe {recipe['name']!r}: the only one is 'sgd-nesterov-cosine'")
+        raise ModelError(f"training recipe: unknown key(s) {unknown}, missing key(s) {missing}; expected {sorted(keys)}")
+    if recipe["name"] not in RECIPE_NAMES:
+        raise ModelError(f"training recipe {recipe['name']!r}: known recipes are {', '.join(RECIPE_NAMES)}")
     checked: dict[str, Any] = {"name": recipe["name"]}
+    if "decay_per_epoch" in keys:
+        decay = float(recipe["decay_per_epoch"])
+        if not math.isfinite(decay) or not 0 < decay <= 1:
+            raise ModelError(f"training recipe decay_per_epoch = {recipe['decay_per_epoch']!r}: expected a number in (0, 1]")
+        checked["decay_per_epoch"] = decay
     for key in ("learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing"):
         value = float(recipe[key])
         if not math.isfinite(value) or value < 0 or (key != "learning_rate" and value >= 1):
@@ -284,11 +293,20 @@ def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def scheduled_optimizer(recipe: dict[str, Any], total_steps: int, learning_rate: float | None = None):
-    """SGD with Nesterov momentum, linear warm-up then cosine decay to zero, decoupled weight decay on kernels."""
+def scheduled_optimizer(recipe: dict[str, Any], total_steps: int, learning_rate: float | None = None, steps_per_epoch: int | None = None):
+    """SGD with Nesterov momentum, linear warm-up then cosine decay to zero, decoupled weight decay on kernels.
+
+    Recipe ``adam-exponential``: Adam whose learning rate is multiplied by ``decay_per_epoch``
+    after every epoch of ``steps_per_epoch`` steps (MLPerf Tiny's ResNet-8 training).
+    """
     _, keras = _keras()
     peak = float(recipe["learning_rate"] if learning_rate is None else learning_rate)
     total_steps = max(1, int(total_steps))
+    if recipe["name"] == "adam-exponential":
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            peak, decay_steps=max(1, int(steps_per_epoch or total_steps)), decay_rate=recipe["decay_per_epoch"], staircase=True
+        )
+        return keras.optimizers.Adam(learning_rate=schedule)
     warmup_steps = min(total_steps - 1, int(round(recipe["warmup_fraction"] * total_steps)))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10.0 if warmup_steps else peak,
@@ -367,7 +385,7 @@ def train_scheduled(
         validation_data = evaluation_dataset(_take(x, val_idx), _take(y, val_idx), input_shape=spec.input_shape, num_classes=spec.num_classes)
 
     model = spec.build()
-    optimizer = scheduled_optimizer(recipe, epochs * steps_per_epoch, learning_rate)
+    optimizer = scheduled_optimizer(recipe, epochs * steps_per_epoch, learning_rate, steps_per_epoch=steps_per_epoch)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=spec.from_logits, label_smoothing=recipe["label_smoothing"]),
