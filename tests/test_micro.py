@@ -262,3 +262,31 @@ def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
         path.write_bytes(data)
         arenas[name] = search_arena(path).arena_bytes
     assert arenas["micro-cifar10"] <= arenas["resnet8-cifar10"], arenas
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_mcu_side_runs_without_tensorflow(models, tmp_path):
+    """inspect --target mcu and export --c-array are device-side: no TensorFlow, in the TFLM child either."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class NoTF(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization'}:\n"
+        "            raise ImportError(name + ' blocked by the test')\n"
+        "sys.meta_path.insert(0, NoTF())\n"
+    )
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(blocker) + os.pathsep + str(Path(__file__).resolve().parents[1] / "src")}
+    code = (
+        "import sys; from dnncomp.cli import main\n"
+        f"assert main(['inspect', {str(models['int8'])!r}, '--target', 'mcu']) == 0\n"
+        f"assert main(['export', {str(models['int8'])!r}, '--c-array', {str(tmp_path / 'm')!r}]) == 0\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TFLM arena" in done.stdout and (tmp_path / "m.cc").is_file()
