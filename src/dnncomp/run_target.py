@@ -76,8 +76,10 @@ def run_dir_name(dataset: str) -> str:
 
 def is_model_file(model: str | None) -> bool:
     """Does ``--model`` name a file (or SavedModel directory) rather than a registered name or family?"""
-    if not model:
-        return False
+    from .models import families, list_models
+
+    if not model or model in families() or model in {spec.name for spec in list_models()}:
+        return False  # a name wins over a directory of the same name in the working directory
     path = Path(model).expanduser()
     return path.suffix.lower() in MODEL_FILE_SUFFIXES or path.is_dir() or ("/" in model and path.exists())
 
@@ -208,22 +210,53 @@ def folder_image_size(root: Path) -> tuple[tuple[int, int], str | None]:
                   f"(at most {FOLDER_MAX_SIDE} pixels a side)")
 
 
+def load_user_model(path: Path):
+    """The user's model file as a Keras 2 model: .keras/.h5 of Keras 2 or 3 and SavedModel directories
+    through :mod:`dnncomp.model_io` where it is installed, else dnncomp's safe .keras/.h5 loader."""
+    try:
+        from .model_io import load_model
+    except ImportError:
+        from .train import load_baseline
+
+        return load_baseline(path)
+    return load_model(path).model
+
+
 def _spec_from_file(path: Path, dataset: str) -> ModelSpec:
     """The user's model as a spec: input shape, classes and output kind read from the file."""
-    from .train import load_baseline
-
     if not path.exists():
         raise ModelError(f"{path}: model file not found; pass a .keras or .h5 file, or a model name (`dnncomp run --help`)")
-    model = load_baseline(path)
+    model = load_user_model(path)
     spec = _contract_spec(model, path, dataset)
     return replace(spec, name=safe_name(f"user-{path.stem}"), base="")
 
 
 def _contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
     """A ModelSpec from the file's contract (dnncomp.contract), for a user's own baseline."""
-    from .contract import read_contract, spec_from_contract
-
+    try:
+        from .contract import read_contract, spec_from_contract
+    except ImportError:  # an install without the contract module: the plain reading below
+        return _plain_contract_spec(model, path, dataset)
     return spec_from_contract(read_contract(model, path=path), dataset)
+
+
+def _plain_contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
+    """Input shape, class count and softmax-or-logits of a single-input, single-output Keras classifier."""
+    from .models import STUDY_TRAINING
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{path.name}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; dnncomp takes "
+                         "single-input, single-output image classifiers")
+    input_shape, output_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    if any(d is None for d in input_shape) or len(output_shape) != 1 or (output_shape[0] or 0) < 2:
+        raise ModelError(f"{path.name}: input {input_shape}, output {output_shape}; expected a fixed-size image input "
+                         "and N >= 2 class scores")
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    output = "softmax" if type(last).__name__ == "Softmax" or activation == "softmax" else "logits"
+    return ModelSpec(name=path.name, family="user", dataset=dataset, input_shape=tuple(int(d) for d in input_shape),
+                     num_classes=int(output_shape[0]), output=output, description=f"user model {path}",
+                     training=dict(STUDY_TRAINING))
 
 
 def _check_classes_fit(spec: ModelSpec, dataset: str, root: Path | None, model_file: Path | None) -> None:
@@ -276,6 +309,6 @@ def adopt_baseline(model_file: Path, run_dir: Path) -> list[Path]:
     Saving through dnncomp's Keras 2 puts the user's file in the format every recipe and
     the Keras timing read; the weights are the user's, untouched. Returns the files written.
     """
-    from .train import load_baseline, save_baseline
+    from .train import save_baseline
 
-    return save_baseline(load_baseline(model_file), run_dir)
+    return save_baseline(load_user_model(model_file), run_dir)
