@@ -87,6 +87,23 @@ def test_machine_id_is_stable_and_can_be_named(monkeypatch):
     assert machine_id() == "pi5-lab"
 
 
+def test_manifest_keeps_each_machines_evaluation_and_an_older_unlabelled_one(tmp_path):
+    from dnncomp.run import Manifest
+
+    legacy = {"artifact": "abc", "limit": 16}
+    manifest = Manifest(tmp_path)
+    manifest.record("evaluate:float", legacy, outputs=[], wall_s=1, record={"name": "float", "by": "old dnncomp"})
+    on_a, on_b = {**legacy, "machine": "a"}, {**legacy, "machine": "b"}
+    assert not manifest.is_done("evaluate:float", on_a)  # a record that does not say where it was measured
+    manifest.record("evaluate:float", on_a, outputs=[], wall_s=1, record={"name": "float", "by": "a"})
+    assert not manifest.is_done("evaluate:float", on_b)
+    manifest.record("evaluate:float", on_b, outputs=[], wall_s=1, record={"name": "float", "by": "b"})
+    reloaded = Manifest(tmp_path)
+    assert reloaded.is_done("evaluate:float", on_a) and reloaded.stages["evaluate:float"]["record"]["by"] == "a"
+    held = {m: e["stages"]["evaluate:float"]["record"]["by"] for m, e in reloaded.measurements.items()}
+    assert held == {"unrecorded": "old dnncomp", "a": "a", "b": "b"}
+
+
 # ---- disk full -----------------------------------------------------------------------------
 
 
