@@ -35,6 +35,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,6 +50,9 @@ TFLM_ALIGNMENT = 16
 # An arena larger than this is not a microcontroller's: the search stops there.
 MAX_ARENA_BYTES = 64 * 1024 * 1024
 MIN_SEARCH_START = 1024
+# One probe (allocate and one inference) of a microcontroller-sized model takes milliseconds; a child
+# silent this long is stuck, and is killed (the probe counts as "does not run").
+PROBE_TIMEOUT_S = 120.0
 
 INSTALL_HINT = "install TFLite Micro's Python interpreter: pip install 'dnncomp[mcu]' (PyPI tflite-micro)"
 
@@ -209,20 +213,30 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1,
         )
 
-    def request(self, **req: Any) -> dict[str, Any]:
+    def request(self, timeout: float | None = PROBE_TIMEOUT_S, **req: Any) -> dict[str, Any]:
+        """Send one request; a child that dies or outlives ``timeout`` seconds is an ``ok: False`` reply."""
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
+        proc = self.proc
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
-            self.proc.stdin.write(json.dumps(req) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            proc.stdin.write(json.dumps(req) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
+        finally:
+            if timer is not None:
+                timer.cancel()
         if not line:
-            code = self.proc.wait()
+            code = proc.wait()
             self.proc = None
             self.crashes += 1
-            return {"ok": False, "crashed": True, "error": f"TFLM crashed (exit code {code})", "log": ""}
+            why = f"no answer within {timeout:g} s" if code == -9 and timeout else f"exit code {code}"
+            return {"ok": False, "crashed": True, "error": f"TFLM crashed ({why})", "log": ""}
         return json.loads(line)
 
     def close(self) -> None:
@@ -386,7 +400,7 @@ def tflm_outputs(model_path: Path, x_model: np.ndarray, arena_bytes: int, worker
         with tempfile.TemporaryDirectory(prefix="dnncomp-tflm-") as tmp:
             inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
             np.save(inputs, np.ascontiguousarray(x_model))
-            reply = worker.request(cmd="run", arena=int(arena_bytes), inputs=str(inputs), outputs=str(outputs))
+            reply = worker.request(cmd="run", arena=int(arena_bytes), inputs=str(inputs), outputs=str(outputs), timeout=None)
             if not reply["ok"]:
                 raise ModelError(f"{model_path}: TFLM failed on real images ({_first_error_line(reply)})")
             return np.load(outputs)
