@@ -114,6 +114,7 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum baseline epochs (study: 50, early stopping).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Baseline batch size (study: 32).")
 @click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5).")
@@ -127,7 +128,7 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--results-out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
+def run_command(dataset, model, val_split, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
                 wait, results_out, quiet):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
@@ -142,7 +143,7 @@ def run_command(dataset, model, val_split, techniques, out, data_dir, epochs, ba
         dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
         batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
         eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
-        wait=wait, results_out=results_out,
+        wait=wait, results_out=results_out, skip_bad=skip_bad,
     )
     from .tables import print_results
 

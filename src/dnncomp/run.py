@@ -61,6 +61,7 @@ class RunConfig:
     verbose: int = 1
     wait: bool = False  # for the run dir's lock held by another process
     results_out: Path | None = None  # where manifest and results go when the run dir is read-only
+    skip_bad: bool = False  # skip unreadable images (the data fingerprint records what was loaded)
 
     @property
     def run_dir(self) -> Path:
@@ -74,7 +75,7 @@ class RunConfig:
         return self.results_out or self.run_dir
 
 
-_OPERATIONAL = ("verbose", "wait", "results_out")  # how to run, not what: never part of the recorded config
+_OPERATIONAL = ("verbose", "wait", "results_out", "skip_bad")  # how to run, not what: never part of the recorded config
 
 
 _STAGE_ENTRY = {
@@ -332,6 +333,7 @@ def run_pipeline(
     verbose: int = 1,
     wait: bool = False,
     results_out: Path | None = None,
+    skip_bad: bool = False,
     val_split: str | None = None,
 ) -> Path:
     """Train (or reuse) the baseline, apply each technique, evaluate everything. Returns the run dir.
@@ -355,7 +357,7 @@ def run_pipeline(
                        "a full run writes its artifacts into the run dir: choose a writable --out")
     # The model for this data (a family built for a folder's images and classes, a user's file) or a
     # one-line error naming the mistake, before anything is trained or written.
-    target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir)
+    target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir, skip_bad=skip_bad)
     for note in target.notes:  # what was chosen for the user is said once, also under --quiet
         print(f"note: {note}", file=sys.stderr, flush=True)
     config = RunConfig(
@@ -375,6 +377,7 @@ def run_pipeline(
         verbose=verbose,
         wait=wait,
         results_out=Path(results_out) if results_out else None,
+        skip_bad=skip_bad,
     )
     return Pipeline(config, target).run()
 
@@ -479,7 +482,10 @@ class Pipeline:
 
         start = time.perf_counter()
         self.console.stage(f"loading {self.config.dataset} at {self.spec.image_size[0]}x{self.spec.image_size[1]}")
-        data = load_dataset(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.spec.image_size))
+        data = load_dataset(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.spec.image_size),
+                            skip_bad=self.config.skip_bad)
+        for line in data.meta.get("skipped", []):
+            print(f"note: skipped unreadable image (--skip-bad): {line}", file=sys.stderr, flush=True)
         self.data_fingerprint = _fingerprint(data.x_train, data.y_train, data.x_test, data.y_test)
         self.manifest.data["data"] = {
             "fingerprint": self.data_fingerprint,

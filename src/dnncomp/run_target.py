@@ -84,7 +84,8 @@ def is_model_file(model: str | None) -> bool:
     return path.suffix.lower() in MODEL_FILE_SUFFIXES or path.is_dir() or ("/" in model and path.exists())
 
 
-def resolve_target(dataset: str, model: str | None, *, val_split: str | None = None, data_dir=None) -> RunTarget:
+def resolve_target(dataset: str, model: str | None, *, val_split: str | None = None, data_dir=None,
+                   skip_bad: bool = False) -> RunTarget:
     """The spec ``dnncomp run DATASET --model MODEL`` trains (or the user's file it adopts).
 
     ``model``: None (the study's model for a published dataset; ``tiny`` for a folder), a
@@ -92,7 +93,8 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
     timm's ``num_classes=``, and says so), or a path to a Keras file. ``val_split``: a
     fraction (stratified) or a full validation mode, replacing the spec's; without it,
     a study model keeps the study's split only on its own dataset. Loads a folder's images
-    once when the model must fit them (they are then in the decoded-image cache).
+    once when the model must fit them (they are then in the decoded-image cache); ``skip_bad``
+    skips unreadable images there, as the run's own load does.
 
     Raises DataError (unknown dataset, with the close match; missing folder) or ModelError
     (unknown model, with the close match; a model file whose class count differs from
@@ -121,7 +123,7 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
     elif root is None:
         spec = _spec_for_published(dataset, model, notes)
     else:
-        spec = _spec_for_folder(dataset, root, model, notes, data_dir)
+        spec = _spec_for_folder(dataset, root, model, notes, data_dir, skip_bad)
 
     if model_file is not None or root is not None:
         _check_classes_fit(spec, dataset, root, model_file)
@@ -144,7 +146,8 @@ def _spec_for_published(dataset: str, model: str | None, notes: list[str]) -> Mo
     return spec
 
 
-def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[str], data_dir) -> ModelSpec:
+def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[str], data_dir,
+                     skip_bad: bool = False) -> ModelSpec:
     from .data import load_dataset
     from .models import did_you_mean, families, family_spec, get_model_spec, list_models, spec_for_data
 
@@ -155,7 +158,7 @@ def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[st
         size, size_note = folder_image_size(root)
         if size_note:
             notes.append(size_note)
-        data = load_dataset(dataset, data_dir=data_dir, image_size=size)
+        data = load_dataset(dataset, data_dir=data_dir, image_size=size, skip_bad=skip_bad)
         return family_spec(model, dataset, tuple(data.x_train.shape[1:]), data.num_classes)
     registered = [s.name for s in list_models()]
     if model not in registered:
@@ -164,7 +167,7 @@ def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[st
             f"({', '.join(families())}), a registered model (`dnncomp run --help`) or your own .keras/.h5 file"
         )
     spec = get_model_spec(model)
-    data = load_dataset(dataset, data_dir=data_dir, image_size=spec.image_size)
+    data = load_dataset(dataset, data_dir=data_dir, image_size=spec.image_size, skip_bad=skip_bad)
     if data.num_classes != spec.num_classes:
         notes.append(f"{spec.name} has {spec.num_classes} outputs and {dataset} {data.num_classes} classes: "
                      f"built with {data.num_classes} outputs, as {spec.name}-{data.num_classes}cls "
