@@ -228,3 +228,23 @@ def test_unreadable_image_names_the_skip_bad_flag(tmp_path):
         load_dataset(f"folder:{tmp_path / 'f'}")
     ds = load_dataset(f"folder:{tmp_path / 'f'}", skip_bad=True)
     assert len(ds.meta["skipped"]) == 1 and len(ds.y_train) + len(ds.y_test) == 6
+
+
+def test_upright_size_and_class_folders_as_run_sees_them(tmp_path):
+    from dnncomp.data.folder import class_folders
+    from dnncomp.data.images import upright_size
+    from dnncomp.run_target import _class_count, folder_image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for name in ("a", "b"):
+        (tmp_path / "f" / name).mkdir(parents=True)
+        for i in range(2):  # stored 8 high, 6 wide; shown 6 high, 8 wide
+            Image.fromarray(np.rot90(ramp(), 1).copy()).save(tmp_path / "f" / name / f"{i}.jpg", exif=exif.tobytes())
+    (tmp_path / "f" / "__MACOSX" / "a").mkdir(parents=True)
+    (tmp_path / "f" / ".git").mkdir()
+    assert upright_size(tmp_path / "f" / "a" / "0.jpg") == (6, 8)
+    assert [d.name for d in class_folders(tmp_path / "f")] == ["a", "b"]
+    assert _class_count("folder:x", tmp_path / "f") == 2
+    assert folder_image_size(tmp_path / "f")[0] == (6, 8)
+    assert load_dataset(f"folder:{tmp_path / 'f'}").x_train.shape[1:3] == (6, 8)

@@ -182,12 +182,11 @@ def folder_image_size(root: Path) -> tuple[tuple[int, int], str | None]:
     classes), brought down to FOLDER_MAX_SIDE on the longer side, keeping the aspect ratio.
     Reads headers only, so a folder of camera photos is not decoded at full size.
     """
-    from PIL import Image
-
-    from .data.images import list_images
+    from .data.folder import class_folders
+    from .data.images import list_images, upright_size
 
     base = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
-    class_dirs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_dirs = class_folders(base)
     per_class = [list_images(d) for d in class_dirs]
     sample: list[Path] = []
     for i in range(max((len(files) for files in per_class), default=0)):  # round robin over the classes
@@ -197,8 +196,7 @@ def folder_image_size(root: Path) -> tuple[tuple[int, int], str | None]:
     sizes: Counter = Counter()
     for path in sample[:SIZE_SAMPLE]:
         try:
-            with Image.open(path) as img:
-                sizes[(img.height, img.width)] += 1
+            sizes[upright_size(path)] += 1  # as the loader reads it: EXIF-rotated photos swap height and width
         except (OSError, ValueError):
             continue  # the loader reports unreadable files with their names
     if not sizes:
@@ -281,7 +279,9 @@ def _class_count(dataset: str, root: Path | None) -> int | None:
     if root is None:
         return REGISTRY[normalize_name(dataset)].expected.num_classes
     base = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
-    return len([d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]) or None
+    from .data.folder import class_folders
+
+    return len(class_folders(base)) or None
 
 
 def _with_validation(spec: ModelSpec, dataset: str, val_split: str | None) -> ModelSpec:

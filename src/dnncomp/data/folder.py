@@ -26,6 +26,11 @@ from .images import count_ignored, describe_ignored, list_images, not_an_image, 
 from .imageset import ImageEntry, load_image_splits
 
 
+def class_folders(directory: Path) -> list[Path]:
+    """The class folders in ``directory``, sorted: every sub-folder but hidden, ``__MACOSX`` and ``@eaDir`` ones."""
+    return [d for d in sorted(directory.iterdir()) if d.is_dir() and skipped_dir_kind(d) is None]
+
+
 def _class_dirs(directory: Path, ignored: dict) -> list[Path]:
     """Class folders in ``directory``; what else is there (files, hidden folders) is counted in ``ignored``."""
     classes = []

@@ -183,6 +183,16 @@ def _open(path: str | os.PathLike) -> Image.Image:
     return Image.open(path)
 
 
+def upright_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file as a viewer shows it, from its header (no pixels decoded):
+    EXIF orientations 5 to 8 (a quarter turn) swap the stored height and width."""
+    with _open(path) as img:
+        height, width = img.height, img.width
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            height, width = width, height
+    return height, width
+
+
 def decode_image(
     path: str | os.PathLike, size: tuple[int, int] | None = None, grey: bool = False, events: Counter | None = None
 ) -> np.ndarray:
