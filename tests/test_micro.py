@@ -290,3 +290,19 @@ def test_mcu_side_runs_without_tensorflow(models, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "TFLM arena" in done.stdout and (tmp_path / "m.cc").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_fixed_batch_and_two_output_models(case_inputs, real_data_dir, capsys):
+    """A model with its batch fixed at 4 is fed 4 images at a time on both sides; one with two outputs
+    keeps its arena and op list, and says why it is not compared."""
+    batch4 = case_inputs("12-fixed-batch-tflite") / "batch4.tflite"
+    assert main(["inspect", str(batch4), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir), "--limit", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "TFLM vs LiteRT on 10 mnist test images: top-1 agreement 100.00 %" in text
+
+    two_outputs = case_inputs("18-multi-output-tflite") / "two_outputs.tflite"
+    assert main(["inspect", str(two_outputs), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir), "--limit", "10"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"TFLM arena [\d,]+ B", text) and "TFLM vs LiteRT not compared" in text

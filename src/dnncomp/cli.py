@@ -348,16 +348,22 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit):
         require_tflm("--target mcu")
     anatomies = _print_anatomies(paths, tensors=target != "mcu")
     if target == "mcu":
+        from .errors import ModelError
         from .measure import load_for_model, rich_console
         from .micro import micro_lines, micro_report
 
         console = rich_console()
         for path, anatomy in zip(paths, anatomies):
-            images = None
+            images, not_comparable = None, None
             if dataset:
-                x_test = load_for_model(dataset, path, data_dir).x_test
-                images = x_test[:limit] if limit > 0 else x_test
+                try:
+                    x_test = load_for_model(dataset, path, data_dir).x_test
+                    images = x_test[:limit] if limit > 0 else x_test
+                except ModelError as exc:  # two inputs, say: the arena and op list still stand
+                    not_comparable = str(exc)
             anatomy["mcu"] = micro_report(path, x_uint8=images, dataset=dataset)
+            if not_comparable:
+                anatomy["mcu"]["equivalence"] = {"dataset": dataset, "images": 0, "skipped": not_comparable}
             console.print(f"[bold]{path}[/bold] on a microcontroller (TFLite Micro {anatomy['mcu']['tflm_version']})")
             for line in micro_lines(anatomy["mcu"]):
                 console.print("  " + line, markup=False)

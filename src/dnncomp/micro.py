@@ -273,13 +273,12 @@ def _child_main(model_path: str) -> int:
                 interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(req["arena"]))
                 details = interpreter.get_input_details(0)
                 if req["cmd"] == "run":
-                    inputs = np.load(req["inputs"])
                     outputs = []
-                    for x in inputs:
-                        interpreter.set_input(x[None].astype(details["dtype"], copy=False), 0)
+                    for x in model_batches(np.load(req["inputs"]), int(details["shape"][0])):
+                        interpreter.set_input(x.astype(details["dtype"], copy=False), 0)
                         interpreter.invoke()
-                        outputs.append(np.asarray(interpreter.get_output(0)).reshape(-1))
-                    np.save(req["outputs"], np.stack(outputs) if outputs else np.zeros((0, 0)))
+                        outputs.append(np.asarray(interpreter.get_output(0)).reshape(len(x), -1))
+                    np.save(req["outputs"], np.concatenate(outputs) if outputs else np.zeros((0, 0)))
                 else:
                     interpreter.set_input(np.zeros(details["shape"], dtype=details["dtype"]), 0)
                     interpreter.invoke()
@@ -403,25 +402,36 @@ def tflm_outputs(model_path: Path, x_model: np.ndarray, arena_bytes: int, worker
             reply = worker.request(cmd="run", arena=int(arena_bytes), inputs=str(inputs), outputs=str(outputs), timeout=None)
             if not reply["ok"]:
                 raise ModelError(f"{model_path}: TFLM failed on real images ({_first_error_line(reply)})")
-            return np.load(outputs)
+            return np.load(outputs)[: len(x_model)]
     finally:
         if own:
             worker.close()
 
 
+def model_batches(x_model: np.ndarray, batch: int):
+    """``x_model`` in chunks of the model's fixed input batch (the last padded with its last image)."""
+    batch = max(1, int(batch))
+    for start in range(0, len(x_model), batch):
+        part = x_model[start : start + batch]
+        if len(part) < batch:
+            part = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
+        yield part
+
+
 def litert_outputs(model_path: Path, x_model: np.ndarray) -> np.ndarray:
-    """Raw output of LiteRT (builtin kernels, batch 1) for each model-ready input, N x outputs."""
-    from .evaluate import allocate, input_spec, open_interpreter
+    """Raw output 0 of LiteRT (builtin kernels, the model's own batch) for each model-ready input, N x outputs."""
+    from .evaluate import allocate, open_interpreter
 
     interpreter = open_interpreter(model_path, xnnpack=False)
     allocate(interpreter, str(model_path))
-    spec = input_spec(interpreter, str(model_path), allocated=True)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    batch = max(1, int(inp["shape"][0]))
     rows = []
-    for x in x_model:
-        interpreter.set_tensor(spec.index, x[None])
+    for x in model_batches(x_model, batch):
+        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
         interpreter.invoke()
-        rows.append(np.asarray(interpreter.get_tensor(spec.output_index)).reshape(-1))
-    return np.stack(rows) if rows else np.zeros((0, spec.num_outputs))
+        rows.append(np.asarray(interpreter.get_tensor(out["index"])).reshape(batch, -1))
+    return np.concatenate(rows)[: len(x_model)] if rows else np.zeros((0, 0))
 
 
 def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict[str, Any]:
@@ -494,9 +504,13 @@ def micro_report(model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = 
         report["resolver_unchecked"] = [resolver_method(op) for op in builtin if op not in RESOLVER_METHODS]
         report["equivalence"] = None
         if x_uint8 is not None and search.arena_bytes is not None:
-            x_model = model_ready_inputs(path, x_uint8)
-            tflm = tflm_outputs(path, x_model, search.arena_bytes, worker=worker)
-            report["equivalence"] = {"dataset": dataset, **compare_outputs(tflm, litert_outputs(path, x_model))}
+            if len(inputs) != 1 or len(outputs) != 1:
+                report["equivalence"] = {"dataset": dataset, "images": 0, "skipped": (
+                    f"{len(inputs)} inputs and {len(outputs)} outputs; compared for single-input, single-output classifiers")}
+            else:
+                x_model = model_ready_inputs(path, x_uint8)
+                tflm = tflm_outputs(path, x_model, search.arena_bytes, worker=worker)
+                report["equivalence"] = {"dataset": dataset, **compare_outputs(tflm, litert_outputs(path, x_model))}
     return report
 
 
@@ -529,7 +543,9 @@ def micro_lines(report: dict[str, Any]) -> list[str]:
         lines.append("ops TFLM lacks: " + ", ".join(report["missing_ops"]))
     eq = report.get("equivalence")
     if eq:
-        if eq["images"]:
+        if eq.get("skipped"):
+            lines.append(f"TFLM vs LiteRT not compared: {eq['skipped']}")
+        elif eq["images"]:
             lines.append(
                 f"TFLM vs LiteRT on {eq['images']:,} {eq['dataset'] or ''} test images: top-1 agreement "
                 f"{eq['top1_agreement'] * 100:.2f} % ({eq['disagreements']} differ), largest raw output difference "
