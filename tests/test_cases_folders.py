@@ -95,6 +95,8 @@ def test_case_16_a_damaged_image_suggests_a_flag_that_exists(case_inputs, capsys
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "00150.png" in err and "--skip-bad" in err and "Traceback" not in err
         assert main([*command, "--help"]) == 0 and "--skip-bad" in capsys.readouterr().out  # the flag it names exists
+    for command in ("datasets", "compress", "run"):  # every command that reads a folder has the flag
+        assert main([command, "--help"]) == 0 and "--skip-bad" in capsys.readouterr().out
     code, accuracy, out = evaluate(capsys, tmp_path, d / "model.tflite", folder, "--skip-bad")
     assert code == 0 and "skipped 1 unreadable image file(s) (--skip-bad)" in out and "00150.png" in out
     assert abs(accuracy - reference_accuracy(d / "model.tflite", d / "clean" / "test", "L")) <= 0.01

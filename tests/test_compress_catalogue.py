@@ -100,17 +100,27 @@ def test_recipes_command_lists_every_recipe_with_its_defaults(capsys):
 
 
 def test_compress_params_and_model_inference(tmp_path):
-    from dnncomp.cli import _model_for_baseline, _parse_key_values
+    from dnncomp.cli import _parse_key_values
 
     assert _parse_key_values(("final_sparsity=0.9", "prune.end_step=20"), "prune") == {"final_sparsity": "0.9", "end_step": "20"}
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         _parse_key_values(("cluster.end_step=20",), "prune")
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         _parse_key_values(("end_step",), "prune")
+    # The file decides its shape and classes; a registered spec only lends its training defaults:
+    # the run dir's model, or --model (which must agree with the file).
+    from dnncomp.contract import ModelContract, training_spec_for as _training_spec
+    from dnncomp.errors import ModelError
+    from dnncomp.preprocess import input_layout
+
+    contract = ModelContract(path="baseline.keras", name="m", input_shape=(32, 32, 3), layout=input_layout((32, 32, 3)),
+                             num_classes=10, output="softmax", output_reason="dense has activation softmax")
     in_run = tmp_path / "runs" / "cifar10" / "study-cifar10" / "baseline.keras"
-    assert _model_for_baseline(in_run, "cifar10", None) == "study-cifar10"
-    assert _model_for_baseline(tmp_path / "baseline.keras", "gtsrb", None) == "study-gtsrb"
-    assert _model_for_baseline(in_run, "cifar10", "study") == "study-cifar10"
+    assert _training_spec(in_run, "cifar10", None, contract).name == "study-cifar10"
+    assert _training_spec(tmp_path / "baseline.keras", "cifar10", None, contract) is None
+    assert _training_spec(in_run, "cifar10", "study", contract).name == "study-cifar10"
+    with pytest.raises(ModelError, match="--model study-mnist takes 28x28x1"):
+        _training_spec(in_run, "mnist", "study", contract)
 
 
 def test_m_by_n_violations_counts_groups_along_the_input_channels():

@@ -411,64 +411,104 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
     return params
 
 
-def _model_for_baseline(baseline: Path, dataset: str, model: str | None) -> str:
-    """--model, else the <model> of runs/<dataset>/<model>/baseline.keras, else study-<dataset>."""
-    from .models import list_models, resolve_model_name
-
-    if model:
-        return resolve_model_name(model, dataset)
-    from_path = baseline.resolve().parent.name
-    if any(spec.name == from_path and spec.dataset == dataset for spec in list_models()):
-        return from_path
-    return resolve_model_name(None, dataset)
-
-
 @app.command("compress")
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Training data for fine-tuning and calibration: mnist, cifar10, gtsrb, folder:<path>.")
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--model", default=None,
-              help="Architecture of the baseline. Default: from runs/<dataset>/<model>/baseline.keras, else study-<DATASET>.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write what the recipe did as JSON.")
+              help="A registered architecture the file was trained as: its training defaults are used, and its image "
+                   "size and classes must match the file's. Default: the model of runs/<dataset>/<model>/, else none "
+                   "(input shape, classes and logits/softmax always come from the file).")
+@click.option("--input-range", default=None, metavar="LO..HI",
+              help="Real value of pixels 0 and 255 the model was trained with: 0..1 (pixel/255, the default), -1..1 or "
+                   "0..255. Refused for a model with its own Rescaling/Normalization layer (it decides).")
+@click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
+@click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds training and the calibration sample.")
+@click.option("--evaluate/--no-evaluate", "evaluate", default=True, show_default=True,
+              help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
-def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, seed, json_path, quiet):
-    """Compress a saved Keras baseline with one recipe and write the LiteRT flatbuffer.
+def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, seed, evaluate,
+                     json_path, quiet):
+    """Compress a saved Keras model with one recipe and write the LiteRT flatbuffer.
 
-    The baseline file is only read. Prints what the recipe changed and left alone
-    (sparsity, unique values, quantized layers) and what the flatbuffer holds.
+    The model file decides: input shape and layout, channels, classes, logits or softmax
+    (the fine-tuning loss) and its own Rescaling/Normalization are read from it; the pixel
+    mapping goes into OUT's .preprocessing.json sidecar. The file is only read. Prints what
+    the recipe changed and left alone, what the flatbuffer holds, and its test accuracy.
     """
     from .anatomy import anatomy_lines, inspect_model
     from .compress import RecipeContext, apply_recipe, get_recipe
     from .compress.summary import summary_lines
+    from .contract import (
+        ASSUMED_RANGE_NOTE, check_data_fits, read_contract, resolve_preprocessing, spec_from_contract, training_spec_for,
+        with_image_shape,
+    )
     from .data import load_dataset
     from .errors import ModelError
     from .fileio import atomic_write_bytes, atomic_write_json
-    from .models import get_model_spec
+    from .preprocess import preprocessing_from_options, write_sidecar
+    from .train import load_baseline
 
     overrides = _parse_key_values(params, recipe)
     get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
-    if not baseline.is_file():
-        raise ModelError(f"{baseline}: baseline not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file")
-    spec = get_model_spec(_model_for_baseline(baseline, dataset, model))
-    data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(spec.image_size))
-    if data.num_classes != spec.num_classes:
-        raise ModelError(f"{spec.name} has {spec.num_classes} outputs but {dataset} has {data.num_classes} classes; pass --model")
-    ctx = RecipeContext(baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1)
+    given = preprocessing_from_options(input_range, mean, std)  # so does a malformed range
+    if not baseline.exists():
+        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file")
+    contract = read_contract(load_baseline(baseline), path=baseline)
+    preprocessing = resolve_preprocessing(contract, given)
+    training_spec = training_spec_for(baseline, dataset, model, contract)
+    data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(contract.image_size))
+    contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
+    notes = check_data_fits(contract, data, dataset)  # before any fine-tuning
+    spec = spec_from_contract(contract, dataset, training_spec)
+    if training_spec is not None and training_spec.output != contract.output:
+        notes.append(f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, which the loss follows")
+    notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
+    click.echo(f"model: {contract.describe()}")
+    for note in notes:
+        click.echo(f"note: {note}")
+    ctx = RecipeContext(
+        baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1,
+        preprocessing=preprocessing, contract=contract,
+    )
     result = apply_recipe(recipe, ctx, overrides)
     out = out or Path(f"{recipe}.tflite")
     atomic_write_bytes(out, result.tflite)
+    sidecar = write_sidecar(
+        out, preprocessing, layout=contract.layout.kind, input_shape=list(contract.input_shape),
+        image_shape=[contract.layout.height, contract.layout.width, contract.channels], num_classes=contract.num_classes,
+        class_names=[str(c) for c in (getattr(data, "class_names", None) or [])] or None, model=str(baseline), recipe=recipe,
+    )
     for line in summary_lines(result.info):
         click.echo(line)
-    click.echo(f"flatbuffer {out} ({spec.name}):")
+    qat_info = result.info["qat"] if isinstance(result.info.get("qat"), dict) else result.info
+    if qat_info.get("batch_norms_folded"):
+        click.echo("  batch norms folded into the Dense before them: " + ", ".join(qat_info["batch_norms_folded"]))
+    for name, why in (qat_info.get("kept_as_float_ops") or {}).items():
+        click.echo(f"  kept in float: {name} ({why})")
+    click.echo(f"flatbuffer {out} ({spec.name}; preprocessing in {sidecar.name}):")
     for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
         click.echo("  " + line)
+    accuracy = None
+    if evaluate:
+        from .measure import evaluate_model
+
+        document = evaluate_model(out, data.x_test, data.y_test, dataset=dataset, num_classes=contract.num_classes, first_n=0)
+        accuracy = document["variants"][0]["accuracy"]
+        click.echo(f"accuracy of {out} on the {dataset} test split (LiteRT): {accuracy['full']:.2%} of {accuracy['full_count']}")
     if json_path:
-        atomic_write_json(json_path, {"baseline": str(baseline), "dataset": dataset, "model": spec.name, "out": str(out), "info": result.info})
+        atomic_write_json(json_path, {
+            "baseline": str(baseline), "dataset": dataset, "model": spec.name, "out": str(out), "info": result.info,
+            "contract": contract.to_dict(), "preprocessing": preprocessing.to_dict(), "sidecar": str(sidecar),
+            "training_defaults_from": training_spec.name if training_spec is not None else None, "notes": notes,
+            "accuracy": accuracy,
+        })
         click.echo(f"wrote {json_path}")
 
 

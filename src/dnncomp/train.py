@@ -30,7 +30,7 @@ from .errors import ModelError
 from .bench import latency_stats
 from .fileio import atomic_path
 from .models import ModelSpec, get_model_spec
-from .preprocess import fit_to_input_shape, to_float_input
+from .preprocess import Preprocessing, fit_to_input_shape, input_layout, model_input, to_float_input
 
 BASELINE_FILES = ("baseline.keras", "baseline.h5")
 
@@ -143,10 +143,20 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return array[index]
 
 
-def model_inputs(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
-    """uint8 NHWC images -> the float32 /255 input the model takes; float input is checked and passed through."""
+def model_inputs(spec: ModelSpec, x: np.ndarray, preprocessing: Preprocessing | None = None) -> np.ndarray:
+    """uint8 NHWC images -> the float32 input the model takes; float input is checked and passed through.
+
+    Images are arranged in the layout of ``spec.input_shape`` (HW, HWC, CHW or flat: the
+    model file's own shape when the spec comes from :func:`dnncomp.contract.spec_from_contract`),
+    resized and grey/colour converted, then mapped by ``preprocessing`` (input range and
+    per-channel mean/std); None is dnncomp's ``pixel / 255``.
+    """
     if x.dtype == np.uint8:
-        return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name))
+        if preprocessing is None or preprocessing.is_identity_unit:  # the study's path, bit for bit
+            return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name))
+        image_shape = tuple(x.shape[1:]) if x.ndim == 4 else None
+        layout = input_layout(spec.input_shape, spec.name, image_shape)
+        return model_input(x, layout, preprocessing, what=spec.name)
     if tuple(x.shape[1:]) != tuple(spec.input_shape):
         raise ModelError(
             f"{spec.name}: float input of shape {tuple(x.shape[1:])} does not match the model input {spec.input_shape}; "
@@ -168,8 +178,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = None) -> None:
+def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = None, *, from_logits: bool | None = None) -> None:
     """The study's compile: Adam, sparse CE, accuracy; what compression recipes fine-tune with.
+
+    The loss takes logits or probabilities as ``from_logits`` says (the model file's own
+    output, :attr:`dnncomp.contract.ModelContract.from_logits`), else as ``spec`` says.
 
     The learning rate is ``learning_rate`` if given, else the spec's
     ``fine_tune_learning_rate`` if it has one (the scheduled models: their training
@@ -182,7 +195,7 @@ def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = N
     optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=spec.from_logits),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=spec.from_logits if from_logits is None else bool(from_logits)),
         metrics=["accuracy"],
     )
 

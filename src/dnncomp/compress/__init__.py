@@ -100,10 +100,15 @@ def _convert(kind: type, value: Any) -> Any:
 class RecipeContext:
     """What a recipe starts from.
 
-    ``x_train`` may be raw uint8 NHWC images (as the loaders give them; resized and
-    scaled /255 here, once) or float32 inputs already shaped for the model.
-    ``baseline_path`` is a saved ``.keras`` (or ``.h5``) baseline that recipes only
-    ever read.
+    ``x_train`` may be raw uint8 NHWC images (as the loaders give them; arranged in
+    the model's layout, resized and mapped by ``preprocessing`` here, once) or float32
+    inputs already shaped for the model. ``baseline_path`` is a saved ``.keras`` (or
+    ``.h5``) baseline that recipes only ever read.
+
+    ``spec`` gives the input shape, the output kind (the fine-tuning loss's
+    ``from_logits``) and the training defaults. For a user's file it is built from the
+    file's :class:`~dnncomp.contract.ModelContract` (``contract``), never taken from a
+    registry default. ``preprocessing`` is the pixel mapping (None: ``pixel / 255``).
     """
 
     baseline_path: Path
@@ -112,6 +117,8 @@ class RecipeContext:
     y_train: np.ndarray
     seed: int = 0
     verbose: int = 0
+    preprocessing: Any = None  # dnncomp.preprocess.Preprocessing | None
+    contract: Any = None  # dnncomp.contract.ModelContract | None
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -125,8 +132,13 @@ class RecipeContext:
         if self._inputs is None:
             from ..train import model_inputs
 
-            self._inputs = model_inputs(self.spec, self.x_train)
+            self._inputs = model_inputs(self.spec, self.x_train, self.preprocessing)
         return self._inputs
+
+    @property
+    def from_logits(self) -> bool:
+        """Whether the model outputs logits: the file's contract decides when there is one."""
+        return self.contract.from_logits if self.contract is not None else self.spec.from_logits
 
     @property
     def labels(self) -> np.ndarray:
@@ -253,7 +265,7 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
     """The study's fine-tuning: compile with Adam and the model's loss, fit on the training set."""
     from ..train import compile_for_training
 
-    compile_for_training(model, ctx.spec, learning_rate)
+    compile_for_training(model, ctx.spec, learning_rate, from_logits=ctx.from_logits)
     start = time.perf_counter()
     history = model.fit(
         ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
@@ -341,6 +353,8 @@ class WrappedModel:
     model: Any
     wrapped: list[str]
     left_alone: dict[str, str]
+    folded: list[str] = field(default_factory=list)  # "dense+batch_norm" pairs folded into one layer first
+    kept_as_float_ops: dict[str, str] = field(default_factory=dict)  # quantized output, float compute (unfoldable BN, Rescaling)
 
 
 def wrap_layers(model, wrap: Callable[[Any], Any], *, applies_to: Callable[[Any], bool]) -> WrappedModel:

@@ -140,35 +140,159 @@ def _flatbuffer_facts(tflite: bytes, *, integer: bool, sparse_format: bool) -> d
     return facts
 
 
+# BatchNormalization TFMOT folds during QAT (its Conv2DBatchNorm* transforms): right after one of
+# these with no activation of its own. Any other BN is left in float and reported.
+_TFMOT_BN_FOLD_INPUTS = ("Conv2D", "DepthwiseConv2D")
+# A model's own input scaling. Left unannotated, the converter folds it into the input's QUANTIZE
+# (no float op), but with ranges QAT never saw: case 01's MNIST CNN lost 1.2-1.8 points that way.
+# With its output quantized it stays a float MUL and ADD and QAT matches float (93.9 vs 93.5 %).
+_INPUT_SCALING_LAYERS = ("Rescaling", "Normalization")
+
+
 def quantize_aware(model, scheme=None) -> WrappedModel:
     """TFMOT QAT on the layers it supports: annotate those, leave the rest in float, ``quantize_apply``.
 
     ``scheme`` is a TFMOT QuantizeScheme (default: the per-axis Default8BitQuantizeScheme;
     the collaborative ones preserve sparsity or clusters). For a model TFMOT supports
-    entirely this is exactly ``quantize_model``.
+    entirely this is exactly ``quantize_model``. A BatchNormalization is annotated only where
+    TFMOT folds it (after a Conv2D/DepthwiseConv2D without activation); one that follows a
+    Dense without activation is folded into that Dense first (:func:`fold_dense_batch_norms`,
+    ``WrappedModel.folded`` lists them); any other (after an activation, a pooling) has nothing
+    to fold into: it keeps its own scale and shift as float ops with its output quantized, and is
+    reported in ``WrappedModel.kept_as_float_ops``, rather than failing the whole model; so is a
+    model's own ``Rescaling``/``Normalization``.
     """
     from ..keras_env import import_keras, import_tfmot
 
     qkeras = import_tfmot().quantization.keras
     default_scheme = qkeras.default_8bit.Default8BitQuantizeScheme()
     registry = default_scheme.get_quantize_registry()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_configs
 
     _, keras = import_keras()
+    model, folded = fold_dense_batch_norms(model)
+    bn_inputs = {layer.name: _inbound(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    float_ops: dict[str, str] = {}  # layers kept as float ops with their output quantized, and why
 
     def annotate(layer):
-        # BatchNormalization is not in the registry because TFMOT handles it through its
-        # Conv+BN transforms, which fold it into the convolution -- but only if it is annotated
-        # too. Left out, it stays float with a fake-quant before it and a MUL per conv in int8.
         if isinstance(layer, keras.layers.BatchNormalization):
+            # TFMOT handles BN only through its Conv+BN transforms, which fold it into the convolution,
+            # and only if it is annotated too. Annotated anywhere else, quantize_apply refuses the model.
+            before = bn_inputs.get(layer.name) or []
+            source = before[0] if len(before) == 1 else None
+            if source is None or type(source).__name__ not in _TFMOT_BN_FOLD_INPUTS or _activation(source) != "linear":
+                # Nothing to fold it into: it stays its own per-channel scale and shift. Its output is
+                # quantized, so the layers after it still get int8 input (else their kernels stay float).
+                where = "several inputs" if source is None else f"{type(source).__name__} {source.name}" + (
+                    f" with activation {_activation(source)}" if _activation(source) not in ("linear", None) else ""
+                )
+                float_ops[layer.name] = (
+                    f"after {where}: TFMOT folds a BatchNormalization only into a Conv2D/DepthwiseConv2D/Dense without "
+                    "activation; its per-channel scale and shift stay float ops with the output quantized"
+                )
+                return qkeras.quantize_annotate_layer(layer, default_8bit_quantize_configs.Default8BitOutputQuantizeConfig())
             return qkeras.quantize_annotate_layer(layer)
+        if type(layer).__name__ in _INPUT_SCALING_LAYERS and not layer.trainable_weights:
+            float_ops[layer.name] = (
+                f"{type(layer).__name__}: TFMOT has no quantize config for it; its scale and shift stay float ops with "
+                "the output quantized, so the layers after it are int8"
+            )
+            return qkeras.quantize_annotate_layer(layer, default_8bit_quantize_configs.Default8BitOutputQuantizeConfig())
         if not registry.supports(layer):
             raise ValueError("not supported by TFMOT's default 8-bit quantization; left in float")
         return qkeras.quantize_annotate_layer(layer)
 
     annotated = wrap_layers(model, annotate, applies_to=lambda layer: True)
-    with qkeras.quantize_scope():
+    with qkeras.quantize_scope({"Default8BitOutputQuantizeConfig": default_8bit_quantize_configs.Default8BitOutputQuantizeConfig}):
         quantized = qkeras.quantize_apply(annotated.model, scheme or default_scheme)
-    return WrappedModel(model=quantized, wrapped=annotated.wrapped, left_alone=annotated.left_alone)
+    return WrappedModel(
+        model=quantized, wrapped=annotated.wrapped, left_alone=annotated.left_alone, folded=folded, kept_as_float_ops=float_ops
+    )
+
+
+def _inbound(layer) -> list:
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if not nodes:
+        return []
+    inbound = nodes[0].inbound_layers
+    return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
+def _activation(layer) -> str | None:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if activation is not None else None
+
+
+def fold_dense_batch_norms(model):
+    """Fold each BatchNormalization that directly follows a Dense without activation into that Dense.
+
+    Returns ``(model, folded)``: a new model (``model`` itself when nothing folds) whose Dense
+    has ``kernel * g`` and ``(bias - mean) * g + beta`` with ``g = gamma / sqrt(variance + eps)``,
+    and no BN; ``folded`` names the ``"dense_name+bn_name"`` pairs. TFMOT's own Dense+BN
+    transform keeps the BN in float in the converted file (the Dense kernel then stays float
+    too), so this is what makes such a model really int8. Only top-level layers of a
+    Sequential or functional model fold, only when the Dense feeds nothing else and the BN
+    normalises the last axis; the folded model must give the same outputs on a random probe,
+    else the original model is returned unchanged.
+    """
+    import numpy as np
+
+    from ..keras_env import import_keras
+
+    _, keras = import_keras()
+    pairs: dict[str, str] = {}  # bn name -> dense name
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        source = _inbound(layer)
+        if len(source) != 1 or not isinstance(source[0], keras.layers.Dense) or _activation(source[0]) != "linear":
+            continue
+        dense = source[0]
+        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        rank = len(layer.input_shape) if isinstance(layer.input_shape, tuple) else 0
+        if list(axis) not in ([-1], [rank - 1]) or len(getattr(dense, "_outbound_nodes", []) or []) != 1 or len(dense._inbound_nodes) != 1:
+            continue
+        pairs[layer.name] = dense.name
+    if not pairs:
+        return model, []
+    config = model.get_config()
+    dense_names = set(pairs.values())
+    entries = config["layers"]
+    sequential = isinstance(model, keras.Sequential)
+    if not sequential:
+        bn_inbound = {e["config"]["name"]: e["inbound_nodes"][0][0] for e in entries if e["config"]["name"] in pairs}
+
+        def rewire(ref):
+            if isinstance(ref, list) and ref and ref[0] in bn_inbound:
+                return list(bn_inbound[ref[0]][:3]) + list(ref[3:])
+            return ref
+
+        for entry in entries:
+            entry["inbound_nodes"] = [[rewire(ref) for ref in node] for node in entry.get("inbound_nodes", [])]
+        config["output_layers"] = [rewire(ref) for ref in config["output_layers"]]
+    config["layers"] = [e for e in entries if e["config"]["name"] not in pairs]
+    for entry in config["layers"]:
+        if entry["config"]["name"] in dense_names:
+            entry["config"]["use_bias"] = True
+    rebuilt = (keras.Sequential if sequential else keras.Model).from_config(config)
+    old = {layer.name: layer for layer in model.layers}
+    for layer in rebuilt.layers:
+        if layer.name in dense_names:
+            bn = old[next(b for b, d in pairs.items() if d == layer.name)]
+            dense = old[layer.name]
+            kernel = dense.kernel.numpy()
+            bias = dense.bias.numpy() if dense.use_bias else np.zeros(kernel.shape[-1], kernel.dtype)
+            gamma = bn.gamma.numpy() if bn.scale else np.ones_like(bias)
+            beta = bn.beta.numpy() if bn.center else np.zeros_like(bias)
+            factor = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+            layer.set_weights([kernel * factor, (bias - bn.moving_mean.numpy()) * factor + beta])
+        elif old[layer.name].weights:
+            layer.set_weights(old[layer.name].get_weights())
+    probe = np.random.default_rng(0).uniform(0, 1, (4, *model.input_shape[1:])).astype(np.float32)
+    expected, got = model(probe, training=False).numpy(), rebuilt(probe, training=False).numpy()
+    if not np.allclose(expected, got, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(expected).max()))):
+        return model, []
+    return rebuilt, [f"{d}+{b}" for b, d in pairs.items()]
 
 
 def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme=None, scheme_name: str = "Default8BitQuantizeScheme"):
@@ -185,6 +309,8 @@ def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme
         "scheme": scheme_name,
         "quantized_layers": quantized.wrapped,
         "layers_left_alone": quantized.left_alone,
+        **({"batch_norms_folded": quantized.folded} if quantized.folded else {}),
+        **({"kept_as_float_ops": quantized.kept_as_float_ops} if quantized.kept_as_float_ops else {}),
     }
 
 
