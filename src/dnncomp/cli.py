@@ -128,8 +128,9 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--results-out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust.")
 def run_command(dataset, model, val_split, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
-                wait, results_out, quiet):
+                wait, results_out, quiet, unsafe):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
@@ -137,14 +138,16 @@ def run_command(dataset, model, val_split, techniques, out, data_dir, skip_bad, 
     that measured them: --eval-only on another machine re-measures and keeps both (results.json
     `measurements`; $DNNCOMP_MACHINE_ID names the machine).
     """
+    from .model_io import unsafe_loading
     from .run import load_results, run_pipeline
 
-    run_dir = run_pipeline(
-        dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
-        batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
-        eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
-        wait=wait, results_out=results_out, skip_bad=skip_bad,
-    )
+    with unsafe_loading(unsafe):  # every load in the run: the user's file, then the baseline adopted from it
+        run_dir = run_pipeline(
+            dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
+            batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
+            eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
+            wait=wait, results_out=results_out, skip_bad=skip_bad,
+        )
     from .tables import print_results
 
     results = load_results(run_dir)
@@ -433,8 +436,9 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
               help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
+@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
 def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, seed, evaluate,
-                     json_path, quiet):
+                     json_path, quiet, unsafe):
     """Compress a saved Keras model with one recipe and write the LiteRT flatbuffer.
 
     The model file decides: input shape and layout, channels, classes, logits or softmax
@@ -452,15 +456,18 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     from .data import load_dataset
     from .errors import ModelError
     from .fileio import atomic_write_bytes, atomic_write_json
+    from .model_io import load_model
     from .preprocess import preprocessing_from_options, write_sidecar
-    from .train import load_baseline
 
     overrides = _parse_key_values(params, recipe)
     get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
     given = preprocessing_from_options(input_range, mean, std)  # so does a malformed range
     if not baseline.exists():
-        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file")
-    contract = read_contract(load_baseline(baseline), path=baseline)
+        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file or a SavedModel directory")
+    loaded = load_model(baseline, unsafe=unsafe)  # a Keras 3 file is translated here, once
+    if loaded.note:
+        click.echo(f"note: {loaded.note}")
+    contract = read_contract(loaded.model, path=baseline)
     preprocessing = resolve_preprocessing(contract, given)
     training_spec = training_spec_for(baseline, dataset, model, contract)
     data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(contract.image_size))
@@ -475,7 +482,7 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
         click.echo(f"note: {note}")
     ctx = RecipeContext(
         baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1,
-        preprocessing=preprocessing, contract=contract,
+        preprocessing=preprocessing, contract=contract, unsafe=unsafe,
     )
     result = apply_recipe(recipe, ctx, overrides)
     out = out or Path(f"{recipe}.tflite")

@@ -15,12 +15,10 @@ TensorFlow is imported inside the functions, through dnncomp.keras_env.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -448,62 +446,22 @@ def save_baseline(model, run_dir: str | os.PathLike, formats: tuple[str, ...] = 
 
 
 def saved_model_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The architecture config stored in a .keras or .h5 file, read without deserializing anything."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
-    try:
-        if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as archive:
-                return json.loads(archive.read("config.json"))
-        if path.suffix in (".h5", ".hdf5"):
-            import h5py
+    """The architecture config stored in a model file, read without deserializing anything (see dnncomp.model_io)."""
+    from .model_io import saved_model_config as read_config
 
-            with h5py.File(path, "r") as h5:
-                raw = h5.attrs.get("model_config")
-                if raw is None:
-                    raise ModelError(f"{path}: an HDF5 file without a model config (weights only?); save the whole model")
-                return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except ModelError:
-        raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a readable Keras model file ({exc})") from exc
-    raise ModelError(f"{path}: unsupported model file; expected a .keras or .h5 Keras model")
+    return read_config(path)
 
 
-def _lambda_layers(config: Any) -> list[str]:
-    found = []
-    if isinstance(config, dict):
-        if config.get("class_name") == "Lambda":
-            found.append(str((config.get("config") or {}).get("name", "?")))
-        for value in config.values():
-            found.extend(_lambda_layers(value))
-    elif isinstance(config, list):
-        for value in config:
-            found.extend(_lambda_layers(value))
-    return found
+def load_baseline(path: str | os.PathLike, *, unsafe: bool = False):
+    """Load a model file as a fresh Keras 2 (tf_keras) model without its optimizer; see :func:`dnncomp.model_io.load_model`.
 
-
-def load_baseline(path: str | os.PathLike):
-    """Load a Keras model (.keras or .h5) without its optimizer, refusing anything that could run code.
-
-    Lambda layers are refused in both formats before any deserialization (an .h5 Lambda
-    holds marshalled Python bytecode); .keras files are also loaded with safe_mode=True.
+    ``path`` is a .keras/.h5 file from Keras 2 or Keras 3 (translated) or a SavedModel
+    directory. Lambda layers are refused before any deserialization (an .h5 Lambda holds
+    marshalled Python bytecode) unless ``unsafe``. Raises ModelError naming the file.
     """
-    path = Path(path)
-    lambdas = _lambda_layers(saved_model_config(path))
-    if lambdas:
-        raise ModelError(
-            f"{path}: refusing to load a model with Lambda layers ({', '.join(lambdas)}): loading one can run "
-            "arbitrary code. Rebuild the model from standard Keras layers."
-        )
-    _, keras = _keras()
-    try:
-        if path.suffix == ".keras":
-            return keras.models.load_model(path, compile=False, safe_mode=True)
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for malformed or foreign files
-        raise ModelError(f"{path}: could not load the Keras model ({type(exc).__name__}: {exc})") from exc
+    from .model_io import load_model
+
+    return load_model(path, unsafe=True if unsafe else None).model  # False: the enclosing model_io.unsafe_loading() decides
 
 
 # ---- the study's baseline timing ----------------------------------------------------

@@ -119,6 +119,7 @@ class RecipeContext:
     verbose: int = 0
     preprocessing: Any = None  # dnncomp.preprocess.Preprocessing | None
     contract: Any = None  # dnncomp.contract.ModelContract | None
+    unsafe: bool = False  # load Lambda layers (their Python code runs): the CLI's --unsafe
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -148,7 +149,7 @@ class RecipeContext:
         """A fresh Keras model from the baseline file: TFMOT wrappers share layers, so never reuse one."""
         from ..train import load_baseline
 
-        return load_baseline(self.baseline_path)
+        return load_baseline(self.baseline_path, unsafe=self.unsafe)
 
 
 @dataclass
@@ -237,7 +238,7 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
     """Run a recipe from the saved baseline, seeded with ``ctx.seed``; returns its LiteRT bytes and info."""
     recipe = get_recipe(name)
     resolved = recipe.resolve_params(params)
-    if not ctx.baseline_path.is_file():
+    if not ctx.baseline_path.exists():  # a file, or a SavedModel directory
         raise RecipeError(f"recipe {name}: baseline {ctx.baseline_path} not found; train the baseline first")
     from ..train import seed_everything
 
