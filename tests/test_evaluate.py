@@ -89,8 +89,7 @@ def test_model_that_does_not_fit_the_dataset_is_one_clear_error(reference_models
     x, y = mnist_test
     with pytest.raises(ModelError, match="43 classes but the dataset has 10"):
         evaluate_accuracy(reference_models_dir / "gtsrb_quantized_model.tflite", x[:10], y[:10], num_classes=10)
-    with pytest.raises(ModelError, match="3-channel images but the dataset has 1"):
-        evaluate_accuracy(reference_models_dir / "cifar10_quantized_model.tflite", x[:10], y[:10])
+    # A colour model on grey images is no longer an error: they are repeated into 3 channels (issue 11).
     with pytest.raises(ModelError, match="not found"):
         evaluate_accuracy(reference_models_dir / "missing.tflite", x[:10], y[:10])
     with pytest.raises(ModelError, match="cannot load"):
@@ -198,7 +197,7 @@ def test_evaluate_cli_wrong_dataset_is_one_line(monkeypatch, real_data_dir, refe
     from dnncomp.cli import main
 
     patch_mnist_loader(monkeypatch, real_data_dir)
-    for name, message in (("gtsrb", "43 classes but the dataset has 10"), ("cifar10", "3-channel images")):
+    for name, message in (("gtsrb", "43 classes but the dataset has 10"),):
         assert main(["evaluate", str(reference_models_dir / f"{name}_quantized_model.tflite"), "--dataset", "mnist"]) == 2
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and message in err[0]
@@ -216,3 +215,198 @@ def test_reference_gtsrb_through_the_real_loader(real_data_dir, reference_models
     assert dataset.x_test.shape[1:] == (30, 30, 3) and dataset.num_classes == 43
     record = evaluate_accuracy(model, dataset.x_test[:1000], dataset.y_test[:1000], num_classes=43)
     assert 0.85 <= record["first_n"] <= 0.95  # study: 89.50 %
+
+
+# ---- any single-input classifier: layout, batch, outputs, input range (tiny flatbuffers, no TF) -----
+
+
+def _images(n: int = 24, size: int = 2, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 1)).astype(np.uint8)
+
+
+def _classes(x_real: np.ndarray, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """What the tiny network predicts for real-valued inputs, computed with numpy."""
+    return np.argmax(x_real.reshape(len(x_real), -1) @ weights.T + biases, axis=1)
+
+
+_W = np.array([[1.0, -1.0, 0.5, 0.0], [-0.5, 1.0, 0.0, 1.0], [0.0, 0.0, -1.0, 1.0]], dtype=np.float32)
+_B = np.array([0.3, -0.2, 0.1], dtype=np.float32)
+
+
+def test_in_graph_rescaling_means_the_model_takes_raw_pixels():
+    from tiny_tflite import tiny_flatbuffer
+
+    model = tiny_flatbuffer(pre=[("MUL", 1 / 255.0)], weights=[_W], biases=[_B])
+    spec = model_input_spec(model)
+    assert spec.preprocessing.input_range == (0.0, 255.0) and not spec.preprocessing.assumed
+    assert "rescales its input itself (MUL" in spec.describe_input() and "assumed" not in spec.describe_input()
+    x = _images()
+    np.testing.assert_array_equal(prepare_inputs(x, spec), x.reshape(len(x), -1).astype(np.float32))  # raw pixels
+    # The model divides by 255 itself; fed pixel / 255 it would see values 255 times too small.
+    np.testing.assert_array_equal(predict_classes(model, x, batch=8), _classes(x / 255.0, _W, _B))
+    assert not np.array_equal(_classes(x / 255.0, _W, _B), _classes(x / 255.0 / 255.0, _W, _B))
+
+
+@pytest.mark.parametrize(
+    "pre, expected, assumed",
+    [
+        ([("SUB", 33.3), ("DIV", 78.5)], (0.0, 255.0), False),  # a Normalization adapted on raw pixels
+        ([("MUL", 1 / 127.5), ("ADD", -1.0)], (0.0, 255.0), False),  # Rescaling(1/127.5, offset=-1)
+        ([("MUL", 2.0), ("SUB", 1.0)], (0.0, 1.0), True),  # the model maps 0..1 to -1..1 itself
+        ([("QUANTIZE", (2 / 255.0, 0))], (-1.0, 1.0), True),  # a float-io quantized model's own input range
+        ([("QUANTIZE", (1 / 255.0, -128))], (0.0, 1.0), True),
+        ([], (0.0, 1.0), True),  # nothing says: dnncomp's convention, and said so
+    ],
+)
+def test_float_input_range_is_read_from_the_graph(pre, expected, assumed):
+    from tiny_tflite import tiny_flatbuffer
+
+    spec = model_input_spec(tiny_flatbuffer(pre=pre))
+    assert spec.preprocessing.input_range == expected and spec.preprocessing.assumed == assumed
+    assert ("--input-range" in spec.describe_input()) == assumed
+
+
+def test_first_layer_sized_for_raw_pixels_means_0_to_255():
+    """The converter folds a Rescaling(1/255) in front of a convolution into its kernel: no MUL is left."""
+    from dnncomp.signature import first_layer_gain
+    from tiny_tflite import tiny_flatbuffer
+
+    folded = tiny_flatbuffer(weights=[_W / 255.0], biases=[_B])
+    assert first_layer_gain(folded) == ("FULLY_CONNECTED", pytest.approx(np.median(np.abs(_W).sum(axis=1)) / 255.0, rel=1e-5))
+    spec = model_input_spec(folded)
+    assert spec.preprocessing.input_range == (0.0, 255.0) and spec.preprocessing.assumed
+    assert "inferred from its first layer" in spec.describe_input()
+    x = _images()
+    np.testing.assert_array_equal(predict_classes(folded, x), _classes(x.astype(np.float64), _W / 255.0, _B))
+    assert model_input_spec(tiny_flatbuffer(weights=[_W], biases=[_B])).preprocessing.input_range == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "dtype, quant, expected",
+    [
+        ("UINT8", (1.0, 0), (0.0, 255.0)),
+        ("UINT8", (2 / 255.0, 128), (-1.0, 1.0)),
+        ("UINT8", (1 / 255.0, 0), (0.0, 1.0)),
+        ("INT8", (1 / 255.0, -128), (0.0, 1.0)),
+        ("INT8", (0.5, 10), (-69.0, 58.5)),  # no named range: the range its quantization covers
+        ("INT16", (1 / 32767.0, 0), (-1.0, 1.0)),
+    ],
+)
+def test_integer_input_range_comes_from_its_quantization(dtype, quant, expected):
+    from tiny_tflite import tiny_flatbuffer
+
+    model = tiny_flatbuffer(dtype=dtype, quant=quant, weights=[_W], biases=[_B])
+    spec = model_input_spec(model)
+    lo, hi = spec.preprocessing.input_range
+    assert lo == pytest.approx(expected[0], abs=1e-3) and hi == pytest.approx(expected[1], abs=1e-3)
+    assert spec.preprocessing.assumed and f"zero point {quant[1]}" in spec.describe_input()
+    x = _images()
+    real = lo + x.astype(np.float64) / 255.0 * (hi - lo)
+    q = np.clip(np.round(real / quant[0]) + quant[1], np.iinfo(spec.dtype).min, np.iinfo(spec.dtype).max)
+    prepared = prepare_inputs(x, spec)
+    assert prepared.dtype == spec.dtype
+    # Within one step: -1..1 on zero point 128 puts every pixel on a rounding tie.
+    np.testing.assert_allclose(prepared.astype(np.int64), q.reshape(len(x), -1), atol=1)
+    np.testing.assert_array_equal(predict_classes(model, x), _classes((prepared.astype(np.float64) - quant[1]) * quant[0], _W, _B))
+
+
+def test_command_line_beats_sidecar_beats_inference(tmp_path):
+    from dnncomp.preprocess import Preprocessing, preprocessing_from_options, write_sidecar
+    from tiny_tflite import tiny_flatbuffer
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tiny_flatbuffer(dtype="UINT8", quant=(1.0, 0)))
+    assert model_input_spec(path).preprocessing.input_range == (0.0, 255.0)
+    write_sidecar(path, Preprocessing((-1.0, 1.0), mean=(0.5,), std=(0.25,), source="compress"))
+    from_sidecar = model_input_spec(path).preprocessing
+    assert from_sidecar.input_range == (-1.0, 1.0) and from_sidecar.mean == (0.5,) and "sidecar" in from_sidecar.source
+    given = model_input_spec(path, preprocessing=preprocessing_from_options("0..1", None, None)).preprocessing
+    assert given.input_range == (0.0, 1.0) and given.source == "command line" and not given.assumed
+    (tmp_path / "m.preprocessing.json").write_text("{not json")
+    with pytest.raises(ModelError, match="m.preprocessing.json: unreadable"):
+        model_input_spec(path)
+
+
+def test_fixed_batch_is_fed_that_many_images_at_a_time():
+    from dnncomp.evaluate import runnable_batch
+    from tiny_tflite import tiny_flatbuffer
+
+    # The RESHAPE's constant shape bakes the batch of 4 in: no other batch allocates.
+    model = tiny_flatbuffer(input_shape=(4, 2, 2), signature=(4, 2, 2), weights=[_W], biases=[_B])
+    spec = model_input_spec(model)
+    assert spec.batch == 4 and not spec.batch_resizable and spec.layout.kind == "HW"
+    assert "batch fixed at 4" in spec.describe_input()
+    assert runnable_batch(model, spec, 1) == 4
+    x = _images(n=23)  # not a multiple of 4: the last chunk is padded
+    for batch in (1, 4, 256):
+        predictions, used = predict_classes(model, x, batch=batch, return_batch=True)
+        assert used == 4
+        np.testing.assert_array_equal(predictions, _classes(x / 255.0, _W, _B))
+
+
+def test_class_scores_are_chosen_among_several_outputs():
+    from tiny_tflite import tiny_flatbuffer
+
+    model = tiny_flatbuffer(outputs=3)  # 3, 5 and 7 values
+    spec = model_input_spec(model, num_classes=5)
+    assert spec.num_outputs == 5 and spec.output_name == "scores1"
+    assert "1 'scores1' of 3 outputs" in spec.output_note and "--output" in spec.output_note
+    assert model_input_spec(model, output="2").num_outputs == 7
+    assert model_input_spec(model, output="scores0").num_outputs == 3
+    with pytest.raises(ModelError, match=r"has 3 outputs .*choose it with --output NAME\|INDEX"):
+        model_input_spec(model)
+    with pytest.raises(ModelError, match="--output 'logits' names none of its outputs"):
+        model_input_spec(model, output="logits")
+    with pytest.raises(ModelError, match="predicts 3 classes but the dataset has 10"):
+        evaluate_accuracy(model, _images(), np.zeros(24, dtype=np.int64), num_classes=10, output="0")
+    x = _images()
+    np.testing.assert_array_equal(
+        predict_classes(model, x, num_classes=5),
+        predict_classes(model, x, output="scores1"),
+    )
+
+
+def test_io_details_for_inspect():
+    from dnncomp.evaluate import open_interpreter
+    from dnncomp.signature import describe_tensor, io_details
+    from tiny_tflite import tiny_flatbuffer
+
+    io = io_details(open_interpreter(tiny_flatbuffer(input_shape=(1, 2, 2), signature=(-1, 2, 2), dtype="UINT8", quant=(2 / 255.0, 128))))
+    (inp,), (out,) = io["inputs"], io["outputs"]
+    assert inp["dtype"] == "uint8" and inp["shape"] == [1, 2, 2] and inp["batch"] == "resizable"
+    assert inp["layout"].startswith("HxW") and inp["quantization"]["zero_point"] == 128
+    lo, hi = inp["quantization"]["real_range"]
+    assert lo == pytest.approx(-1.0039, abs=1e-3) and hi == pytest.approx(0.9961, abs=1e-3)
+    assert "quantized scale 0.00784314 zero point 128 (real -1.004..0.9961)" in describe_tensor(inp)
+    assert out["quantization"] is None and out["layout"] is None and "float32 ?x3" in describe_tensor(out)
+
+
+@pytest.mark.slow
+def test_float_model_with_rescaling_inside_gets_raw_pixels(real_data_dir, mnist_test, tmp_path):
+    """Issue 11: a float model with Rescaling(1/255) inside scored 10 % under evaluate (fed pixel/255)."""
+    from dnncomp.export import to_tflite
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    keras.utils.set_random_seed(0)
+    x_train, y_train, _, _ = __import__("device_models").mnist(real_data_dir)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Rescaling(1 / 255.0), layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Flatten(), layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x_train[:4000].astype(np.float32), y_train[:4000], epochs=1, batch_size=64, verbose=0)
+    x, y = mnist_test
+    keras_accuracy = float(np.mean(np.argmax(model.predict(x[:2000].astype(np.float32), verbose=0), axis=1) == y[:2000]))
+    path = tmp_path / "rescaling.tflite"
+    path.write_bytes(to_tflite(model))
+
+    spec = model_input_spec(path)  # the converter folds the Rescaling into the convolution's kernel
+    assert spec.preprocessing.input_range == (0.0, 255.0) and "first layer" in spec.preprocessing.source
+    record = evaluate_accuracy(path, x[:2000], y[:2000], num_classes=10)
+    assert keras_accuracy > 0.7 and abs(record["full"] - keras_accuracy) <= 0.01
+    from dnncomp.preprocess import preprocessing_from_options
+
+    as_before = evaluate_accuracy(path, x[:2000], y[:2000], preprocessing=preprocessing_from_options("0..1", None, None))
+    assert as_before["full"] < 0.3  # pixel / 255, what evaluate fed it before

@@ -43,7 +43,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ModelError
-from .evaluate import ModelSource, allocate, input_spec, model_input_spec, model_label, open_interpreter, prepare_inputs
+from .evaluate import (
+    ModelSource,
+    allocate,
+    input_spec,
+    model_input_spec,
+    model_label,
+    open_interpreter,
+    prepare_inputs,
+    runnable_batch,
+)
+from .preprocess import Preprocessing
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -91,28 +101,43 @@ def latency_stats(durations_ns: Sequence[int] | np.ndarray) -> dict[str, float |
 class _Runner:
     """One interpreter, its cycled real inputs and everything timed on it."""
 
-    def __init__(self, model: ModelSource, x_uint8: np.ndarray, config: LatencyConfig, num_classes: int | None = None):
+    def __init__(
+        self,
+        model: ModelSource,
+        x_uint8: np.ndarray,
+        config: LatencyConfig,
+        num_classes: int | None = None,
+        output: str | int | None = None,
+        preprocessing: Preprocessing | None = None,
+    ):
         self.label = model_label(model)
-        self.config = config
         if len(x_uint8) == 0:
             raise ModelError("latency needs at least one real test image")
         # A probe interpreter first: the input contract, the page cache, allocation
         # errors and LiteRT's one-time delegate notice all before anything is timed.
         probe = open_interpreter(model, threads=config.threads, xnnpack=config.xnnpack)
         allocate(probe, self.label)
-        spec = input_spec(probe, self.label, allocated=True)
+        spec = input_spec(
+            probe, self.label, allocated=True, num_classes=num_classes, output=output, model=model, preprocessing=preprocessing
+        )
         del probe
         if num_classes is not None and spec.num_outputs != num_classes:
             raise ModelError(
                 f"{self.label}: predicts {spec.num_outputs} classes but the dataset has {num_classes}; "
                 "choose the dataset the model was trained on"
             )
+        # A model saved with a fixed batch (a RESHAPE that bakes it in) runs at its own batch.
+        batch = runnable_batch(model, spec, config.batch, threads=config.threads, xnnpack=config.xnnpack)
+        if batch != config.batch:
+            config = LatencyConfig(**{**asdict(config), "batch": batch})
+        self.config = config
+        self.spec = spec
         self.inputs = _input_batches(prepare_inputs(x_uint8[: max(1, config.samples)], spec, self.label), config.batch)
         self.cursor = 0
 
         start = time.perf_counter_ns()
         interpreter = open_interpreter(model, threads=config.threads, xnnpack=config.xnnpack)
-        if config.batch != 1:
+        if config.batch != spec.batch:
             interpreter.resize_tensor_input(spec.index, [config.batch, *spec.shape])
         allocate(interpreter, self.label)
         self.init_ns = time.perf_counter_ns() - start
@@ -307,14 +332,18 @@ def compare_latency(
     config: LatencyConfig | None = None,
     *,
     num_classes: int | None = None,
+    output: str | int | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> list[dict[str, Any]]:
     """Latency of several models under one configuration, their timed rounds interleaved.
 
     Returns one ``latency`` object per model, in order. With one model this is
-    exactly :func:`measure_latency`.
+    exactly :func:`measure_latency`. Each model's images are prepared as
+    :func:`dnncomp.evaluate.prepare_inputs` does for accuracy (``output`` and
+    ``preprocessing`` as there); a model with a fixed batch runs at it (its record says so).
     """
     config = config or LatencyConfig()
-    runners = [_Runner(model, x_uint8, config, num_classes) for model in models]
+    runners = [_Runner(model, x_uint8, config, num_classes, output, preprocessing) for model in models]
     for runner in runners:
         runner.first_inference()
     for runner in runners:
@@ -403,12 +432,15 @@ def _memory_probe(model_path: str, input_npy: str, input_index: int, output_inde
     baseline = rss()
     interpreter = open_interpreter(model_path, threads=threads, xnnpack=xnnpack)
     after_load = rss()
-    if batch != 1:
-        interpreter.resize_tensor_input(input_index, list(x.shape))
+    saved_batch = next(int(d["shape"][0]) for d in interpreter.get_input_details() if int(d["index"]) == input_index)
+    if batch != saved_batch:
+        interpreter.resize_tensor_input(input_index, [batch, *x.shape[1:]])
     interpreter.allocate_tensors()
     after_allocate = rss()
+    chunks = max(1, len(x) // batch)
     for i in range(invokes):
-        interpreter.set_tensor(input_index, x if batch != 1 else x[i % len(x) : i % len(x) + 1])
+        k = i % chunks
+        interpreter.set_tensor(input_index, x[k * batch : (k + 1) * batch])
         interpreter.invoke()
         interpreter.get_tensor(output_index)
     after_invoke = rss()
@@ -437,17 +469,25 @@ def measure_memory(
     batch: int = 1,
     invokes: int = 10,
     timeout: float = 300.0,
+    num_classes: int | None = None,
+    output: str | int | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> dict[str, Any]:
     """Resident memory the interpreter adds (load, allocate, invoke), in a fresh subprocess.
 
     The subprocess imports numpy and LiteRT first, resets the kernel's peak-RSS
-    mark, then loads, allocates and invokes on real images; the peak is what the
-    interpreter added on top of a Python process that already had LiteRT loaded.
+    mark, then loads, allocates and invokes on real images, prepared as for accuracy
+    (``num_classes``, ``output``, ``preprocessing`` as in :func:`compare_latency`); the peak
+    is what the interpreter added on top of a Python process that already had LiteRT
+    loaded. A model with a fixed batch runs at it.
     """
     if not Path(model).is_file():
         raise ModelError(f"{model}: model file not found")
     label = model_label(model)
-    spec = model_input_spec(model, threads=threads, xnnpack=xnnpack)
+    spec = model_input_spec(
+        model, threads=threads, xnnpack=xnnpack, num_classes=num_classes, output=output, preprocessing=preprocessing
+    )
+    batch = runnable_batch(model, spec, batch, threads=threads, xnnpack=xnnpack)
     x = prepare_inputs(x_uint8[: max(batch, min(invokes, len(x_uint8)))], spec, label)
     if batch > 1:
         x = _input_batches(x, batch)[0]

@@ -158,6 +158,38 @@ def run_command(dataset, model, val_split, techniques, out, data_dir, skip_bad, 
     click.echo(f"run directory: {run_dir}" if results_out is None else f"results: {run_dir / 'results.json'}")
 
 
+def _print_io(paths, anatomies: list[dict]) -> None:
+    """inspect: each model's inputs and outputs (dtype, shape, batch, layout, quantization and the real range it covers)."""
+    from .evaluate import open_interpreter
+    from .measure import rich_console
+    from .signature import describe_tensor, io_details
+
+    console = rich_console()
+    for path, anatomy in zip(paths, anatomies):
+        io = io_details(open_interpreter(path))
+        anatomy["io"] = io
+        console.print(f"[bold]{path}[/bold] inputs and outputs")
+        for side in ("inputs", "outputs"):
+            for record in io[side]:
+                console.print(f"  {side[:-1]} {describe_tensor(record)}", markup=False)
+
+
+def _input_options(command):
+    """--input-range/--mean/--std/--output of evaluate and bench: how images become the model's input."""
+    for decorator in reversed((
+        click.option("--input-range", default=None, metavar="LO..HI",
+                     help="Real value of pixels 0..255 the model takes: 0..1, -1..1, 0..255 or any LO..HI. "
+                          "Default: the sidecar beside the .tflite, else inferred from the model (and said)."),
+        click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range."),
+        click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean."),
+        click.option("--output", "output", default=None, metavar="NAME|INDEX",
+                     help="The output holding the class scores, for a model with several (default: the one whose size "
+                          "matches the dataset's classes)."),
+    )):
+        command = decorator(command)
+    return command
+
+
 def _say_data_notes(data, model_paths) -> None:
     """Say once, before the numbers, what reading the images did (files skipped as not images, EXIF
     orientation applied, bit depths scaled...) and the grey/colour conversion each model needs."""
@@ -187,22 +219,30 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
-def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path):
-    """Accuracy (full test set and first N), batch-1 latency and size of any LiteRT classifier.
+@_input_options
+def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path, input_range, mean,
+                     std, output):
+    """Accuracy (full test set and first N), batch-1 latency and size of any single-input LiteRT classifier.
 
-    Input shape, dtype and quantization are read from the model, so foreign models
-    (e.g. the study's own .tflite files) work as they are. Needs no TensorFlow.
+    Input layout (NHWC, channel-first, HxW, flat), batch, dtype and quantization are read from
+    the model, so foreign models work as they are. The pixel range it takes comes from
+    --input-range/--mean/--std, else the sidecar dnncomp writes beside each .tflite, else the
+    model (its input quantization, or a rescaling layer inside); the first line says which.
+    Needs no TensorFlow.
     """
     from .bench import LatencyConfig
     from .fileio import atomic_write_json
     from .measure import check_model_paths, evaluate_model, load_for_model, print_evaluation
+    from .preprocess import preprocessing_from_options
 
     (path,) = check_model_paths([model])
+    given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
     data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad)
     _say_data_notes(data, [path])
     document = evaluate_model(
         path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
         latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
+        output=output, preprocessing=given, say=click.echo,
     )
     print_evaluation(document)
     if json_path:
@@ -246,9 +286,10 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write one CSV row per model and configuration.")
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_input_options
 def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
-                  csv_path, md_path, quiet):
+                  csv_path, md_path, quiet, input_range, mean, std, output):
     """Latency, throughput, memory and accuracy of LiteRT models, side by side.
 
     Timed rounds of the models are interleaved (A B C A B C ...) and ratios are
@@ -258,9 +299,11 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
     from .bench import LatencyConfig
     from .fileio import atomic_write_json, atomic_write_text
     from .measure import bench_models, check_model_paths, load_for_model, print_bench
+    from .preprocess import preprocessing_from_options
     from .results import csv_text, flat_rows, markdown_table
 
     paths = check_model_paths(models)
+    given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
     xnnpack = [False] if no_xnnpack or xnnpack_mode == "off" else ([True, False] if xnnpack_mode == "both" else [True])
     config = LatencyConfig(
         min_count=min_count, min_seconds=min_seconds, max_seconds=max_seconds, warmup_min_count=warmup_count,
@@ -272,6 +315,7 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
         paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
         threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
         base_config=config, accuracy_first_n=limit, accuracy=accuracy, memory=memory, quiet=quiet,
+        output=output, preprocessing=given, say=click.echo,
     )
     if anatomy:
         _print_anatomies(paths)
@@ -350,6 +394,7 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit):
 
         require_tflm("--target mcu")
     anatomies = _print_anatomies(paths, tensors=target != "mcu")
+    _print_io(paths, anatomies)
     if target == "mcu":
         from .errors import ModelError
         from .measure import load_for_model, rich_console

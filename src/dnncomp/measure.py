@@ -17,8 +17,9 @@ import numpy as np
 from .anatomy import inspect_model
 from .bench import LatencyConfig, compare_latency, config_dict, measure_memory
 from .errors import ModelError
-from .evaluate import evaluate_accuracy, file_sizes, model_input_spec
+from .evaluate import InputSpec, evaluate_accuracy, file_sizes, model_input_layout, model_input_spec
 from .fileio import sha256_file
+from .preprocess import Preprocessing
 from .results import flat_rows, format_value, results_document
 
 
@@ -37,11 +38,21 @@ def check_model_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def load_for_model(dataset: str, model: Path, data_dir: Path | None = None, skip_bad: bool = False):
-    """The dataset at the first model's input size (GTSRB's images are resized by the loader)."""
+    """The dataset at the first model's input size (GTSRB's images are resized by the loader).
+
+    Only the model's input is read here: which output holds the class scores is decided
+    once the dataset's classes are known.
+    """
     from .data import load_dataset
 
-    spec = model_input_spec(model)
-    return load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=spec.image_size)
+    layout = model_input_layout(model)
+    return load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=layout.image_size)
+
+
+def input_lines(spec: InputSpec, name: str | None = None) -> list[str]:
+    """What evaluation says about a model's input (layout, dtype, range and its source) and chosen output."""
+    prefix = f"{name}: " if name else ""
+    return [prefix + spec.describe_input()] + ([prefix + spec.output_note] if spec.output_note else [])
 
 
 def _base_record(path: Path, name: str, anatomy: dict[str, Any] | None) -> dict[str, Any]:
@@ -78,30 +89,44 @@ def bench_models(
     accuracy: bool = True,
     memory: bool = True,
     quiet: bool = False,
+    output: str | int | None = None,
+    preprocessing: Preprocessing | None = None,
+    say=None,
 ) -> dict[str, Any]:
     """Measure several models side by side; returns a results record (schema dnncomp.results/1).
 
     Each variant's ``latency`` is the first configuration of the grid (first thread
     count, first XNNPACK setting, batch 1 if asked for); ``latency_runs`` holds all.
+    Every pass feeds the images as :func:`dnncomp.evaluate.prepare_inputs` prepares them
+    (``output`` and ``preprocessing``, the command line's, as there); each variant's
+    ``preprocessing`` says what was used; its input lines go to ``say`` (a callable taking
+    one line) when given, else to the progress output.
     """
     paths = check_model_paths(models)
     names = variant_names(paths)
     base = base_config or LatencyConfig()
-    records = []
+    records, specs = [], []
     for path, name in zip(paths, names):
         anatomy = inspect_model(path, tensors=False)
-        records.append(_base_record(path, name, anatomy))
+        record = _base_record(path, name, anatomy)
+        spec = model_input_spec(path, num_classes=num_classes, output=output, preprocessing=preprocessing)
+        record["preprocessing"] = spec.preprocessing_record()
+        for line in input_lines(spec, name if len(paths) > 1 else None):
+            say(line) if say is not None else _progress(line, quiet)
+        records.append(record)
+        specs.append(spec)
     if accuracy and y_test is not None:
-        for path, record in zip(paths, records):
+        for path, record, spec in zip(paths, records, specs):
             _progress(f"accuracy: {record['name']} on {len(y_test)} test images", quiet)
             record["accuracy"] = evaluate_accuracy(
-                path, x_test, y_test, first_n=accuracy_first_n, threads=threads[0], num_classes=num_classes
+                path, x_test, y_test, first_n=accuracy_first_n, threads=threads[0], num_classes=num_classes, spec=spec
             )
     grid = list(product(threads, xnnpack, batches))
     for t, xnn, b in grid:
         config = LatencyConfig(**{**config_dict(base), "threads": t, "xnnpack": xnn, "batch": b})
         _progress(f"latency: {len(paths)} model(s) interleaved, {t} thread(s), XNNPACK {'on' if xnn else 'off'}, batch {b}", quiet)
-        for record, latency in zip(records, compare_latency(paths, x_test, config, num_classes=num_classes)):
+        latencies = compare_latency(paths, x_test, config, num_classes=num_classes, output=output, preprocessing=preprocessing)
+        for record, latency in zip(records, latencies):
             record.setdefault("latency_runs", []).append(latency)
     preferred_batch = 1 if 1 in batches else batches[0]
     for record in records:
@@ -113,7 +138,10 @@ def bench_models(
     if memory:
         for path, record in zip(paths, records):
             _progress(f"memory: {record['name']} in a fresh process", quiet)
-            record["memory"] = measure_memory(path, x_test, threads=threads[0], xnnpack=xnnpack[0])
+            record["memory"] = measure_memory(
+                path, x_test, threads=threads[0], xnnpack=xnnpack[0], num_classes=num_classes, output=output,
+                preprocessing=preprocessing,
+            )
     bench = {
         "config": config_dict(base),
         "grid": {"threads": list(threads), "xnnpack": list(xnnpack), "batch": list(batches)},
@@ -134,14 +162,30 @@ def evaluate_model(
     first_n: int = 1000,
     threads: int = 1,
     latency: LatencyConfig | None = None,
+    output: str | int | None = None,
+    preprocessing: Preprocessing | None = None,
+    say=None,
 ) -> dict[str, Any]:
-    """Accuracy (full and first N), latency at batch 1 and size of one model, as a results record."""
+    """Accuracy (full and first N), latency at batch 1 and size of one model, as a results record.
+
+    ``output`` picks the class-score output of a model with several; ``preprocessing`` (the
+    command line's ``--input-range/--mean/--std``) overrides the sidecar's or the inferred
+    range. ``say`` (a callable taking one line) is told the input lines of :func:`input_lines`
+    before the work starts. The variant's ``preprocessing`` records what was used.
+    """
     (path,) = check_model_paths([model])
     anatomy = inspect_model(path, tensors=False)
     record = _base_record(path, path.stem, anatomy)
-    record["accuracy"] = evaluate_accuracy(path, x_test, y_test, first_n=first_n, threads=threads, num_classes=num_classes)
+    spec = model_input_spec(path, num_classes=num_classes, output=output, preprocessing=preprocessing)
+    if say is not None:
+        for line in input_lines(spec):
+            say(line)
+    record["preprocessing"] = spec.preprocessing_record()
+    record["accuracy"] = evaluate_accuracy(path, x_test, y_test, first_n=first_n, threads=threads, num_classes=num_classes, spec=spec)
     if latency is not None:
-        record["latency"] = compare_latency([path], x_test, latency, num_classes=num_classes)[0]
+        record["latency"] = compare_latency(
+            [path], x_test, latency, num_classes=num_classes, output=output, preprocessing=preprocessing
+        )[0]
     return results_document([record], dataset=dataset)
 
 
@@ -174,7 +218,7 @@ def print_evaluation(document: dict[str, Any], console=None) -> None:
         )
     if lat:
         table.add_row(
-            f"latency ms, batch 1, {lat['threads']} thread(s), XNNPACK {'on' if lat['xnnpack'] else 'off'}",
+            f"latency ms, batch {lat['batch']}, {lat['threads']} thread(s), XNNPACK {'on' if lat['xnnpack'] else 'off'}",
             f"p50 {lat['p50_ms']:.3f}  p90 {lat['p90_ms']:.3f}  p99 {lat['p99_ms']:.3f}  "
             f"mean {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f}  (n={lat['count']})",
         )

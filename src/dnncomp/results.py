@@ -190,6 +190,26 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "anatomy": {"type": ["object", "null"]},
                 "recipe": {"type": ["object", "null"]},
                 "compression_check": {"$ref": "#/$defs/compression_check"},
+                "preprocessing": {"$ref": "#/$defs/preprocessing"},
+            },
+        },
+        "preprocessing": {
+            "type": ["object", "null"],
+            "description": "how test images became the model's input: real value of pixels 0..255, per-channel "
+            "mean/std, where that came from (source) and whether it was assumed; the input's layout, dtype and "
+            "shape, the batch it ran at, and the output read as class scores",
+            "required": ["input_range", "source", "assumed"],
+            "properties": {
+                "input_range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                "mean": {"type": ["array", "null"], "items": {"type": "number"}},
+                "std": {"type": ["array", "null"], "items": {"type": "number"}},
+                "source": {"type": "string"},
+                "assumed": {"type": "boolean"},
+                "layout": {"enum": ["HW", "HWC", "CHW", "flat", None]},
+                "input_dtype": {"type": ["string", "null"]},
+                "input_shape": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "batch": _INT,
+                "output": {"type": ["string", "null"]},
             },
         },
         "compression_check": {
