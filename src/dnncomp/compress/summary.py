@@ -96,7 +96,7 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
         def clustered(name: str) -> str:
             row = _in_file(found, name)
             if row and row["unique"] is not None:
-                return f"{name} {row['unique']} values (<= {row['max_unique_per_channel']} per channel)"
+                return f"{name} {row['unique']} values, at most {row['max_unique_per_channel']} in one output channel"
             return f"{name} {unique.get(name, '?')} values" + (
                 f" (<= {per_channel[name]} per channel)" if per_channel and name in per_channel else "") + " (keras)"
 
@@ -221,7 +221,8 @@ def compression_check(info: dict[str, Any], anatomy: dict[str, Any]) -> dict[str
         for name, intention in per_layer.items():
             if _matches(file_layer, name):
                 meant.update(intention)
-        reason = next((why for name, why in left_alone.items() if _matches(file_layer, name)), None)
+        # A nested model left alone as a whole covers the layers inside it ("backbone/conv2d").
+        reason = next((why for name, why in left_alone.items() if _matches(file_layer, name) or file_layer.startswith(name + "/")), None)
         if every and reason is None:
             meant.update(every)
         problems = [_problem(kind, meant, row) for kind in ("prune", "cluster", "quantize") if kind in meant]
@@ -305,6 +306,9 @@ def check_lines(check: dict[str, Any]) -> list[str]:
         )
     for name in check["missing"]:
         lines.append(f"  {name}: meant to be compressed, but no kernel op of the file comes from it")
+    pruned = [layer for layer in check["layers"] if "prune" in layer["meant"]]
+    if pruned:
+        lines.append("where the zeros pay: " + _zeros_gain(pruned))
     if check["integer_only"]:
         lines.append("ops still computing in float: " + _join(check["float_ops"]))
     failing = [layer["layer"] for layer in check["layers"] if not layer["holds"]] + check["missing"]
@@ -322,3 +326,21 @@ def _meant_text(meant: dict[str, Any]) -> str:
     if "quantize" in meant:
         parts.append(meant["quantize"])
     return ", ".join(parts)
+
+
+def _zeros_gain(pruned: list[dict[str, Any]]) -> str:
+    """Where pruned zeros make the artifact smaller: the file (sparse format), int8 bytes, or only gzip."""
+    sparse = sum(1 for layer in pruned if layer["sparse_format"])
+    dense_float = [layer for layer in pruned if not layer["sparse_format"] and (layer["weight_dtype"] or "").startswith("float")]
+    parts = []
+    if sparse:
+        parts.append(f"{sparse} pruned kernel(s) stored in the sparse format, so the file itself shrinks")
+    if dense_float:
+        parts.append(
+            f"{len(dense_float)} pruned kernel(s) stored densely in float: the file is as large as unpruned, "
+            "the gain shows after gzip (prune-sparse stores them sparsely, prune-ptq-int8 in int8)"
+        )
+    int8 = len(pruned) - sparse - len(dense_float)
+    if int8:
+        parts.append(f"{int8} pruned kernel(s) in int8 (a quarter of float32's bytes), zeros kept, so gzip gains more")
+    return "; ".join(parts)
