@@ -410,3 +410,38 @@ def test_float_model_with_rescaling_inside_gets_raw_pixels(real_data_dir, mnist_
 
     as_before = evaluate_accuracy(path, x[:2000], y[:2000], preprocessing=preprocessing_from_options("0..1", None, None))
     assert as_before["full"] < 0.3  # pixel / 255, what evaluate fed it before
+
+
+def test_channel_first_input_with_per_channel_mean_and_std():
+    from dnncomp.preprocess import preprocessing_from_options
+    from tiny_tflite import tiny_flatbuffer
+
+    weights = np.random.default_rng(2).normal(size=(4, 12)).astype(np.float32)
+    model = tiny_flatbuffer(input_shape=(1, 3, 2, 2), signature=(-1, 3, 2, 2), weights=[weights], biases=[np.zeros(4)])
+    given = preprocessing_from_options("0..1", "0.4,0.5,0.6", "0.2,0.25,0.3")
+    spec = model_input_spec(model, preprocessing=given)
+    assert spec.layout.kind == "CHW" and spec.layout.channels == 3
+    x = np.random.default_rng(3).integers(0, 256, (10, 2, 2, 3)).astype(np.uint8)  # NHWC colour images
+    real = (x / 255.0 - np.array([0.4, 0.5, 0.6])) / np.array([0.2, 0.25, 0.3])
+    chw = real.transpose(0, 3, 1, 2)  # the model's own order
+    np.testing.assert_allclose(prepare_inputs(x, spec), chw, atol=1e-5)
+    np.testing.assert_array_equal(
+        predict_classes(model, x, preprocessing=given, batch=4), np.argmax(chw.reshape(10, -1) @ weights.T, axis=1)
+    )
+
+
+def test_evaluate_cli_says_the_input_and_refuses_a_malformed_range(monkeypatch, real_data_dir, reference_models_dir, tmp_path, capsys):
+    from dnncomp.cli import main
+
+    patch_mnist_loader(monkeypatch, real_data_dir)
+    model = reference_models_dir / "mnist_quantized_model.tflite"
+    assert main(["evaluate", str(model), "--dataset", "mnist", "--input-range", "0-1", "--no-latency"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "--input-range '0-1'" in err[0]
+    assert main(["evaluate", str(model), "--dataset", "mnist", "--no-latency", "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "input: HxW (grey, no channel axis), 28x28x1, float32, range 0..1 (inferred from the QUANTIZE after the input" in out
+    import json
+
+    pre = json.loads((tmp_path / "e.json").read_text())["variants"][0]["preprocessing"]
+    assert pre["input_range"] == [0.0, 1.0] and pre["layout"] == "HW" and pre["assumed"] is True
