@@ -242,3 +242,39 @@ def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir,
         assert code == 0, (name, recipe)
         accuracy = _tflite_accuracy(out, x, y)
         assert abs(accuracy - reference[name]) <= 0.01, (name, recipe, accuracy, reference[name])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras3_lambda_only_with_unsafe(tmp_path, suffix):
+    keras3 = _keras3()
+    model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Lambda(lambda t: t * 2 + 1, name="affine"), keras3.layers.Dense(2)])
+    path = tmp_path / f"lambda3{suffix}"
+    model.save(path)
+    with pytest.raises(ModelError, match="Lambda layers \\(affine\\).*--unsafe"):
+        load_model(path)
+    loaded = load_model(path, unsafe=True)
+    assert "translated to Keras 2" in loaded.note and "--unsafe" in loaded.note
+    x = np.random.default_rng(0).uniform(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compress_cli_lambda_needs_unsafe(tmp_path, real_data_dir, capsys):
+    from dnncomp.cli import main
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    L = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)), L.Lambda(lambda t: t * 1.0, name="identity"), L.Flatten(), L.Dense(10)])
+    path = tmp_path / "with_lambda.keras"
+    model.save(path)
+    args = ["compress", str(path), "--dataset", "mnist", "--data-dir", str(real_data_dir), "--recipe", "float",
+            "--out", str(tmp_path / "out.tflite"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Lambda layers (identity)" in err and "--unsafe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.tflite").exists()
+    assert main(args + ["--unsafe"]) == 0
+    assert (tmp_path / "out.tflite").stat().st_size > 0

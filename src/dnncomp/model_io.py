@@ -47,6 +47,8 @@ _BASE_LAYER_KEYS = {
 }
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _EMPTY = (None, False, "", (), [], {})
+# Keras 3 options tf_keras' layer lacks that, at these values, mean what tf_keras always does.
+_NEUTRAL = {"data_format": "channels_last", "synchronized": False, "fill_mode": "constant", "fill_value": 0.0}
 
 
 @dataclass
@@ -237,12 +239,13 @@ def load_model(path: str | os.PathLike, *, unsafe: bool | None = None, probe: np
             f"{info.path}: refusing to load a model with Lambda layers ({', '.join(info.lambdas)}): loading one can run "
             f"arbitrary code; rebuild the model from standard Keras layers, or {UNSAFE_HINT}"
         )
-    note = f"{info.path}: loaded its Lambda layers ({', '.join(info.lambdas)}) and their Python code (--unsafe)" if info.lambdas else None
+    lambda_note = f"loaded its Lambda layers ({', '.join(info.lambdas)}) and their Python code (--unsafe)" if info.lambdas else None
+    note = f"{info.path}: {lambda_note}" if lambda_note else None
     if info.kind == "savedmodel":
         return LoadedModel(_load_saved_model(info), info, note)
     if info.is_keras3:
         model, translation_note = _load_keras3(info, unsafe=unsafe, probe=probe)
-        return LoadedModel(model, info, translation_note if note is None else f"{translation_note}; {note}")
+        return LoadedModel(model, info, translation_note if lambda_note is None else f"{translation_note}; {lambda_note}")
     return LoadedModel(_load_keras2_file(info, unsafe), info, note)
 
 
@@ -308,7 +311,7 @@ def _load_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None):
 def _translate_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None):
     """Rebuild a Keras 3 file in tf_keras; returns (tf_keras config, weights by layer path, note)."""
     tf, keras2 = _keras()
-    config = translate_keras3_config(info.config, where=str(info.path))
+    config = translate_keras3_config(info.config, where=str(info.path), allow_lambda=unsafe)
     model3 = _load_with_keras3(info, unsafe)
     weights = {path: layer.get_weights() for path, layer in _weighted_layers(model3)}
     model2 = _build_keras2(info, config, weights)
@@ -355,9 +358,7 @@ def _load_with_keras3(info: ModelFile, unsafe: bool):
     if _major(keras3.__version__) != 3:
         raise ModelError(f"{info.path}: a Keras 3 file, but the installed keras package is {keras3.__version__}; install keras 3 to read it")
     try:
-        if info.kind == "keras":
-            return keras3.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
-        return keras3.saving.load_model(info.path, compile=False)
+        return keras3.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
     except Exception as exc:
         raise ModelError(f"{info.path}: Keras {keras3.__version__} could not load it ({type(exc).__name__}: {_first_line(exc)})") from exc
 
@@ -413,7 +414,7 @@ def _probe_inputs(model, probe):
     return inputs[0] if len(inputs) == 1 else inputs
 
 
-def translate_keras3_config(config: dict[str, Any], where: str = "model") -> dict[str, Any]:
+def translate_keras3_config(config: dict[str, Any], where: str = "model", allow_lambda: bool = False) -> dict[str, Any]:
     """A Keras 3 model config (plain JSON) rewritten in tf_keras' dialect.
 
     Layers keep their names (weights are matched by name). Dtype policies become their
@@ -421,15 +422,18 @@ def translate_keras3_config(config: dict[str, Any], where: str = "model") -> dic
     does not have are dropped when they hold their neutral value, functional node records
     become tf_keras' ``[layer, node, tensor, kwargs]`` lists. Raises ModelError naming
     the first layer (and option) that has no Keras 2 equivalent; ``where`` names the file.
+    A Lambda layer's Python lambda is carried over only with ``allow_lambda`` (it runs when
+    the model is rebuilt).
     """
     tf, keras = _keras()
-    return _Translator(keras, where).model(config, path="")
+    return _Translator(keras, where, allow_lambda).model(config, path="")
 
 
 class _Translator:
-    def __init__(self, keras, where: str):
+    def __init__(self, keras, where: str, allow_lambda: bool = False):
         self.keras = keras
         self.where = where
+        self.allow_lambda = allow_lambda
 
     def fail(self, path: str, problem: str) -> ModelError:
         return ModelError(f"{self.where}: layer {path or '(model)'} cannot be translated from Keras 3 to Keras 2: {problem}")
@@ -469,7 +473,7 @@ class _Translator:
             out = self.model(layer, path)
         else:
             if class_name == "Lambda":
-                raise self.fail(path, "a Lambda layer's Python code is Keras 3 code; replace it by standard layers")
+                layer = {**layer, "config": self.lambda_config(dict(layer.get("config") or {}), path)}
             cls = getattr(self.keras.layers, class_name, None)
             if cls is None or not isinstance(cls, type):
                 raise self.fail(path, f"class {class_name} is not a standard Keras 2 layer (a custom class?)")
@@ -482,17 +486,42 @@ class _Translator:
             out["inbound_nodes"] = [self.node(node, path) for node in layer.get("inbound_nodes") or []]
         return out
 
+    def lambda_config(self, config: dict[str, Any], path: str) -> dict[str, Any]:
+        """A Keras 3 Lambda's ``{"class_name": "__lambda__", "config": {code, defaults, closure}}`` in tf_keras' form.
+
+        The marshalled bytecode is the same Python's; names it uses from Keras 3 (``keras.ops``)
+        may not exist for tf_keras, which the rebuild or the output check then reports.
+        """
+        if not self.allow_lambda:
+            raise self.fail(path, f"a Lambda layer holds Python code; {UNSAFE_HINT}")
+        function = config.get("function")
+        if not (isinstance(function, dict) and function.get("class_name") == "__lambda__"):
+            raise self.fail(path, "a Lambda layer calling a named function (only a Python lambda's code travels in the file)")
+        code = function.get("config") or {}
+        config["function"] = [code.get("code"), code.get("defaults"), code.get("closure")]
+        config["function_type"] = "lambda"
+        config["module"] = "tf_keras"
+        output_shape = config.get("output_shape")
+        if isinstance(output_shape, dict):
+            raise self.fail(path, "a Lambda layer whose output_shape is a function")
+        config["output_shape"] = output_shape
+        config["output_shape_type"] = "raw"
+        config.pop("mask", None)
+        return config
+
     def options(self, cls: type, config: dict[str, Any], path: str, class_name: str) -> dict[str, Any]:
         if class_name == "InputLayer":
             if "batch_shape" in config:
                 config["batch_input_shape"] = config.pop("batch_shape")
             config.pop("optional", None)
         accepted = _init_keywords(cls) | _BASE_LAYER_KEYS
+        if class_name == "Lambda":  # what Lambda.from_config reads besides the constructor's arguments
+            accepted |= {"function_type", "module", "output_shape_type"}
         out = {}
         for key, value in config.items():
             value = self.value(value, path, key)
             if key not in accepted:
-                if value in _EMPTY or (key == "synchronized" and value is False):
+                if value in _EMPTY or (key in _NEUTRAL and value == _NEUTRAL[key]):
                     continue  # a Keras 3 option at its neutral value: nothing is lost
                 raise self.fail(path, f"{class_name} option {key}={json.dumps(value)[:80]} has no Keras 2 equivalent")
             out[key] = value
