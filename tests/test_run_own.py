@@ -217,3 +217,11 @@ def test_case_22_own_folders_of_10_and_5_classes(case_inputs, tmp_path, capsys):
     assert _output_classes(out / "folder-digits5" / "tiny-mnist-5cls" / "float.tflite") == 5
 
     # (digits10 with tiny-mnist ran before too: the same code path as digits5 --model tiny, with 10 classes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, shape, classes", [("study", (28, 28, 1), 5), ("study", (48, 64, 3), 2),
+                                                    ("tiny", (30, 40, 3), 7), ("improved", (64, 64, 1), 3)])
+def test_a_family_builds_for_the_datas_shape_and_classes(family, shape, classes):
+    model = family_spec(family, "folder:x", shape, classes).build()
+    assert tuple(model.input_shape[1:]) == shape and tuple(model.output_shape) == (None, classes)
