@@ -116,6 +116,12 @@ def test_savedmodel_dirs(tmp_path):
     assert loaded.info.kind == "savedmodel"
     np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
+    with_lambda = keras.Sequential([keras.Input(shape=(6,)), keras.layers.Lambda(lambda t: t * 3, name="triple")])
+    with_lambda.save(str(tmp_path / "lambda_sm"), save_format="tf")
+    with pytest.raises(ModelError, match="lambda_sm: refusing to load a model with Lambda layers \\(triple\\).*--unsafe"):
+        load_model(tmp_path / "lambda_sm")
+    np.testing.assert_allclose(load_model(tmp_path / "lambda_sm", unsafe=True).model.predict(x, verbose=0), x * 3, rtol=1e-6)
+
     module = tf.Module()
     module.v = tf.Variable(1.0)
     module.f = tf.function(lambda t: t * module.v, input_signature=[tf.TensorSpec([None, 6], tf.float32)])

@@ -310,7 +310,6 @@ def _load_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None):
 
 def _translate_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None):
     """Rebuild a Keras 3 file in tf_keras; returns (tf_keras config, weights by layer path, note)."""
-    tf, keras2 = _keras()
     config = translate_keras3_config(info.config, where=str(info.path), allow_lambda=unsafe)
     model3 = _load_with_keras3(info, unsafe)
     weights = {path: layer.get_weights() for path, layer in _weighted_layers(model3)}
@@ -331,12 +330,8 @@ def _translate_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None
         )
     n = sum(1 for _ in _weighted_layers(model2))
     what = "real inputs" if probe is not None else "probe inputs"
-    note = f"{info.path}: a Keras {_version_text(info)} file, translated to Keras 2 ({n} weighted layers; outputs equal on {len(_first(inputs))} {what}, max relative difference {worst:.1g})"
+    note = f"{info.path}: a Keras {info.keras_major} file, translated to Keras 2 ({n} weighted layers; outputs equal on {len(_first(inputs))} {what}, max relative difference {worst:.1g})"
     return config, weights, note
-
-
-def _version_text(info: ModelFile) -> str:
-    return str(info.keras_major)
 
 
 def _first(inputs):
@@ -367,7 +362,7 @@ def _weighted_layers(model, prefix: str = ""):
     """(path, layer) of every layer that holds weights, descending into nested models."""
     for layer in model.layers:
         path = prefix + layer.name
-        if hasattr(layer, "layers") and layer.__class__.__name__ in _MODEL_CLASSES | {"Sequential", "Functional"}:
+        if hasattr(layer, "layers") and layer.__class__.__name__ in _MODEL_CLASSES:
             yield from _weighted_layers(layer, path + "/")
         elif layer.weights:
             yield path, layer
