@@ -14,6 +14,7 @@ from ..preprocess import resize_images
 from . import cifar10, gtsrb, mnist
 from .base import Dataset
 from .folder import read_folder
+from .npz import NPZ_PREFIX, read_test_npz
 from .images import RESIZE_METHOD
 from .sources import DatasetNotFound, SearchDir, cache_dir, download as download_resource, file_digest, search_dirs
 from .spec import DatasetSpec
@@ -132,7 +133,13 @@ def load_dataset(
     size = _check_image_size(image_size)
     start = time.perf_counter()
     root = folder_root(name)
-    if root is not None:
+    if name.startswith(NPZ_PREFIX):  # a prepared test split (what `--on` sends to a device)
+        dataset = read_test_npz(name[len(NPZ_PREFIX):])
+        dataset.meta["found_in"] = "path"
+        if size is not None and dataset.x_test.shape[1:3] != size:
+            dataset.x_test = resize_images(dataset.x_test, size)
+            dataset.x_train = dataset.x_train.reshape((0, *dataset.x_test.shape[1:]))
+    elif root is not None:
         dataset = read_folder(root, size, skip_bad, progress, test_fraction=test_fraction, seed=seed)
         dataset.meta["found_in"] = "path"
     else:
