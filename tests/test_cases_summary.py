@@ -203,3 +203,28 @@ def test_a_nested_functional_backbone_is_flattened_with_its_weights_and_names_ke
     sparsity = import_tfmot().sparsity.keras
     wrapped = wrap_layers(model, lambda layer: sparsity.prune_low_magnitude(layer), applies_to=has_weights)
     assert wrapped.wrapped == ["d1", "bb_head", "head"] and wrapped.left_alone == {}
+
+
+def test_run_results_carry_each_variants_compression_check(tmp_path):
+    """``dnncomp run``: results.json says per variant what its recipe meant and whether the artifact holds it."""
+    from dnncomp.cli import main
+    from dnncomp.results import validate_results
+    from tinymodels import random_mnist_like
+
+    x, y = random_mnist_like(320, seed=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "mnist.npz", x_train=x[:256, ..., 0], y_train=y[:256].astype(np.uint8),
+             x_test=x[256:, ..., 0], y_test=y[256:].astype(np.uint8))
+    code = main(["run", "mnist", "--data-dir", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1",
+                 "--techniques", "float,prune", "--param", "prune.end_step=4", "--param", "prune.frequency=2",
+                 "--limit", "32", "--quiet"])
+    assert code == 0
+    document = json.loads(next((tmp_path / "runs").rglob("results.json")).read_text())
+    assert validate_results(document) == []
+    variants = {v["name"]: v for v in document["variants"]}
+    pruned = variants["prune"]["compression_check"]
+    assert pruned["holds"] and len(pruned["layers"]) == 4  # the study's two convolutions and two dense layers
+    assert all(row["meant"] == {"prune": 0.8} and row["zeros"] >= 0.79 for row in pruned["layers"])
+    assert variants["float"]["compression_check"]["holds"]
+    assert all(row["meant"] == {} for row in variants["float"]["compression_check"]["layers"])
