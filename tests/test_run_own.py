@@ -121,6 +121,11 @@ def test_folder_mistakes_are_named_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_input_range_is_for_a_users_model_only(tmp_path, capsys):
+    assert main(["run", "mnist", "--model", "tiny", "--input-range", "-1..1", "--out", str(tmp_path / "runs"), *QUICK]) == 2
+    assert "describe your own model's input" in _error_line(capsys)
+
+
 def test_results_table_of_a_folder_has_no_study_columns():
     from rich.console import Console
 
@@ -225,3 +230,26 @@ def test_case_22_own_folders_of_10_and_5_classes(case_inputs, tmp_path, capsys):
 def test_a_family_builds_for_the_datas_shape_and_classes(family, shape, classes):
     model = family_spec(family, "folder:x", shape, classes).build()
     assert tuple(model.input_shape[1:]) == shape and tuple(model.output_shape) == (None, classes)
+
+
+@pytest.mark.slow
+def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, tmp_path, capsys):
+    """A model that takes 0..255 (Rescaling inside) scores as in Keras, not at chance from pixel/255 fed twice."""
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    keras.utils.set_random_seed(0)
+    x, y = _mnist(real_data_dir, (0, 1, 2), per_class=80)
+    folder = write_folder(tmp_path / "raw", x, y)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[..., None].astype("float32"), y, epochs=15, batch_size=16, verbose=0)
+    model.save(tmp_path / "raw.keras")
+    out = tmp_path / "runs"
+    assert main(["run", f"folder:{folder}", "--model", str(tmp_path / "raw.keras"), "--out", str(out), *QUICK]) == 0
+    assert "input range 0..255" in capsys.readouterr().err
+    run_dir = out / "folder-raw" / "user-raw"
+    assert _float_accuracy(run_dir) > 0.8
+    sidecar = json.loads((run_dir / "float.preprocessing.json").read_text())
+    assert sidecar["preprocessing"]["input_range"] == [0.0, 255.0]

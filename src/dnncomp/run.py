@@ -335,6 +335,7 @@ def run_pipeline(
     results_out: Path | None = None,
     skip_bad: bool = False,
     val_split: str | None = None,
+    preprocessing=None,
 ) -> Path:
     """Train (or reuse) the baseline, apply each technique, evaluate everything. Returns the run dir.
 
@@ -357,7 +358,8 @@ def run_pipeline(
                        "a full run writes its artifacts into the run dir: choose a writable --out")
     # The model for this data (a family built for a folder's images and classes, a user's file) or a
     # one-line error naming the mistake, before anything is trained or written.
-    target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir, skip_bad=skip_bad)
+    target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir, skip_bad=skip_bad,
+                            preprocessing=preprocessing)
     for note in target.notes:  # what was chosen for the user is said once, also under --quiet
         print(f"note: {note}", file=sys.stderr, flush=True)
     config = RunConfig(
@@ -417,6 +419,9 @@ class Pipeline:
         self.config = config
         self.target = target  # a run_target.RunTarget: the spec made for this data, a user's model file
         self.spec = target.spec if target is not None else get_model_spec(config.model)
+        # A user's model takes its own pixel mapping (recipes, Keras row, sidecars); None: pixel/255.
+        self.preprocessing = target.preprocessing if target is not None else None
+        self.image_size = target.image_size if target is not None else tuple(self.spec.image_size)
         self.run_dir = config.run_dir
         # Read only: a manifest of the wrong shape fails here, before anything is written.
         self.manifest = Manifest(self.run_dir, config.results_out)
@@ -481,8 +486,8 @@ class Pipeline:
         from .data import load_dataset
 
         start = time.perf_counter()
-        self.console.stage(f"loading {self.config.dataset} at {self.spec.image_size[0]}x{self.spec.image_size[1]}")
-        data = load_dataset(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.spec.image_size),
+        self.console.stage(f"loading {self.config.dataset} at {self.image_size[0]}x{self.image_size[1]}")
+        data = load_dataset(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.image_size),
                             skip_bad=self.config.skip_bad)
         for line in data.meta.get("skipped", []):
             print(f"note: skipped unreadable image (--skip-bad): {line}", file=sys.stderr, flush=True)
@@ -587,7 +592,17 @@ class Pipeline:
             "params": recipe.resolve_params(self.config.recipe_params.get(technique)),
             "baseline": self.manifest.output_sha("baseline", "baseline.keras"),
             "seed": self.config.seed,
+            # a user's model: fine-tuning and calibration data follow its pixel mapping (absent for dnncomp's own)
+            **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}),
         }
+
+    def _write_sidecar(self, artifact: Path) -> None:
+        """The pixel mapping beside the .tflite, so evaluation anywhere (a board too) feeds what the model takes."""
+        from .preprocess import Preprocessing, write_sidecar
+
+        preprocessing = self.preprocessing or Preprocessing(source="dnncomp training (pixel / 255)")
+        write_sidecar(artifact, preprocessing, model=self.spec.name, input_shape=list(self.spec.input_shape),
+                      num_classes=self.spec.num_classes)
 
     def _recipe_stage(self, technique: str, data) -> None:
         stage = f"compress:{technique}"
@@ -609,9 +624,12 @@ class Pipeline:
                 y_train=data.y_train,
                 seed=self.config.seed,
                 verbose=self._keras_verbose(),
+                preprocessing=self.preprocessing,
+                contract=getattr(self.target, "contract", None),
             )
         result = apply_recipe(technique, self._recipe_context, self.config.recipe_params.get(technique))
         atomic_write_bytes(self.run_dir / f"{technique}.tflite", result.tflite)
+        self._write_sidecar(self.run_dir / f"{technique}.tflite")
         self.manifest.record(stage, inputs, outputs=[f"{technique}.tflite"], wall_s=time.perf_counter() - start, info=result.info)
 
     def _keras_baseline_stage(self, data) -> None:
@@ -627,13 +645,12 @@ class Pipeline:
         if self.manifest.is_done(stage, inputs):
             return
         from .evaluate import accuracy_record, file_sizes
-        from .preprocess import fit_to_input_shape, to_float_input
-        from .train import keras_predict_latency, load_baseline
+        from .train import keras_predict_latency, load_baseline, model_inputs
 
         self.console.stage("baseline-keras: accuracy and the study's model.predict timing")
         start = time.perf_counter()
         model = load_baseline(self.run_dir / "baseline.keras")
-        x = to_float_input(fit_to_input_shape(data.x_test, self.spec.input_shape))
+        x = model_inputs(self.spec, data.x_test, self.preprocessing)
         predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
         record = {
             "name": KERAS_BASELINE,
@@ -665,6 +682,7 @@ class Pipeline:
             "data": self.data_fingerprint,
             "limit": self.config.limit,
             "latency": _jsonable(vars(latency_config)),
+            **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}),
             **self._measured_on("ai-edge-litert"),
         }
         if self.manifest.is_done(stage, inputs):

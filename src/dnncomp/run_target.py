@@ -48,6 +48,15 @@ class RunTarget:
     spec: ModelSpec
     model_file: Path | None = None
     notes: tuple[str, ...] = ()
+    # A user's model: its contract (dnncomp.contract.ModelContract) and the pixel mapping it takes
+    # (its own Rescaling/Normalization, --input-range/--mean/--std, or the assumed 0..1).
+    contract: Any = None
+    preprocessing: Any = None
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the data is loaded at: the contract's (any layout), else the spec's."""
+        return tuple(self.contract.image_size) if self.contract is not None else tuple(self.spec.image_size)
 
 
 def safe_name(text: str) -> str:
@@ -85,7 +94,7 @@ def is_model_file(model: str | None) -> bool:
 
 
 def resolve_target(dataset: str, model: str | None, *, val_split: str | None = None, data_dir=None,
-                   skip_bad: bool = False) -> RunTarget:
+                   skip_bad: bool = False, preprocessing=None) -> RunTarget:
     """The spec ``dnncomp run DATASET --model MODEL`` trains (or the user's file it adopts).
 
     ``model``: None (the study's model for a published dataset; ``tiny`` for a folder), a
@@ -94,7 +103,10 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
     fraction (stratified) or a full validation mode, replacing the spec's; without it,
     a study model keeps the study's split only on its own dataset. Loads a folder's images
     once when the model must fit them (they are then in the decoded-image cache); ``skip_bad``
-    skips unreadable images there, as the run's own load does.
+    skips unreadable images there, as the run's own load does. ``preprocessing`` (a
+    :class:`~dnncomp.preprocess.Preprocessing` from ``--input-range/--mean/--std``) is the
+    pixel mapping a user's model takes where it has no Rescaling/Normalization of its own;
+    dnncomp trains its own models on ``pixel / 255`` and refuses it for them.
 
     Raises DataError (unknown dataset, with the close match; missing folder) or ModelError
     (unknown model, with the close match; a model file whose class count differs from
@@ -115,18 +127,21 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
         raise DataError(f"{dataset}: {root} is not a directory; expected an image-folder tree <root>/<class>/*.png")
     notes: list[str] = []
     model_file: Path | None = None
+    if preprocessing is not None and not is_model_file(model):
+        raise ModelError("--input-range/--mean/--std describe your own model's input (--model my.keras); "
+                         "the models dnncomp trains take pixel/255")
 
     if is_model_file(model):
         model_file = Path(str(model)).expanduser()
-        spec = _spec_from_file(model_file, dataset)
-        notes.append(f"baseline: your model {model_file} as it is (not trained by dnncomp)")
+        spec, contract, mapping = _user_model(model_file, dataset, root, notes, data_dir, skip_bad, preprocessing)
+        notes.insert(0, f"baseline: your model {model_file} as it is (not trained by dnncomp)")
+        return RunTarget(dataset=dataset, spec=spec, model_file=model_file, notes=tuple(notes), contract=contract,
+                         preprocessing=mapping)
     elif root is None:
         spec = _spec_for_published(dataset, model, notes)
     else:
         spec = _spec_for_folder(dataset, root, model, notes, data_dir, skip_bad)
 
-    if model_file is not None or root is not None:
-        _check_classes_fit(spec, dataset, root, model_file)
     spec = _with_validation(spec, dataset, val_split)
     return RunTarget(dataset=dataset, spec=spec, model_file=model_file, notes=tuple(notes))
 
@@ -223,22 +238,36 @@ def load_user_model(path: Path):
     return load_model(path).model
 
 
-def _spec_from_file(path: Path, dataset: str) -> ModelSpec:
-    """The user's model as a spec: input shape, classes and output kind read from the file."""
+def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], data_dir, skip_bad: bool, given):
+    """(spec, contract, preprocessing) of the user's model file, checked against the data before any work.
+
+    Input shape and layout, classes and logits/softmax come from the file
+    (:func:`dnncomp.contract.read_contract`); a class count other than the data's is refused
+    at once, other channels of a published dataset too (the data is loaded to check);
+    a folder's grey/colour conversion and resizing are noted.
+    """
     if not path.exists():
         raise ModelError(f"{path}: model file not found; pass a .keras or .h5 file, or a model name (`dnncomp run --help`)")
     model = load_user_model(path)
-    spec = _contract_spec(model, path, dataset)
-    return replace(spec, name=safe_name(f"user-{path.stem}"), base="")
-
-
-def _contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
-    """A ModelSpec from the file's contract (dnncomp.contract), for a user's own baseline."""
+    name = safe_name(f"user-{path.stem}")
     try:
-        from .contract import read_contract, spec_from_contract
-    except ImportError:  # an install without the contract module: the plain reading below
-        return _plain_contract_spec(model, path, dataset)
-    return spec_from_contract(read_contract(model, path=path), dataset)
+        from .contract import (ASSUMED_RANGE_NOTE, check_data_fits, read_contract, resolve_preprocessing,
+                               spec_from_contract, with_image_shape)
+    except ImportError:  # an install without the contract module: the plain reading below, pixel/255
+        spec = replace(_plain_contract_spec(model, path, dataset), name=name)
+        _check_classes_fit(spec, dataset, root, path)
+        return spec, None, given
+    from .data import load_dataset
+
+    contract = read_contract(model, path=path)
+    _check_classes_fit(contract, dataset, root, path)  # cheap: before the images are read
+    data = load_dataset(dataset, data_dir=data_dir, image_size=tuple(contract.image_size), skip_bad=skip_bad)
+    contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
+    notes.extend(check_data_fits(contract, data, dataset))
+    preprocessing = resolve_preprocessing(contract, given)
+    notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
+    spec = replace(spec_from_contract(contract, dataset), name=name, base="")
+    return spec, contract, preprocessing
 
 
 def _plain_contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
@@ -260,10 +289,8 @@ def _plain_contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
                      training=dict(STUDY_TRAINING))
 
 
-def _check_classes_fit(spec: ModelSpec, dataset: str, root: Path | None, model_file: Path | None) -> None:
-    """A user's model whose output count differs from the data's classes is refused before training."""
-    if model_file is None:
-        return
+def _check_classes_fit(spec, dataset: str, root: Path | None, model_file: Path) -> None:
+    """A user's model (spec or contract) whose output count differs from the data's classes is refused before any work."""
     classes = _class_count(dataset, root)
     if classes is not None and classes != spec.num_classes:
         raise ModelError(
