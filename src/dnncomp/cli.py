@@ -101,6 +101,38 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return params
 
 
+def _remote_options(command):
+    """--on/--remote-python/--accept-new-host-key: run the device-side command on a board over SSH (dnncomp.remote)."""
+    for decorator in reversed((
+        click.option("--on", "on", default=None, metavar="TARGET",
+                     help="Run it on a device over SSH: ssh://[user@]host[:port] or a Host from ~/.ssh/config (needs "
+                          "`pip install 'dnncomp[remote]'`; the device needs dnncomp's device install: `dnncomp device check`)."),
+        click.option("--remote-python", default=None, metavar="PATH",
+                     help="With --on: the device's Python (default: the venv `dnncomp device setup` made, else python3)."),
+        click.option("--accept-new-host-key", is_flag=True,
+                     help="With --on: trust and record a device's host key not yet in ~/.ssh/known_hosts (a changed key is always refused)."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _device(on: str, remote_python: str | None, accept_new_host_key: bool):
+    from .remote import Device
+
+    return Device(on, remote_python=remote_python, accept_new_host_key=accept_new_host_key, say=click.echo,
+                  say_err=lambda line: click.echo(line, err=True))
+
+
+def _passthrough(**options) -> list[str]:
+    """Options as the device's dnncomp takes them: None/False left out, True as a bare flag."""
+    args: list[str] = []
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        args += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return args
+
+
 @app.command("run")
 @click.argument("dataset")
 @click.option("--model", "model", default=None,
@@ -134,8 +166,9 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust.")
+@_remote_options
 def run_command(dataset, model, val_split, input_range, mean, std, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
-                wait, results_out, quiet, unsafe):
+                wait, results_out, quiet, unsafe, on, remote_python, accept_new_host_key):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
@@ -147,6 +180,10 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
     from .preprocess import preprocessing_from_options
     from .run import load_results, run_pipeline
 
+    if on and not eval_only:
+        raise click.UsageError("--on needs --eval-only: train and compress here, then evaluate on the device")
+    if on and results_out is not None:
+        raise click.UsageError("--on keeps the device's results in the run dir; leave out --results-out")
     with unsafe_loading(unsafe):  # every load in the run: the user's file, then the baseline adopted from it
         run_dir = run_pipeline(
             dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
@@ -155,10 +192,23 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
             preprocessing=preprocessing_from_options(input_range, mean, std),
             wait=wait, results_out=results_out, skip_bad=skip_bad,
         )
+    if on:  # the device's records join the manifest's; the host run then writes them into results.json
+        from .remote import evaluate_run_on_device, print_side_by_side
+
+        with _device(on, remote_python, accept_new_host_key) as device:
+            evaluate_run_on_device(device, run_dir, dataset, limit=limit, threads=threads, data_dir=data_dir, skip_bad=skip_bad,
+                                   wait=wait)
+        run_dir = run_pipeline(
+            dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, seed=seed, limit=limit,
+            threads=threads, eval_only=True, verbose=0, wait=wait, skip_bad=skip_bad, val_split=val_split,
+            preprocessing=preprocessing_from_options(input_range, mean, std),
+        )
     from .tables import print_results
 
     results = load_results(run_dir)
     print_results(results)
+    if on:
+        print_side_by_side(results)
     others = [m for m in (results.get("measurements") or {}) if m != results.get("machine_id")]
     if others:
         click.echo(f"also measured on {len(others)} other machine(s): {', '.join(others)} (results.json `measurements`)")
@@ -227,8 +277,9 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
 @_input_options
+@_remote_options
 def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path, input_range, mean,
-                     std, output):
+                     std, output, on, remote_python, accept_new_host_key):
     """Accuracy (full test set and first N), batch-1 latency and size of any single-input LiteRT classifier.
 
     Input layout (NHWC, channel-first, HxW, flat), batch, dtype and quantization are read from
@@ -246,12 +297,20 @@ def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency
     given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
     data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad)
     _say_data_notes(data, [path])
-    document = evaluate_model(
-        path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
-        latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
-        output=output, preprocessing=given, say=click.echo,
-    )
-    print_evaluation(document)
+    if on:  # the device prints its own evaluation as it runs
+        from .remote import measure_on_device
+
+        with _device(on, remote_python, accept_new_host_key) as device:
+            document = measure_on_device(device, "evaluate", [path], data, _passthrough(
+                limit=limit, threads=threads, no_latency=not latency, min_count=min_count, min_seconds=min_seconds,
+                input_range=input_range, mean=mean, std=std, output=output), dataset)
+    else:
+        document = evaluate_model(
+            path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
+            latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
+            output=output, preprocessing=given, say=click.echo,
+        )
+        print_evaluation(document)
     if json_path:
         atomic_write_json(json_path, document)
         click.echo(f"wrote {json_path}")
@@ -294,9 +353,10 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_input_options
+@_remote_options
 def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
-                  csv_path, md_path, quiet, input_range, mean, std, output):
+                  csv_path, md_path, quiet, input_range, mean, std, output, on, remote_python, accept_new_host_key):
     """Latency, throughput, memory and accuracy of LiteRT models, side by side.
 
     Timed rounds of the models are interleaved (A B C A B C ...) and ratios are
@@ -318,15 +378,26 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
     )
     data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad)
     _say_data_notes(data, paths)
-    document = bench_models(
-        paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
-        threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
-        base_config=config, accuracy_first_n=limit, accuracy=accuracy, memory=memory, quiet=quiet,
-        output=output, preprocessing=given, say=click.echo,
-    )
-    if anatomy:
-        _print_anatomies(paths)
-    print_bench(document)
+    if on:  # the device prints its own tables as it runs
+        from .remote import measure_on_device
+
+        _int_list(threads_list, "--threads"), _int_list(batch_list, "--batch")  # refused here, before connecting
+        with _device(on, remote_python, accept_new_host_key) as device:
+            document = measure_on_device(device, "bench", paths, data, _passthrough(
+                threads=threads_list, batch=batch_list, xnnpack="off" if no_xnnpack else xnnpack_mode, min_count=min_count,
+                min_seconds=min_seconds, max_seconds=max_seconds, warmup_count=warmup_count, warmup_seconds=warmup_seconds,
+                samples=samples, limit=limit, no_accuracy=not accuracy, no_memory=not memory, anatomy=anatomy, quiet=quiet,
+                input_range=input_range, mean=mean, std=std, output=output), dataset)
+    else:
+        document = bench_models(
+            paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
+            threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
+            base_config=config, accuracy_first_n=limit, accuracy=accuracy, memory=memory, quiet=quiet,
+            output=output, preprocessing=given, say=click.echo,
+        )
+        if anatomy:
+            _print_anatomies(paths)
+        print_bench(document)
     rows = flat_rows(document)
     for path, text in ((json_path, None), (csv_path, csv_text(rows)), (md_path, markdown_table(rows))):
         if path is None:
@@ -381,7 +452,8 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
-def inspect_command(models, json_path, target, dataset, data_dir, limit):
+@_remote_options
+def inspect_command(models, json_path, target, dataset, data_dir, limit, on, remote_python, accept_new_host_key):
     """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,
     zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes.
 
@@ -396,6 +468,17 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit):
     paths = check_model_paths(models)
     if dataset and target != "mcu":
         raise click.UsageError("--dataset is used with --target mcu")
+    if on:  # the device reads the flatbuffers with its own runtime and prints the anatomies
+        if target:
+            raise click.UsageError("--target mcu runs TFLite Micro on this machine; leave out --on")
+        from .remote import inspect_on_device
+
+        with _device(on, remote_python, accept_new_host_key) as device:
+            anatomies = inspect_on_device(device, paths, [])
+        if json_path:
+            atomic_write_json(json_path, anatomies)
+            click.echo(f"wrote {json_path}")
+        return
     if target == "mcu":
         from .micro import require_tflm
 
@@ -448,6 +531,65 @@ def export_command(model, c_array, arena_margin):
     header, source, report = write_c_array(path, c_array, margin_percent=arena_margin)
     click.echo(f"wrote {header} and {source}: {report['flash']['model_bytes']:,} model bytes, "
                f"arena {report['arena_bytes']:,} B measured (+{arena_margin:g} %), {len(report['resolver'])} ops to register")
+
+
+# ---- device: a board over SSH --------------------------------------------------------
+
+
+@app.group("device")
+def device_group():
+    """A device over SSH (ssh://[user@]host[:port] or a Host from ~/.ssh/config): check what it has, install the
+    device side. Then use `--on TARGET` with evaluate, bench, inspect and `run DATASET --eval-only`."""
+
+
+@device_group.command("check")
+@click.argument("target")
+@click.option("--remote-python", default=None, metavar="PATH", help="The device's Python (default: the venv `device setup` made, else python3).")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust and record a host key not yet in ~/.ssh/known_hosts.")
+def device_check_command(target, remote_python, accept_new_host_key):
+    """What the device has and lacks (Python >= 3.10, glibc >= 2.34 for ai-edge-litert on aarch64, dnncomp's
+    device install, free disk, memory), and the exact commands to fix what it lacks. Exit 2 if anything is missing."""
+    from .measure import rich_console
+    from .remote import RemoteError, describe_device, device_checks
+    from rich.table import Table
+
+    with _device(target, remote_python, accept_new_host_key) as device:
+        checks = device_checks(device)
+        if device._identity:
+            click.echo(f"{target}: {describe_device(device._identity)}")
+    table = Table(title=f"{target}", title_justify="left")
+    for header in ("check", "", "found", "fix"):
+        table.add_column(header)
+    for check in checks:
+        table.add_row(check.name, "ok" if check.ok else "MISSING", check.found, check.fix)
+    rich_console().print(table)
+    missing = [c.name for c in checks if not c.ok]
+    for fix in dict.fromkeys(c.fix for c in checks if not c.ok and c.fix):
+        click.echo(f"to fix: {fix}")
+    if missing:
+        raise RemoteError(f"{target} lacks: {'; '.join(missing)} (the fix column says how)")
+    click.echo(f"{target}: ready for --on")
+
+
+@device_group.command("setup")
+@click.argument("target")
+@click.option("--wheels", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="A directory of wheels to push and install from alone (a device without internet): "
+                   "`pip download --platform manylinux2014_aarch64 --python-version 3.11 --only-binary=:all: -d DIR numpy pillow ai-edge-litert click rich jsonschema filelock`.")
+@click.option("--remote-python", default=None, metavar="PATH", help="The device's Python that makes the venv (default: python3).")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust and record a host key not yet in ~/.ssh/known_hosts.")
+def device_setup_command(target, wheels, remote_python, accept_new_host_key):
+    """Install dnncomp's device side (numpy, Pillow, ai-edge-litert; no TensorFlow) into a venv on the device.
+
+    dnncomp's own wheel is built here and pushed; its dependencies come from the registries the
+    device reaches, or only from --wheels DIR. `--on` then uses that venv by default.
+    """
+    from .remote import Device, setup_device
+
+    with Device(target, remote_python=remote_python or "python3", accept_new_host_key=accept_new_host_key, say=click.echo,
+                say_err=lambda line: click.echo(line, err=True)) as device:
+        python = setup_device(device, wheels=wheels)
+    click.echo(f"{target}: device side installed ({python}); try `dnncomp device check {target}`")
 
 
 # ---- compress / recipes --------------------------------------------------------------
