@@ -254,6 +254,10 @@ def _say_data_notes(data, model_paths) -> None:
     from .preprocess import channel_conversion_note, input_layout
 
     notes = list(data.meta.get("notes", []))
+    skipped = data.meta.get("skipped") or []
+    if skipped:
+        more = f"; and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        notes.append(f"skipped {len(skipped)} unreadable image file(s) (--skip-bad): {skipped[0]}{more}")
     for path in model_paths:
         try:
             shape = [int(d) for d in open_interpreter(path).get_input_details()[0]["shape"][1:]]
