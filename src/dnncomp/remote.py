@@ -325,7 +325,7 @@ class Device:
         """What the device is and has (see IDENTITY_SCRIPT). Raises RemoteError if its Python is missing."""
         if self._identity is None:
             python = self.python()
-            status, out, err = self.shell(f"{shlex.quote(python)} -c {shlex.quote(IDENTITY_SCRIPT)} {shlex.quote(self.remote_dir)}")
+            status, out, err = self.shell(f"{_quoted_command(python)} -c {shlex.quote(IDENTITY_SCRIPT)} {shlex.quote(self.remote_dir)}")
             line = next((l for l in out.splitlines() if l.startswith("DNNCOMP-IDENTITY ")), None)
             if status != 0 or line is None:
                 last = (err.strip().splitlines() or ["no output"])[-1]
@@ -360,7 +360,7 @@ class Device:
         The remote shell prints its pid first and execs Python, so Ctrl-C here can stop that
         process group (sshd makes each session its own group) on the device.
         """
-        command = " ".join(shlex.quote(a) for a in (self.python(), "-m", "dnncomp.cli", *args))
+        command = " ".join([_quoted_command(self.python()), *(shlex.quote(a) for a in ("-m", "dnncomp.cli", *args))])
         return self._call(self._stream(f"echo {PID_MARK}$$; exec {command}"))
 
     def run_shell_streamed(self, command: str) -> int:
@@ -524,6 +524,12 @@ class Device:
             await (await self._sftp_client()).makedirs(remote_dir, exist_ok=True)
 
         self._call(go())
+
+
+def _quoted_command(python: str) -> str:
+    """--remote-python as the device's shell runs it: a path, or a command with arguments
+    (``docker exec -i dnncomp python``), each word quoted."""
+    return " ".join(shlex.quote(word) for word in shlex.split(python))
 
 
 def _has_known_host(name: str) -> bool:
