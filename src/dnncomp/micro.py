@@ -102,6 +102,7 @@ def tflm_available() -> bool:
 
 
 def tflm_version() -> str | None:
+    """The installed ``tflite-micro`` version (a dated pre-release), or None if it is not installed."""
     try:
         import tflite_micro
     except ImportError:
