@@ -129,6 +129,11 @@ def test_savedmodel_dirs(tmp_path):
     with pytest.raises(ModelError, match="plain_sm: a TensorFlow SavedModel without Keras metadata.*model.save\\('model.keras'\\)"):
         load_model(tmp_path / "plain_sm")
 
+    keras3 = _keras3()
+    keras3.Sequential([keras3.Input((6,)), keras3.layers.Dense(3)]).export(str(tmp_path / "k3_export"), verbose=False)
+    with pytest.raises(ModelError, match="k3_export: a TensorFlow SavedModel without Keras metadata.*Keras 3's model.export"):
+        load_model(tmp_path / "k3_export")
+
 
 # ---- Keras 3 files: translated, weights copied, outputs equal -----------------------------
 

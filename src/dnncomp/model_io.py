@@ -277,18 +277,23 @@ def _load_saved_model(info: ModelFile):
         "dnncomp needs the Keras model itself: save it with model.save('model.keras') (Keras 2 or 3) "
         "or, with tf_keras, model.save('dir', save_format='tf')"
     )
-    if info.config is None:
-        raise ModelError(
-            f"{info.path}: a TensorFlow SavedModel without Keras metadata (tf.saved_model.save or Keras 3's model.export "
-            f"write these); {what_works}"
-        )
     try:
         model = keras.models.load_model(str(info.path), compile=False)
     except Exception as exc:
-        raise ModelError(f"{info.path}: could not load the SavedModel as a Keras model ({type(exc).__name__}: {_first_line(exc)}); {what_works}") from exc
-    if not isinstance(model, keras.Model):
-        raise ModelError(f"{info.path}: the SavedModel does not hold a Keras model; {what_works}")
-    return model
+        if info.config is None:
+            model = None  # said below, with what would work
+        else:
+            raise ModelError(
+                f"{info.path}: could not load the SavedModel as a Keras model ({type(exc).__name__}: {_first_line(exc)}); {what_works}"
+            ) from exc
+    if isinstance(model, keras.Model):
+        return model
+    if info.config is None:  # tf_keras revives a plain SavedModel as a bare object, not a model
+        raise ModelError(
+            f"{info.path}: a TensorFlow SavedModel without Keras metadata (tf.saved_model.save or Keras 3's model.export "
+            f"write these), so not a Keras model; {what_works}"
+        )
+    raise ModelError(f"{info.path}: the SavedModel does not hold a Keras model; {what_works}")
 
 
 def _first_line(exc: BaseException) -> str:
