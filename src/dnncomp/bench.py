@@ -46,6 +46,7 @@ from .errors import ModelError
 from .evaluate import (
     ModelSource,
     allocate,
+    delegation,
     input_spec,
     model_input_spec,
     model_label,
@@ -141,6 +142,7 @@ class _Runner:
             interpreter.resize_tensor_input(spec.index, [config.batch, *spec.shape])
         allocate(interpreter, self.label)
         self.init_ns = time.perf_counter_ns() - start
+        self.delegation = delegation(interpreter)  # what ran, not what was asked for
 
         self.interpreter = interpreter
         self.input_index = spec.index
@@ -296,6 +298,10 @@ class _Runner:
         record: dict[str, Any] = {
             "threads": cfg.threads,
             "xnnpack": cfg.xnnpack,
+            # XNNPACK asked for and actually applied (a DELEGATE node in the interpreter), to how many of the ops
+            "xnnpack_applied": bool(self.delegation["delegate_nodes"]) if self.delegation["delegate_nodes"] is not None else None,
+            "ops_delegated": self.delegation["ops_delegated"],
+            "ops_total": self.delegation["ops"],
             "batch": cfg.batch,
             "init_ms": self.init_ns / 1e6,
             "first_inference_ms": self.first_ns / 1e6,

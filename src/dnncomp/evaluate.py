@@ -93,6 +93,38 @@ def open_interpreter(model: ModelSource, *, threads: int = 1, xnnpack: bool = Tr
         raise ModelError(f"{model_label(model)}: LiteRT cannot load it as a model ({_first_line(exc)})") from exc
 
 
+def delegation(interpreter) -> dict[str, Any]:
+    """Which kernels an allocated interpreter really runs: {"delegate_nodes", "ops", "ops_delegated"}.
+
+    Read from the interpreter's nodes, not from the resolver asked for: a delegate that was
+    applied adds DELEGATE nodes after the model's ops, each replacing a partition of them. A
+    partition is found by walking back from the DELEGATE node's outputs through the ops that
+    produce them until its inputs. ``delegate_nodes`` 0 means LiteRT's builtin kernels ran every op
+    (XNNPACK asked for but not applied, e.g. when its CPU detection fails on an unusual /sys).
+    """
+    try:
+        nodes = interpreter._get_ops_details()
+    except Exception:  # an interpreter without the node list: say nothing rather than guess
+        return {"delegate_nodes": None, "ops": None, "ops_delegated": None}
+    delegates = [n for n in nodes if n.get("op_name") == "DELEGATE"]
+    ops = [n for n in nodes if n.get("op_name") != "DELEGATE"]
+    producer = {int(t): i for i, op in enumerate(ops) for t in op.get("outputs", [])}
+    covered: set[int] = set()
+    for node in delegates:
+        boundary = {int(t) for t in node.get("inputs", [])}
+        stack = [int(t) for t in node.get("outputs", [])]
+        seen: set[int] = set()
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor in seen or tensor not in producer:
+                continue
+            seen.add(tensor)
+            index = producer[tensor]
+            covered.add(index)
+            stack.extend(int(t) for t in ops[index].get("inputs", []) if int(t) >= 0)
+    return {"delegate_nodes": len(delegates), "ops": len(ops), "ops_delegated": len(covered)}
+
+
 # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the C
 # stderr once per process, at the first allocation; the CLI promises one line on
 # stderr for an error, so that notice is captured (and anything else passed on).

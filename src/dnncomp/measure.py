@@ -128,6 +128,8 @@ def bench_models(
         latencies = compare_latency(paths, x_test, config, num_classes=num_classes, output=output, preprocessing=preprocessing)
         for record, latency in zip(records, latencies):
             record.setdefault("latency_runs", []).append(latency)
+    for line in xnnpack_warnings(records):
+        say(line) if say is not None else print(line, file=sys.stderr, flush=True)
     preferred_batch = 1 if 1 in batches else batches[0]
     for record in records:
         runs = record["latency_runs"]
@@ -192,6 +194,29 @@ def evaluate_model(
 # ---- console output -----------------------------------------------------------------------
 
 
+def xnnpack_label(latency: dict[str, Any]) -> str:
+    """What ran, from a latency record or flat row: "off", "on (9/13 ops)", or "NOT applied" when asked for and not obtained."""
+    if not latency.get("xnnpack"):
+        return "off"
+    if latency.get("xnnpack_applied") is False:
+        return "NOT applied"
+    if latency.get("ops_delegated") is not None and latency.get("ops_total"):
+        return f"on ({latency['ops_delegated']}/{latency['ops_total']} ops)"
+    return "on"
+
+
+def xnnpack_warnings(records: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per model whose XNNPACK was asked for and not applied (its builtin kernels ran)."""
+    lines = []
+    for record in records:
+        for latency in record.get("latency_runs") or [record.get("latency") or {}]:
+            if latency.get("xnnpack") and latency.get("xnnpack_applied") is False:
+                lines.append(f"warning: {record['name']}: XNNPACK was asked for but LiteRT did not apply it; its builtin "
+                             "kernels ran (XNNPACK's CPU detection can fail on an unusual /sys or under emulation)")
+                break
+    return lines
+
+
 def rich_console():
     """Rich wraps tables at 80 columns when stdout is not a terminal; logs and pipes want whole rows."""
     from rich.console import Console
@@ -218,7 +243,7 @@ def print_evaluation(document: dict[str, Any], console=None) -> None:
         )
     if lat:
         table.add_row(
-            f"latency ms, batch {lat['batch']}, {lat['threads']} thread(s), XNNPACK {'on' if lat['xnnpack'] else 'off'}",
+            f"latency ms, batch {lat['batch']}, {lat['threads']} thread(s), XNNPACK {xnnpack_label(lat)}",
             f"p50 {lat['p50_ms']:.3f}  p90 {lat['p90_ms']:.3f}  p99 {lat['p99_ms']:.3f}  "
             f"mean {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f}  (n={lat['count']})",
         )
@@ -269,7 +294,7 @@ def print_bench(document: dict[str, Any], console=None) -> None:
         latency.add_row(
             row["variant"],
             str(row["threads"]),
-            format_value(row["xnnpack"], None),
+            xnnpack_label(row),
             str(row["batch"]),
             str(row["count"]),
             format_value(row["p50_ms"], "ms"),

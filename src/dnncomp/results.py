@@ -254,7 +254,10 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
             "required": ["count", "mean_ms", "p50_ms"],
             "properties": {
                 "threads": _INT,
-                "xnnpack": {"type": ["boolean", "null"]},
+                "xnnpack": {"type": ["boolean", "null"], "description": "XNNPACK asked for"},
+                "xnnpack_applied": {"type": ["boolean", "null"], "description": "the interpreter holds a delegate node: XNNPACK ran"},
+                "ops_delegated": {**_INT, "description": "model ops inside the delegate's partitions"},
+                "ops_total": {**_INT, "description": "model ops (delegate nodes not counted)"},
                 "batch": _INT,
                 "init_ms": _NUM,
                 "first_inference_ms": _NUM,
@@ -360,8 +363,8 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
 # ---- flat rows: CSV and Markdown --------------------------------------------------------
 
 LATENCY_COLUMNS = (
-    "threads", "xnnpack", "batch", "init_ms", "first_inference_ms", "warmup_count", "count",
-    "min_ms", "max_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "images_per_s",
+    "threads", "xnnpack", "xnnpack_applied", "ops_delegated", "ops_total", "batch", "init_ms", "first_inference_ms",
+    "warmup_count", "count", "min_ms", "max_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "images_per_s",
 )
 ROW_COLUMNS = (
     "dataset", "variant", "runtime", "artifact",
