@@ -253,3 +253,16 @@ def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, t
     assert _float_accuracy(run_dir) > 0.8
     sidecar = json.loads((run_dir / "float.preprocessing.json").read_text())
     assert sidecar["preprocessing"]["input_range"] == [0.0, 255.0]
+
+
+def test_report_results_table_of_a_folder_has_no_study_columns(tmp_path):
+    pytest.importorskip("matplotlib")
+    from test_report import make_run
+
+    from dnncomp.report import _results_table, load_run, variant_rows
+
+    for dataset, shown in (("folder-photos", False), ("mnist", True)):
+        run = load_run(make_run(tmp_path / dataset, dataset=dataset, model="tiny", anatomy=False, samples=()))
+        table = _results_table(run, variant_rows(run))
+        assert any(h.startswith("study acc") for h in table.headers) == shown
+        assert all(len(row) == len(table.headers) == len(table.align) for row in table.rows)

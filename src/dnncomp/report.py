@@ -1155,6 +1155,10 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
         "p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float file", "×float gzip",
         f"study acc. % ({STUDY_TEST_IMAGES})", "study ms (Jetson, mean)", "study file MB",
     ]
+    # The study's columns only for a dataset the study measured: a user's folder would show three empty ones.
+    with_study = normalize_dataset(run.dataset) in STUDY_DATASETS
+    if not with_study:
+        headers = headers[:-3]
     body = []
     for r in rows:
         study = study_row(run.dataset, r.name)
@@ -1164,10 +1168,11 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
             _ms(r.p50_ms), _ms(r.p99_ms), format_number(r.file_mb, 3), format_number(r.gzip_mb, 3),
             format_number(r.sparsity_pct, 1),
             _ratio(r.file_ratio), _ratio(r.gzip_ratio),
+        ] + ([
             format_number(study.accuracy_pct) if study else "–", format_number(study.latency_ms) if study else "–",
             format_number(study.size_mb) if study else "–",
-        ])
-    return Table(headers, body, align="ll" + "r" * 12, shaded=(11, 12, 13))
+        ] if with_study else []))
+    return Table(headers, body, align="ll" + "r" * (len(headers) - 2), shaded=(11, 12, 13) if with_study else ())
 
 
 def _latency_caption(rows: list[VariantRow], run: RunData) -> str:
