@@ -356,3 +356,19 @@ def test_npz_dataset_round_trip_and_refuses_objects(tmp_path):
     np.savez(tmp_path / "obj.npz", x_test=np.array([object()], dtype=object), y_test=y, class_names=np.array(["a"]))
     with pytest.raises(DataError):
         load_dataset(f"npz:{tmp_path / 'obj.npz'}")
+
+
+@pytest.mark.slow  # a venv on the "device" with numpy, Pillow and ai-edge-litert from the registry: ~45 s
+def test_device_setup_installs_the_device_side(device, capsys):
+    target = device["target"]
+    assert main(["device", "setup", target]) == 0  # the device's python3; dnncomp's wheel built here and pushed
+    venv_python = device["work"] / "venv" / "bin" / "python"
+    assert venv_python.is_file()
+    capsys.readouterr()
+    assert main(["device", "check", target]) == 0  # no --remote-python: the venv setup made is the default
+    out = capsys.readouterr().out
+    assert "ready for --on" in out and str(venv_python) in out
+    # and it has no TensorFlow: the device install stays small
+    done = subprocess.run([str(venv_python), "-c", "import importlib.util as u; print(u.find_spec('tensorflow'))"],
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == "None"

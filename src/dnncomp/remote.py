@@ -822,8 +822,11 @@ def build_own_wheel(out_dir: Path, say: Callable[[str], None]) -> Path:
     if root is None:
         raise RemoteError("dnncomp is not installed from a source checkout here: put its wheel in a directory and pass --wheels DIR")
     say(f"building dnncomp's wheel from {root}")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out_dir), str(root)],
-                          capture_output=True, text=True)
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out_dir), str(root)]
+    # The installed build backend first (no network); an isolated build (setuptools from the registry) if it is too old.
+    done = subprocess.run(command[:5] + ["--no-build-isolation"] + command[5:], capture_output=True, text=True)
+    if done.returncode != 0 or not list(out_dir.glob("dnncomp-*.whl")):
+        done = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(out_dir.glob("dnncomp-*.whl"))
     if done.returncode != 0 or not wheels:
         last = (done.stderr.strip().splitlines() or ["no wheel written"])[-1]
