@@ -289,3 +289,23 @@ def test_compress_cli_lambda_needs_unsafe(tmp_path, real_data_dir, capsys):
     assert not (tmp_path / "out.tflite").exists()
     assert main(args + ["--unsafe"]) == 0
     assert (tmp_path / "out.tflite").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_keras2_custom_class_is_one_line_naming_it(tmp_path):
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="head")]).save(tmp_path / "standard.keras")
+    with zipfile.ZipFile(tmp_path / "standard.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][1].update(class_name="MyDense", module="mypackage.layers")  # as a user's own class saves
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "custom.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError) as info:
+        load_model(tmp_path / "custom.keras")
+    assert str(info.value) == (f"{tmp_path / 'custom.keras'}: layer head is of class MyDense, not a standard Keras layer "
+                               "(a custom class); dnncomp loads standard layers only: rebuild the model from them")

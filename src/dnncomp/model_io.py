@@ -257,6 +257,7 @@ def _keras():
 
 def _load_keras2_file(info: ModelFile, unsafe: bool):
     tf, keras = _keras()
+    _check_classes_known(info, keras)
     try:
         if info.kind == "keras":
             return keras.models.load_model(info.path, compile=False, safe_mode=not unsafe)
@@ -269,6 +270,32 @@ def _load_keras2_file(info: ModelFile, unsafe: bool):
                 "dnncomp loads standard layers only: rebuild the model from them"
             ) from exc
         raise ModelError(f"{info.path}: could not load the Keras model ({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
+def _check_classes_known(info: ModelFile, keras) -> None:
+    """One line naming the first layer whose class tf_keras does not know, instead of a deserialisation dump."""
+    from tf_keras.src.layers.serialization import get_builtin_layer
+
+    for layer_path, class_name, registered in _layer_classes(info.config):
+        if get_builtin_layer(class_name) is None and keras.saving.get_registered_object(registered or class_name) is None:
+            raise ModelError(
+                f"{info.path}: layer {layer_path} is of class {class_name}, not a standard Keras layer (a custom class); "
+                "dnncomp loads standard layers only: rebuild the model from them"
+            )
+
+
+def _layer_classes(config: Any, prefix: str = "") -> list[tuple[str, str, str | None]]:
+    """(layer path, class name, registered name) of every layer in a model config, nested models included."""
+    out = []
+    layers = (config.get("config") or {}).get("layers") if isinstance(config, dict) else None
+    for layer in layers or []:
+        if not isinstance(layer, dict):
+            continue
+        name = str(layer.get("name") or (layer.get("config") or {}).get("name", "?"))
+        out.append((prefix + name, str(layer.get("class_name")), layer.get("registered_name")))
+        if layer.get("class_name") in _MODEL_CLASSES:
+            out.extend(_layer_classes(layer, prefix + name + "/"))
+    return out
 
 
 def _load_saved_model(info: ModelFile):
