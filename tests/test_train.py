@@ -109,8 +109,8 @@ def test_model_inputs_checks_float_shapes():
     assert x.shape == (2, 30, 30, 3) and x.dtype == np.float32
     with pytest.raises(ModelError, match="does not match"):
         model_inputs(spec, np.zeros((2, 32, 32, 3), np.float32))
-    with pytest.raises(ModelError, match="channel"):
-        model_inputs(spec, np.zeros((2, 30, 30, 1), np.uint8))
+    grey = np.full((2, 30, 30, 1), 51, np.uint8)  # grey images are repeated into the colour model's 3 channels
+    assert np.allclose(model_inputs(spec, grey), 0.2) and model_inputs(spec, grey).shape == (2, 30, 30, 3)
 
 
 @pytest.mark.slow
