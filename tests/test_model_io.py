@@ -232,7 +232,7 @@ def _tflite_accuracy(path, images_uint8, labels) -> float:
 
 
 @pytest.mark.slow
-def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir, tmp_path):
+def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir, tmp_path, capsys):
     from dnncomp.cli import main
     from dnncomp.data import load_dataset
 
@@ -251,6 +251,9 @@ def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir,
         code = main(["compress", str(d / name), "--dataset", "mnist", "--data-dir", str(real_data_dir), "--recipe", recipe,
                      "--out", str(out), "--quiet"])
         assert code == 0, (name, recipe)
+        said = capsys.readouterr().out
+        if name.startswith("k3"):  # said once, after checking the translation on the dataset's images
+            assert said.count("translated to Keras 2") == 1 and "outputs equal on 64 images of the data" in said, said
         accuracy = _tflite_accuracy(out, x, y)
         assert abs(accuracy - reference[name]) <= 0.01, (name, recipe, accuracy, reference[name])
 

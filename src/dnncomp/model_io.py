@@ -365,7 +365,7 @@ def _translate_keras3(info: ModelFile, *, unsafe: bool, probe: np.ndarray | None
             f"(relative difference {worst:.2g}); save it from Keras 2 (tf_keras) instead"
         )
     n = sum(1 for _ in _weighted_layers(model2))
-    what = "real inputs" if probe is not None else "probe inputs"
+    what = "images of the data" if probe is not None else "probe inputs"
     note = f"{info.path}: a Keras {info.keras_major} file, translated to Keras 2 ({n} weighted layers; outputs equal on {len(_first(inputs))} {what}, max relative difference {worst:.1g})"
     return config, weights, note
 
