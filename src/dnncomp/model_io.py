@@ -15,9 +15,12 @@ default. Every model file dnncomp is given goes through :func:`load_model`:
   ``model.export``) is not a Keras model: one error says what to save instead.
 
 Nothing is deserialised before the file's config has been read as plain JSON
-(:func:`saved_model_config`): Lambda layers hold Python code, and are loaded only
-when the caller passes ``unsafe=True`` (the CLI's ``--unsafe``). TensorFlow and both
-Keras packages are imported inside the functions that need them.
+(:func:`inspect_model_file`): Lambda layers hold Python code, and are loaded only
+when the caller passes ``unsafe=True`` (the CLI's ``--unsafe``; :func:`unsafe_loading`
+sets the default for a whole run). TensorFlow and both Keras packages are imported
+inside the functions that need them. Keras 3 is imported into the same process as
+tf_keras: with TF_USE_LEGACY_KERAS=1 set first, ``tf.keras`` stays tf_keras, and TFMOT
+recipes run on the translated model afterwards (QAT included).
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import numpy as np
 
 from .errors import ModelError
 
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 UNSAFE_HINT = "pass --unsafe (library: unsafe=True) to load it anyway, only if you trust the file"
 
 # Keys every tf_keras layer takes besides its own constructor arguments (base_layer.Layer).
