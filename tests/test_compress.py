@@ -24,16 +24,20 @@ TINY_PARAMS = {
 # ---- registry (no TensorFlow) ---------------------------------------------------------
 
 
+# How a recipe fine-tunes (issue 13): study models keep the study's way with these at their defaults.
+FINE_TUNING = {"finetune": "auto", "learning_rate": None, "augment": None, "distill": None, "alpha": 0.5, "temperature": 4.0}
+
+
 def test_study_recipes_registered_with_study_defaults():
     assert [r.name for r in list_recipes() if r.name in STUDY_RECIPES] == STUDY_RECIPES
     assert get_recipe("prune").resolve_params() == {
         "schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8, "begin_step": 0, "end_step": 1000,
-        "frequency": 100, "epochs": 1, "batch_size": 32, "sparse_format": False,
+        "frequency": 100, "begin": None, "end": None, "epochs": 1, "batch_size": 32, **FINE_TUNING, "sparse_format": False,
     }
     assert get_recipe("cluster").resolve_params() == {
-        "number_of_clusters": 8, "init": "kmeans_plus_plus", "epochs": 1, "batch_size": 32,
+        "number_of_clusters": 8, "init": "kmeans_plus_plus", "epochs": 1, "batch_size": 32, **FINE_TUNING,
     }
-    assert get_recipe("qat").resolve_params() == {"epochs": 1, "batch_size": 32, "io_dtype": "float32"}
+    assert get_recipe("qat").resolve_params() == {"epochs": 1, "batch_size": 32, **FINE_TUNING, "io_dtype": "float32"}
     assert get_recipe("float").resolve_params() == {}
     described = get_recipe("prune").describe()
     assert described["params"]["final_sparsity"]["type"] == "float" and described["description"]

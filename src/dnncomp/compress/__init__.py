@@ -120,6 +120,8 @@ class RecipeContext:
     preprocessing: Any = None  # dnncomp.preprocess.Preprocessing | None
     contract: Any = None  # dnncomp.contract.ModelContract | None
     unsafe: bool = False  # load Lambda layers (their Python code runs): the CLI's --unsafe
+    # How the running recipe fine-tunes (set by apply_recipe from its parameters; None: the study's way).
+    fine_tuning: "FineTuning | None" = field(default=None, init=False, repr=False)
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -215,7 +217,8 @@ def register_recipe(name: str, *, description: str, params: dict[str, Param | An
         forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
         # A recipe's declared parameters are exactly its keyword arguments; one that forwards
         # **shared parameters to a stage (combine.py) must still name each of its own.
-        if keywords != set(specs) and not (forwards and keywords <= set(specs)):
+        own = set(specs) - set(FINE_TUNE_KEYS)  # fine-tuning settings travel on the context, not as keywords
+        if keywords != own and not (forwards and keywords <= own):
             raise ValueError(f"recipe {name!r}: params {sorted(specs)} do not match the function's keywords {sorted(keywords)}")
         _RECIPES[name] = Recipe(name=name, function=function, description=description, params=specs)
         return function
@@ -244,13 +247,21 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
 
     seed_everything(ctx.seed)  # each recipe is reproducible on its own, whatever ran before it
     start = time.perf_counter()
+    keywords = {key: value for key, value in resolved.items() if key not in FINE_TUNE_KEYS}
+    tuning = {key: resolved[key] for key in FINE_TUNE_KEYS if key in resolved}
+    previous, ctx.fine_tuning = ctx.fine_tuning, (resolve_fine_tuning(ctx, tuning) if tuning else None)
     try:
-        result = recipe.function(ctx, **resolved)
+        result = recipe.function(ctx, **keywords)
     except DnncompError:
         raise
     except Exception as exc:  # a TFMOT or converter failure: say which recipe, keep the cause
         raise RecipeError(f"recipe {name} failed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        tuned, ctx.fine_tuning = ctx.fine_tuning, previous
     result.info = {"recipe": name, "params": resolved, **result.info, "wall_s": round(time.perf_counter() - start, 3)}
+    if tuned is not None:
+        # The settings every fine-tuning stage of this recipe used, and the time they took together.
+        result.info["fine_tuning"] = {**tuned.describe(), "wall_s": round(_fine_tune_seconds(result.info), 3)}
     from ..anatomy import inspect_model
     from .summary import compression_check
 
@@ -259,27 +270,302 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
     return result
 
 
-# ---- shared helpers for recipe modules ----------------------------------------------
+# ---- fine-tuning ----------------------------------------------------------------------
+
+FINE_TUNING_MODES = ("auto", "study", "recover")
+FINE_TUNE_PARAMS = {
+    "finetune": Param(
+        "auto",
+        "study: the study's fine-tuning, bit for bit (constant Adam at the model's fine-tuning rate, no augmentation, "
+        "step-based pruning schedule); recover: Adam with a 5% linear warm-up then cosine to zero, the model family's "
+        "augmentation, distillation from the float baseline, pruning schedule as fractions of the steps; "
+        "auto: study for study-* models, recover for every other",
+        choices=FINE_TUNING_MODES,
+    ),
+    "learning_rate": Param(
+        None, "Adam learning rate (recover: the peak; default 10x the model's fine-tuning rate, else 1e-4; "
+        "study: constant, default the model's fine-tuning rate, else Adam's 1e-3)", type=float, minimum=0.0,
+    ),
+    "augment": Param(None, "augment the fine-tuning batches with the model family's own augmentation (default: on in recover mode)", type=bool),
+    "distill": Param(
+        None, "distil from the float baseline: loss = alpha*CE(labels) + (1-alpha)*T^2*KL(teacher/T || student/T) "
+        "(default: on in recover mode)", type=bool,
+    ),
+    "alpha": Param(0.5, "distillation: weight of the cross-entropy on the labels", minimum=0.0, maximum=1.0),
+    "temperature": Param(4.0, "distillation: softmax temperature T of teacher and student", minimum=0.01),
+}
+FINE_TUNE_KEYS = tuple(FINE_TUNE_PARAMS)
+RECOVER_WARMUP_FRACTION = 0.05
+RECOVER_DEFAULT_LEARNING_RATE = 1e-4
+# Recover mode prunes over the first 60 % of the fine-tuning steps and recovers over the rest.
+RECOVER_PRUNE_BEGIN, RECOVER_PRUNE_END = 0.0, 0.6
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """How a recipe fine-tunes: :func:`resolve_fine_tuning` fills it from the recipe's parameters and the model.
+
+    ``mode`` ``study`` keeps the study's constant Adam (``learning_rate`` None: the model's
+    fine-tuning rate or Adam's default); ``recover`` uses ``learning_rate`` as the peak of a
+    warm-up + cosine schedule. ``augment`` is the augmentation dict (empty: none),
+    ``distill`` with ``alpha`` and ``temperature`` the distillation; ``reason`` says why this mode.
+    """
+
+    mode: str
+    reason: str
+    learning_rate: float | None
+    augment: dict[str, Any]
+    distill: bool
+    alpha: float
+    temperature: float
+    augment_note: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able, for the recipe's info and summary."""
+        schedule = (
+            f"Adam, {RECOVER_WARMUP_FRACTION:.0%} linear warm-up to {self.learning_rate:g} then cosine to zero"
+            if self.mode == "recover"
+            else f"Adam, constant {self.learning_rate:g}" if self.learning_rate is not None else "Adam, constant (Keras default 1e-3)"
+        )
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "optimizer": schedule,
+            "learning_rate": self.learning_rate,
+            "augment": dict(self.augment) or None,
+            **({"augment_note": self.augment_note} if self.augment_note else {}),
+            "distill": {"alpha": self.alpha, "temperature": self.temperature, "teacher": "the float baseline"} if self.distill else None,
+        }
+
+
+def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTuning:
+    """The fine-tuning for ``ctx``'s model from the recipe parameters of :data:`FINE_TUNE_PARAMS`.
+
+    ``finetune=auto`` is ``study`` for the study's models (``spec.family == "study"``: what
+    ``dnncomp reproduce`` runs, kept bit for bit) and ``recover`` for every other model
+    (the improved/tiny families and a user's own file). Explicit parameters win over the
+    mode's defaults. Augmentation is the family's own (``spec.training["recipe"]["augment"]``);
+    a model without one (a user's file, the study's) is fine-tuned without, and it is
+    applied only to image inputs in [0, 1] (said in ``augment_note`` otherwise).
+    """
+    mode = params.get("finetune", "auto")
+    if mode == "auto":
+        mode = "study" if ctx.spec.family == "study" else "recover"
+        reason = f"auto: {ctx.spec.name} is " + ("one of the study's models" if mode == "study" else "not one of the study's models")
+    else:
+        reason = f"finetune={mode}"
+    recover = mode == "recover"
+    own_rate = (ctx.spec.training or {}).get("fine_tune_learning_rate")
+    learning_rate = params.get("learning_rate")
+    if learning_rate is None:
+        learning_rate = (10.0 * own_rate if own_rate else RECOVER_DEFAULT_LEARNING_RATE) if recover else own_rate
+    augment: dict[str, Any] = {}
+    note = ""
+    wanted = params.get("augment")
+    if wanted if wanted is not None else recover:
+        family = ((ctx.spec.training or {}).get("recipe") or {}).get("augment") or {}
+        if not family:
+            note = f"{ctx.spec.name} has no augmentation of its own; fine-tuned without"
+        else:
+            augment = dict(family)
+    distill = params.get("distill")
+    return FineTuning(
+        mode=mode,
+        reason=reason,
+        learning_rate=None if learning_rate is None else float(learning_rate),
+        augment=augment,
+        distill=bool(recover if distill is None else distill),
+        alpha=float(params.get("alpha", 0.5)),
+        temperature=float(params.get("temperature", 4.0)),
+        augment_note=note,
+    )
+
+
+def _fine_tune_seconds(info: Any) -> float:
+    """The wall time of every fine-tuning stage recorded in a recipe's info (nested stages included)."""
+    if not isinstance(info, dict):
+        return 0.0
+    total = 0.0
+    for key, value in info.items():
+        if key == "fine_tune" and isinstance(value, dict):
+            total += float(value.get("wall_s", 0.0))
+        elif isinstance(value, dict):
+            total += _fine_tune_seconds(value)
+    return total
+
+
+def fine_tuning_steps(examples: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a fine-tuning: ``ceil(examples / batch_size) * epochs``."""
+    return int(math.ceil(int(examples) / int(batch_size))) * int(epochs)
+
+
+def distillation_loss(labels, student, teacher, *, alpha: float, temperature: float, from_logits: bool):
+    """Hinton et al. (2015): ``alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T))``.
+
+    ``labels`` are integer classes ``[batch]``; ``student`` and ``teacher`` are the models'
+    outputs ``[batch, classes]``: logits, or probabilities when ``from_logits`` is False, whose
+    logs (clipped at 1e-7) then serve as logits. Returns the batch mean (a scalar tensor).
+    """
+    from ..keras_env import import_keras
+
+    tf, _ = import_keras()
+    student = tf.cast(student, tf.float32)
+    teacher = tf.cast(teacher, tf.float32)
+    if not from_logits:
+        student = tf.math.log(tf.clip_by_value(student, 1e-7, 1.0))
+        teacher = tf.math.log(tf.clip_by_value(teacher, 1e-7, 1.0))
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    hard = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student)
+    t = float(temperature)
+    teacher_log = tf.nn.log_softmax(teacher / t)
+    student_log = tf.nn.log_softmax(student / t)
+    soft = tf.reduce_sum(tf.exp(teacher_log) * (teacher_log - student_log), axis=-1)
+    return tf.reduce_mean(float(alpha) * hard + (1.0 - float(alpha)) * t * t * soft)
+
+
+def _trainer_class(keras, tf):
+    """A tf_keras Model around the student whose train_step is the (distillation) loss; built lazily (needs TensorFlow)."""
+
+    class FineTuner(keras.Model):
+        def __init__(self, student, teacher, *, alpha: float, temperature: float, from_logits: bool):
+            super().__init__()
+            self.student = student
+            self.teacher = teacher
+            self.alpha, self.temperature, self.from_logits = alpha, temperature, from_logits
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.accuracy_tracker]
+
+        def call(self, inputs, training=None):
+            return self.student(inputs, training=training)
+
+        def train_step(self, data):
+            inputs, labels = data
+            with tf.GradientTape() as tape:
+                outputs = self.student(inputs, training=True)
+                if self.teacher is not None:
+                    loss = distillation_loss(
+                        labels, outputs, self.teacher(inputs, training=False),
+                        alpha=self.alpha, temperature=self.temperature, from_logits=self.from_logits,
+                    )
+                else:
+                    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=self.from_logits))
+                total = loss + (tf.add_n(self.student.losses) if self.student.losses else 0.0)
+            variables = self.student.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+            self.loss_tracker.update_state(loss)
+            self.accuracy_tracker.update_state(labels, outputs)
+            return {m.name: m.result() for m in self.metrics}
+
+    return FineTuner
+
+
+def _fine_tuning_dataset(tf, inputs: np.ndarray, labels: np.ndarray, *, batch_size: int, epochs: int, augment: dict[str, Any], seed: int):
+    """Shuffled (and augmented) ``(inputs, labels)`` batches for ``epochs`` epochs, reproducible from ``seed``."""
+    from ..augment import _augment, check_augment
+
+    augment = check_augment(augment)
+    images = tf.convert_to_tensor(inputs)
+    targets = tf.convert_to_tensor(labels.astype(np.int32))
+    shape = tuple(inputs.shape[1:])
+    nhwc = (*shape, 1) if len(shape) == 2 else shape  # grey (H, W) models: augment as one channel
+    base_seed = tf.constant([int(seed), 0xD157], tf.int64)
+
+    def load(step, index):
+        batch = tf.gather(images, index)
+        if augment:
+            batch = tf.reshape(batch, [-1, *nhwc])
+            batch = tf.reshape(_augment(tf, batch, augment, base_seed + tf.stack([tf.constant(0, tf.int64), step])), [-1, *shape])
+        return batch, tf.gather(targets, index)
+
+    n = int(len(inputs))
+    return (
+        tf.data.Dataset.range(n)
+        .shuffle(n, seed=int(seed), reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .repeat(epochs)
+        .enumerate()
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learning_rate: float | None = None, callbacks=()) -> dict[str, Any]:
-    """The study's fine-tuning: compile with Adam and the model's loss, fit on the training set."""
-    from ..train import compile_for_training
+    """Fine-tune ``model`` (a TFMOT-wrapped student) on the training set as ``ctx.fine_tuning`` says.
 
-    compile_for_training(model, ctx.spec, learning_rate, from_logits=ctx.from_logits)
+    Without settings, or in ``study`` mode without distillation or augmentation, this is the
+    study's fine-tuning exactly: compile with constant Adam and the model's loss, ``fit``.
+    Otherwise a small tf_keras Model around the student trains it with a custom step:
+    cross-entropy, or the distillation loss against the float baseline (loaded fresh, frozen,
+    fed the same augmented batch), an Adam learning rate that warms up then follows a cosine
+    to zero over all ``ceil(examples / batch_size) * epochs`` steps (``recover``), and the
+    family's augmentation. ``callbacks`` (UpdatePruningStep) see the wrapper, whose student
+    they reach. Returns what was done, with its wall time in seconds.
+    """
+    tuning = ctx.fine_tuning
+    if learning_rate is None and tuning is not None:
+        learning_rate = tuning.learning_rate
     start = time.perf_counter()
-    history = model.fit(
-        ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
-    )
-    steps = int(np.ceil(len(ctx.labels) / batch_size)) * epochs
+    steps = fine_tuning_steps(len(ctx.labels), batch_size, epochs)
+    record: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size, "steps": steps, "examples": int(len(ctx.labels))}
+    if tuning is None or (tuning.mode == "study" and not tuning.distill and not tuning.augment):
+        from ..train import compile_for_training
+
+        compile_for_training(model, ctx.spec, learning_rate, from_logits=ctx.from_logits)
+        history = model.fit(
+            ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
+        )
+    else:
+        from ..keras_env import import_keras
+
+        tf, keras = import_keras()
+        if tuning.mode == "recover":
+            peak = float(learning_rate if learning_rate is not None else RECOVER_DEFAULT_LEARNING_RATE)
+            warmup = min(steps - 1, int(round(RECOVER_WARMUP_FRACTION * steps)))
+            rate = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=peak / 10.0 if warmup else peak, decay_steps=max(1, steps - warmup), alpha=0.0,
+                warmup_target=peak if warmup else None, warmup_steps=warmup,
+            )
+        else:
+            rate = 1e-3 if learning_rate is None else float(learning_rate)
+        teacher = None
+        if tuning.distill:
+            teacher = ctx.load_baseline()
+            teacher.trainable = False
+        trainer = _trainer_class(keras, tf)(
+            model, teacher, alpha=tuning.alpha, temperature=tuning.temperature, from_logits=ctx.from_logits
+        )
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=rate))
+        data = _fine_tuning_dataset(
+            tf, ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, augment=_usable_augment(tuning, ctx), seed=ctx.seed
+        )
+        history = trainer.fit(
+            data, epochs=epochs, steps_per_epoch=steps // epochs, callbacks=list(callbacks), verbose=ctx.verbose
+        )
+        record["mode"] = tuning.mode
+        record["distill"] = tuning.distill
+        record["augmented"] = bool(_usable_augment(tuning, ctx))
     return {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "steps": steps,
-        "examples": int(len(ctx.labels)),
+        **record,
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "wall_s": round(time.perf_counter() - start, 3),
     }
+
+
+def _usable_augment(tuning: FineTuning, ctx: RecipeContext) -> dict[str, Any]:
+    """The augmentation, if the inputs are images in [0, 1] (the family convention it was designed for)."""
+    if not tuning.augment:
+        return {}
+    inputs = ctx.inputs
+    if inputs.ndim not in (3, 4) or float(inputs.min()) < 0.0 or float(inputs.max()) > 1.0:
+        return {}
+    return tuning.augment
+
+
+# ---- shared helpers for recipe modules ----------------------------------------------
 
 
 def kernel_stats(model) -> dict[str, dict[str, Any]]:
@@ -491,14 +777,19 @@ from . import ptq as _ptq  # noqa: E402,F401
 from . import combine as _combine  # noqa: E402,F401
 
 __all__ = [
+    "FINE_TUNE_PARAMS",
+    "FineTuning",
     "Param",
     "Recipe",
     "RecipeContext",
     "RecipeResult",
     "WrappedModel",
     "apply_recipe",
+    "distillation_loss",
     "fine_tune",
+    "fine_tuning_steps",
     "get_recipe",
+    "resolve_fine_tuning",
     "flatten_nested_models",
     "kernel_stats",
     "leaf_layers",

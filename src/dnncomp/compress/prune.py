@@ -14,7 +14,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import Param, RecipeContext, RecipeResult, fine_tune, has_weights, kernel_stats, register_recipe, wrap_layers
+from . import (
+    RECOVER_PRUNE_BEGIN,
+    RECOVER_PRUNE_END,
+    Param,
+    RecipeContext,
+    RecipeResult,
+    fine_tune,
+    fine_tuning_steps,
+    has_weights,
+    kernel_stats,
+    register_recipe,
+    wrap_layers,
+)
 from .quantize import SPARSE_PARAM, TRAINING_PARAMS, convert
 
 SCHEDULES = ("polynomial", "constant")
@@ -26,7 +38,34 @@ SCHEDULE_PARAMS = {
     "begin_step": Param(0, "training step at which pruning starts", minimum=0),
     "end_step": Param(1000, "training step at which final_sparsity is reached (polynomial) or pruning stops (constant)", minimum=1),
     "frequency": Param(100, "steps between mask updates; end_step - begin_step must be a multiple", minimum=1),
+    "begin": Param(
+        None, "pruning starts at this fraction of the fine-tuning steps (instead of begin_step; "
+        f"recover fine-tuning's default {RECOVER_PRUNE_BEGIN})", type=float, minimum=0.0, maximum=1.0,
+    ),
+    "end": Param(
+        None, "the target sparsity is reached at this fraction of the fine-tuning steps (instead of end_step; "
+        f"recover fine-tuning's default {RECOVER_PRUNE_END})", type=float, minimum=0.0, maximum=1.0,
+    ),
 }
+
+
+def schedule_steps(steps: int, begin: float, end: float, frequency: int) -> tuple[int, int, int]:
+    """Fractions ``begin < end`` of ``steps`` fine-tuning steps -> (begin_step, end_step, frequency) for TFMOT.
+
+    TFMOT updates masks only at ``begin_step + k * frequency``; the frequency is lowered to
+    fit at least 4 updates into the span, and ``end_step`` rounded down to the last update,
+    so the target is always reached within the steps (and never later than ``end``).
+    """
+    from ..errors import RecipeError
+
+    if not 0.0 <= begin < end <= 1.0:
+        raise RecipeError(f"pruning schedule: begin ({begin}) and end ({end}) must be fractions with 0 <= begin < end <= 1")
+    begin_step = int(math.floor(begin * steps))
+    span = int(math.floor(end * steps)) - begin_step
+    if span < 1:
+        raise RecipeError(f"pruning schedule: begin {begin} .. end {end} of {steps} steps is not a single step; raise epochs or widen it")
+    frequency = max(1, min(int(frequency), span // 4))
+    return begin_step, begin_step + (span // frequency) * frequency, frequency
 
 
 def pruning_schedule(*, schedule: str, initial_sparsity: float, final_sparsity: float, begin_step: int, end_step: int, frequency: int):
@@ -92,12 +131,30 @@ def prune_stage(
     }
 
 
-def unstructured_prune_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, **schedule_params) -> tuple[Any, dict[str, Any]]:
-    """Low-magnitude pruning of every layer with weights, on one schedule (:data:`SCHEDULE_PARAMS`)."""
+def unstructured_prune_stage(
+    model, ctx: RecipeContext, *, epochs: int, batch_size: int, begin: float | None = None, end: float | None = None, **schedule_params
+) -> tuple[Any, dict[str, Any]]:
+    """Low-magnitude pruning of every layer with weights, on one schedule (:data:`SCHEDULE_PARAMS`).
+
+    ``begin``/``end`` (fractions of the fine-tuning steps) replace ``begin_step``/``end_step``
+    when given, or by default when the context fine-tunes in ``recover`` mode; the study's
+    mode keeps its step numbers.
+    """
+    recover = ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover"
+    fractions = None
+    if begin is not None or end is not None or recover:
+        begin = RECOVER_PRUNE_BEGIN if begin is None else begin
+        end = RECOVER_PRUNE_END if end is None else end
+        steps = fine_tuning_steps(len(ctx.labels), batch_size, epochs)
+        begin_step, end_step, frequency = schedule_steps(steps, begin, end, schedule_params["frequency"])
+        schedule_params = {**schedule_params, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
+        fractions = {"begin": begin, "end": end, "of_steps": steps, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
     schedule, completes_at = pruning_schedule(**schedule_params)
-    return prune_stage(
+    model, info = prune_stage(
         model, ctx, layer_params=lambda layer: {"pruning_schedule": schedule}, completes_at=completes_at, epochs=epochs, batch_size=batch_size
     )
+    info["schedule"] = fractions or {key: schedule_params[key] for key in ("begin_step", "end_step", "frequency")}
+    return model, info
 
 
 def prune_low_magnitude_recipe(
@@ -109,13 +166,15 @@ def prune_low_magnitude_recipe(
     begin_step: int,
     end_step: int,
     frequency: int,
+    begin: float | None,
+    end: float | None,
     epochs: int,
     batch_size: int,
     sparse_format: bool,
 ) -> RecipeResult:
     stripped, info = unstructured_prune_stage(
         ctx.load_baseline(), ctx, schedule=schedule, initial_sparsity=initial_sparsity, final_sparsity=final_sparsity,
-        begin_step=begin_step, end_step=end_step, frequency=frequency, epochs=epochs, batch_size=batch_size,
+        begin_step=begin_step, end_step=end_step, frequency=frequency, begin=begin, end=end, epochs=epochs, batch_size=batch_size,
     )
     tflite, conversion = convert(stripped, ctx, mode="float", sparse_format=sparse_format)
     return RecipeResult(tflite=tflite, info={**info, **conversion}, keras_model=stripped)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Param, RecipeContext, RecipeResult, WrappedModel, fine_tune, register_recipe, representative_inputs, wrap_layers
+from . import FINE_TUNE_PARAMS, Param, RecipeContext, RecipeResult, WrappedModel, fine_tune, register_recipe, representative_inputs, wrap_layers
 
 IO_DTYPES = ("float32", "int8", "uint8")
 INT16_IO_DTYPES = ("float32", "int16")
@@ -22,6 +22,7 @@ DEFAULT_REPRESENTATIVE_SAMPLES = 500
 TRAINING_PARAMS = {
     "epochs": Param(1, "fine-tuning epochs on the training set (per training stage)", minimum=1),
     "batch_size": Param(32, "fine-tuning batch size", minimum=1),
+    **FINE_TUNE_PARAMS,  # how every stage fine-tunes (study or recover, distillation): set on the context
 }
 IO_PARAM = Param("float32", "input and output dtype of the flatbuffer (int8/uint8: the caller quantizes)", choices=IO_DTYPES)
 SPARSE_PARAM = Param(

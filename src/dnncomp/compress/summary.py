@@ -27,6 +27,16 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     found = {layer["layer"]: layer for layer in (check or {}).get("layers", [])}
     params = ", ".join(f"{k}={v}" for k, v in (info.get("params") or {}).items()) or "none"
     lines = [f"recipe {info.get('recipe', '?')} ({info.get('wall_s', 0):.1f} s); params: {params}"]
+    tuning = info.get("fine_tuning")
+    if isinstance(tuning, dict):  # issue 13: which fine-tuning ran, and why that one
+        distill = tuning.get("distill")
+        lines.append(
+            f"fine-tuning: {tuning.get('mode')} ({tuning.get('reason')}); {tuning.get('optimizer')}; "
+            f"augmentation {'on' if tuning.get('augment') else 'off'}"
+            + (f" ({tuning['augment_note']})" if tuning.get("augment_note") else "")
+            + (f"; distilled from the float baseline (alpha {distill['alpha']}, T {distill['temperature']})" if distill else "; no distillation")
+            + f"; {tuning.get('wall_s', 0):.1f} s in all stages"
+        )
     stages = [(name, info[name]) for name in STAGES if isinstance(info.get(name), dict)]
     if not stages:
         single = next((stage for key, stage in _SINGLE_STAGE_MARKERS.items() if key in info), None)
