@@ -170,3 +170,23 @@ def test_study_fine_tuning_is_bit_for_bit_the_old_code(tmp_path):
     model.fit(ctx.inputs, ctx.labels, batch_size=32, epochs=1, shuffle=True, verbose=0)
     for a, b in zip(model.get_weights(), result.keras_model.get_weights()):
         assert np.array_equal(a, b)
+
+
+# ---- the best variant of a run ------------------------------------------------------------
+
+
+def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
+    from dnncomp.run import best_variant
+
+    def variant(name, accuracy, gzip):
+        return {"name": name, "accuracy": {"full": accuracy}, "size": {"gzip_bytes": gzip}}
+
+    variants = [
+        variant("float", 0.990, 400_000), variant("ptq-int8", 0.989, 100_000),
+        variant("pcqat", 0.9795, 20_000),  # 1.05 points below: out
+        variant("prune", 0.985, 50_000), variant("baseline-keras", 0.99, 1),
+    ]
+    best = best_variant(variants)
+    assert best["name"] == "prune" and best["gzip_ratio_vs_float"] == 8.0 and best["accuracy_change_points"] == -0.5
+    assert "test accuracy within 1 point" in best["rule"]
+    assert best_variant(variants[:1]) is None and best_variant(variants[1:]) is None

@@ -207,6 +207,12 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
 
     results = load_results(run_dir)
     print_results(results)
+    best = results.get("best_variant")
+    if best:  # issue 13: the variant a user would ship
+        click.echo(
+            f"best compressed variant: {best['name']} ({best['gzip_ratio_vs_float']}x smaller than float after gzip, "
+            f"{best['accuracy_change_points']:+.2f} points; {best['rule']})"
+        )
     if on:
         print_side_by_side(results)
     others = [m for m in (results.get("measurements") or {}) if m != results.get("machine_id")]

@@ -759,8 +759,48 @@ class Pipeline:
         document = results_document(
             by_machine[self.machine]["variants"], dataset=self.config.dataset, model=self.config.model,
             seed=self.config.seed, machine_id=self.machine, measurements=by_machine,
+            best_variant=best_variant(by_machine[self.machine]["variants"]),
         )
         return atomic_write_json(self.config.state_dir / "results.json", document)
+
+
+BEST_WITHIN_POINTS = 1.0
+
+
+def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_WITHIN_POINTS) -> dict[str, Any] | None:
+    """The compressed variant with the smallest gzip size whose accuracy is within ``within_points`` of float's.
+
+    Accuracy is the LiteRT test-set accuracy of the run (``accuracy.full``, the whole test
+    split: runs evaluate no validation split per variant); float is the ``float`` variant.
+    Returns ``{name, gzip_bytes, gzip_ratio_vs_float, accuracy, accuracy_change_points, rule}``,
+    or None without a float variant or when no compressed variant qualifies.
+    """
+    def accuracy(variant):
+        return (variant.get("accuracy") or {}).get("full")
+
+    def gzip_bytes(variant):
+        return (variant.get("size") or {}).get("gzip_bytes")
+
+    reference = next((v for v in variants if v.get("name") == "float"), None)
+    if reference is None or accuracy(reference) is None or not gzip_bytes(reference):
+        return None
+    rule = f"smallest gzip size with LiteRT test accuracy within {within_points:g} point(s) of float's"
+    candidates = [
+        v for v in variants
+        if v.get("name") not in ("float", KERAS_BASELINE) and accuracy(v) is not None and gzip_bytes(v)
+        and (accuracy(v) - accuracy(reference)) * 100 >= -within_points
+    ]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda v: (gzip_bytes(v), -accuracy(v)))
+    return {
+        "name": best["name"],
+        "gzip_bytes": gzip_bytes(best),
+        "gzip_ratio_vs_float": round(gzip_bytes(reference) / gzip_bytes(best), 2),
+        "accuracy": accuracy(best),
+        "accuracy_change_points": round((accuracy(best) - accuracy(reference)) * 100, 2),
+        "rule": rule,
+    }
 
 
 def _file_or_dir_sha(path: Path) -> str:
