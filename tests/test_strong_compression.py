@@ -24,7 +24,7 @@ def _data(n: int = IMAGES, seed: int = 0):
 
 
 def _tiny_model(tmp_path, output: str):
-    """A small conv net on (28, 28) inputs with logits or softmax output, trained 2 epochs, saved as .keras."""
+    """A small conv net on (28, 28) inputs with logits or softmax output, trained 8 epochs, saved as .keras."""
     from dnncomp.keras_env import import_keras
     from dnncomp.train import seed_everything
 
@@ -41,7 +41,7 @@ def _tiny_model(tmp_path, output: str):
     )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=output == "logits"), metrics=["accuracy"])
     x, y = _data()
-    model.fit(x[..., 0] / 255.0, y, epochs=2, batch_size=32, verbose=0)
+    model.fit(x[..., 0] / 255.0, y, epochs=8, batch_size=32, verbose=0)
     path = tmp_path / f"{output}.keras"
     model.save(path)
     spec = replace(get_model_spec("tiny-mnist"), output=output)  # a non-study family: recover by default
@@ -190,3 +190,28 @@ def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
     assert best["name"] == "prune" and best["gzip_ratio_vs_float"] == 8.0 and best["accuracy_change_points"] == -0.5
     assert "test accuracy within 1 point" in best["rule"]
     assert best_variant(variants[:1]) is None and best_variant(variants[1:]) is None
+
+
+# ---- per-layer sensitivity ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("technique", ["prune", "cluster", "int8"])
+def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_path, technique):
+    from dnncomp.compress.sensitivity import layer_sensitivity, plot, table_lines, validation_split
+    from dnncomp.train import split_validation
+
+    ctx = _tiny_model(tmp_path, "softmax")
+    record = layer_sensitivity(ctx, technique=technique, sparsity=0.98, clusters=2)
+    assert [row["layer"] for row in record["rows"]] == ["conv", "classifier"]
+    assert [row["params"] for row in record["rows"]] == [36, 13 * 13 * 4 * 10]
+    # the model's own split of the TRAINING images (tiny-mnist: stratified 10 %), never the test set
+    held_out, split = validation_split(ctx)
+    assert split == "stratified:0.1" and record["images"] == len(held_out) == len(split_validation(IMAGES, split, 0, ctx.labels)[1])
+    for row in record["rows"]:
+        assert row["accuracy"] is not None and 0 <= row["accuracy"] <= 1
+        assert row["drop_points"] == pytest.approx((record["reference_accuracy"] - row["accuracy"]) * 100, abs=1e-3)
+    if technique != "int8":  # 98 % of a kernel pruned, or two values left in it, costs accuracy somewhere
+        assert max(row["drop_points"] for row in record["rows"]) > 5
+    assert "not the test set" in "\n".join(table_lines(record))
+    assert plot(record, tmp_path / "s.png").stat().st_size > 1000

@@ -725,6 +725,47 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
         click.echo(f"wrote {json_path}")
 
 
+@app.command("sensitivity")
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="The data the model was trained on: its validation split (held out of training, never the test set) is scored.")
+@click.option("--technique", type=click.Choice(["prune", "cluster", "int8"]), required=True,
+              help="prune: one kernel magnitude-pruned; cluster: one kernel k-means clustered; int8: PTQ with one layer left float.")
+@click.option("--sparsity", type=click.FloatRange(0, 0.99), default=0.8, show_default=True, help="With prune: the layer's sparsity.")
+@click.option("--clusters", type=click.IntRange(2), default=8, show_default=True, help="With cluster: centroids per kernel.")
+@click.option("--validation", default=None, metavar="MODE:F", help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).")
+@click.option("--max-images", type=click.IntRange(1), default=2000, show_default=True, help="At most this many validation images (a seeded sample).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
+              help="Directory for sensitivity-<technique>.json and .png.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--model", default=None, help="A registered architecture the file was trained as (its validation split and training defaults).")
+@click.option("--input-range", default=None, metavar="LO..HI", help="Real value of pixels 0 and 255 the model was trained with.")
+@click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
+@click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split sample and calibration.")
+@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
+def sensitivity_command(baseline, dataset, technique, sparsity, clusters, validation, max_images, out, data_dir, model, input_range,
+                        mean, std, seed, unsafe):
+    """Per-layer sensitivity: the validation accuracy drop when only one layer is compressed (no fine-tuning).
+
+    Prints a table (most sensitive first), writes OUT/sensitivity-<technique>.json and a plot
+    (.png). Recipes take per_layer=auto to spend sparsity where it costs least.
+    """
+    from .compress.sensitivity import context_for, layer_sensitivity, plot, table_lines
+    from .fileio import atomic_write_json
+    from .preprocess import preprocessing_from_options
+
+    ctx, notes = context_for(baseline, dataset, data_dir=data_dir, model=model, seed=seed, unsafe=unsafe,
+                             preprocessing=preprocessing_from_options(input_range, mean, std))
+    for note in notes:
+        click.echo(f"note: {note}")
+    record = layer_sensitivity(ctx, technique=technique, sparsity=sparsity, clusters=clusters, validation=validation, max_images=max_images)
+    for line in table_lines(record):
+        click.echo(line)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = atomic_write_json(out / f"sensitivity-{technique}.json", record)
+    click.echo(f"wrote {json_path} and {plot(record, out / f'sensitivity-{technique}.png')}")
+
+
 @app.command("recipes")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
