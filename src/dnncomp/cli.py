@@ -703,8 +703,6 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     qat_info = result.info["qat"] if isinstance(result.info.get("qat"), dict) else result.info
     if qat_info.get("batch_norms_folded"):
         click.echo("  batch norms folded into the Dense before them: " + ", ".join(qat_info["batch_norms_folded"]))
-    for name, why in (qat_info.get("kept_as_float_ops") or {}).items():
-        click.echo(f"  kept in float: {name} ({why})")
     click.echo(f"flatbuffer {out} ({spec.name}; preprocessing in {sidecar.name}):")
     for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
         click.echo("  " + line)

@@ -160,8 +160,8 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     Dense without activation is folded into that Dense first (:func:`fold_dense_batch_norms`,
     ``WrappedModel.folded`` lists them); any other (after an activation, a pooling) has nothing
     to fold into: it keeps its own scale and shift as float ops with its output quantized, and is
-    reported in ``WrappedModel.kept_as_float_ops``, rather than failing the whole model; so is a
-    model's own ``Rescaling``/``Normalization``.
+    reported in ``WrappedModel.kept_as_float_ops`` (and by :func:`qat_stage` as left alone), rather
+    than failing the whole model; so is a model's own ``Rescaling``/``Normalization``.
     """
     from ..keras_env import import_keras, import_tfmot
 
@@ -188,7 +188,7 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
                     f" with activation {_activation(source)}" if _activation(source) not in ("linear", None) else ""
                 )
                 float_ops[layer.name] = (
-                    f"after {where}: TFMOT folds a BatchNormalization only into a Conv2D/DepthwiseConv2D/Dense without "
+                    f"BatchNormalization: after {where}: TFMOT folds a BatchNormalization only into a Conv2D/DepthwiseConv2D/Dense without "
                     "activation; its per-channel scale and shift stay float ops with the output quantized"
                 )
                 return qkeras.quantize_annotate_layer(layer, default_8bit_quantize_configs.Default8BitOutputQuantizeConfig())
@@ -308,10 +308,11 @@ def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme
     return quantized.model, {
         "fine_tune": training,
         "scheme": scheme_name,
-        "quantized_layers": quantized.wrapped,
-        "layers_left_alone": quantized.left_alone,
+        # A layer whose compute stays float (a BN with nothing to fold into, the model's own Rescaling) is
+        # left alone as far as the file goes, even though QAT quantizes its output: reported so.
+        "quantized_layers": [name for name in quantized.wrapped if name not in quantized.kept_as_float_ops],
+        "layers_left_alone": {**quantized.left_alone, **quantized.kept_as_float_ops},
         **({"batch_norms_folded": quantized.folded} if quantized.folded else {}),
-        **({"kept_as_float_ops": quantized.kept_as_float_ops} if quantized.kept_as_float_ops else {}),
     }
 
 
