@@ -585,7 +585,7 @@ def device_check_command(target, remote_python, accept_new_host_key):
 @click.argument("target")
 @click.option("--wheels", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
               help="A directory of wheels to push and install from alone (a device without internet): "
-                   "`pip download --platform manylinux2014_aarch64 --python-version 3.11 --only-binary=:all: -d DIR numpy pillow ai-edge-litert click rich jsonschema filelock`.")
+                   "`pip download --only-binary=:all: --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp -d DIR numpy pillow ai-edge-litert click rich jsonschema filelock` (docs/DEVICE.md).")
 @click.option("--remote-python", default=None, metavar="PATH", help="The device's Python that makes the venv (default: python3).")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust and record a host key not yet in ~/.ssh/known_hosts.")
 def device_setup_command(target, wheels, remote_python, accept_new_host_key):
