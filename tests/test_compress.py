@@ -26,16 +26,17 @@ TINY_PARAMS = {
 
 # How a recipe fine-tunes (issue 13): study models keep the study's way with these at their defaults.
 FINE_TUNING = {"finetune": "auto", "learning_rate": None, "augment": None, "distill": None, "alpha": 0.5, "temperature": 4.0}
+LAYERS = {"per_layer": "uniform", "skip_layers": "", "edge_layers": "auto"}  # auto: every layer alike for study models
 
 
 def test_study_recipes_registered_with_study_defaults():
     assert [r.name for r in list_recipes() if r.name in STUDY_RECIPES] == STUDY_RECIPES
     assert get_recipe("prune").resolve_params() == {
         "schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8, "begin_step": 0, "end_step": 1000,
-        "frequency": 100, "begin": None, "end": None, "epochs": 1, "batch_size": 32, **FINE_TUNING, "sparse_format": False,
+        "frequency": 100, "begin": None, "end": None, **LAYERS, "epochs": 1, "batch_size": 32, **FINE_TUNING, "sparse_format": False,
     }
     assert get_recipe("cluster").resolve_params() == {
-        "number_of_clusters": 8, "init": "kmeans_plus_plus", "epochs": 1, "batch_size": 32, **FINE_TUNING,
+        "number_of_clusters": 8, "init": "kmeans_plus_plus", **LAYERS, "epochs": 1, "batch_size": 32, **FINE_TUNING,
     }
     assert get_recipe("qat").resolve_params() == {"epochs": 1, "batch_size": 32, **FINE_TUNING, "io_dtype": "float32"}
     assert get_recipe("float").resolve_params() == {}

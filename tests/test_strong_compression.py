@@ -14,6 +14,7 @@ from dnncomp.errors import RecipeError
 from dnncomp.models import get_model_spec
 
 IMAGES = 256
+NEW_PARAMS = {"begin", "end", "finetune", "learning_rate", "augment", "distill", "alpha", "temperature", "per_layer", "skip_layers", "edge_layers"}
 
 
 def _data(n: int = IMAGES, seed: int = 0):
@@ -23,7 +24,7 @@ def _data(n: int = IMAGES, seed: int = 0):
     return np.clip(x, 0, 255).astype(np.uint8), y
 
 
-def _tiny_model(tmp_path, output: str):
+def _tiny_model(tmp_path, output: str, images: int = IMAGES):
     """A small conv net on (28, 28) inputs with logits or softmax output, trained 8 epochs, saved as .keras."""
     from dnncomp.keras_env import import_keras
     from dnncomp.train import seed_everything
@@ -36,11 +37,12 @@ def _tiny_model(tmp_path, output: str):
             keras.layers.Reshape((28, 28, 1)),
             keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv"),
             keras.layers.Flatten(),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
             keras.layers.Dense(10, activation=None if output == "logits" else "softmax", name="classifier"),
         ]
     )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=output == "logits"), metrics=["accuracy"])
-    x, y = _data()
+    x, y = _data(images)
     model.fit(x[..., 0] / 255.0, y, epochs=8, batch_size=32, verbose=0)
     path = tmp_path / f"{output}.keras"
     model.save(path)
@@ -147,7 +149,7 @@ def test_study_models_keep_the_study_fine_tuning():
         assert tuning.mode == "recover" and tuning.distill and tuning.augment == spec.training["recipe"]["augment"], name
         assert tuning.learning_rate == pytest.approx(10 * spec.training["fine_tune_learning_rate"])
     # The study's recipe parameters are the paper's (SPEC.md), with the new ones at their neutral defaults.
-    assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in ("begin", "end", "finetune", "learning_rate", "augment", "distill", "alpha", "temperature")} == {
+    assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in NEW_PARAMS} == {
         "schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8, "begin_step": 0, "end_step": 1000,
         "frequency": 100, "epochs": 1, "batch_size": 32, "sparse_format": False,
     }
@@ -203,8 +205,8 @@ def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_pa
 
     ctx = _tiny_model(tmp_path, "softmax")
     record = layer_sensitivity(ctx, technique=technique, sparsity=0.98, clusters=2)
-    assert [row["layer"] for row in record["rows"]] == ["conv", "classifier"]
-    assert [row["params"] for row in record["rows"]] == [36, 13 * 13 * 4 * 10]
+    assert [row["layer"] for row in record["rows"]] == ["conv", "hidden", "classifier"]
+    assert [row["params"] for row in record["rows"]] == [36, 13 * 13 * 4 * 16, 160]
     # the model's own split of the TRAINING images (tiny-mnist: stratified 10 %), never the test set
     held_out, split = validation_split(ctx)
     assert split == "stratified:0.1" and record["images"] == len(held_out) == len(split_validation(IMAGES, split, 0, ctx.labels)[1])
@@ -215,3 +217,50 @@ def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_pa
         assert max(row["drop_points"] for row in record["rows"]) > 5
     assert "not the test set" in "\n".join(table_lines(record))
     assert plot(record, tmp_path / "s.png").stat().st_size > 1000
+
+
+# ---- per_layer=auto, skip_layers and the edge layers ------------------------------------
+
+
+def test_allocation_keeps_the_parameter_weighted_target_and_spares_sensitive_layers():
+    from dnncomp.compress.sensitivity import allocate_per_layer
+
+    rows = [
+        {"layer": "a", "params": 1000, "drop_points": 0.0},
+        {"layer": "b", "params": 100_000, "drop_points": 0.5},
+        {"layer": "c", "params": 10_000, "drop_points": 8.0},
+    ]
+    for target in (0.5, 0.8, 0.9):
+        sparsity = allocate_per_layer(rows, target)
+        mean = sum(r["params"] * sparsity[r["layer"]] for r in rows) / sum(r["params"] for r in rows)
+        assert mean == pytest.approx(target, abs=1e-4)
+        assert sparsity["c"] < sparsity["b"] <= sparsity["a"] <= 0.95
+    with pytest.raises(RecipeError, match="outside"):
+        allocate_per_layer(rows, 0.99)
+
+
+@pytest.mark.slow
+def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_default(tmp_path):
+    ctx = _tiny_model(tmp_path, "logits", images=2000)  # 200 validation images: drops of 0.5 point
+    auto = apply_recipe("prune", ctx, {"final_sparsity": "0.85", "per_layer": "auto", "edge_layers": "include"}).info
+    plan = auto["layer_plan"]["per_layer"]
+    drops = auto["layer_plan"]["sensitivity"]["drop_points"]
+    assert set(plan) == {"conv", "hidden", "classifier"}
+    assert len({max(0, d) for d in drops.values()}) > 1 and len(set(plan.values())) > 1  # the layers differ, and so do their targets
+    for a in plan:  # the more a layer alone costs, the less it is pruned
+        for b in plan:
+            if drops[a] > drops[b]:
+                assert plan[a] <= plan[b]
+    sizes = {"conv": 36, "hidden": 13 * 13 * 4 * 16, "classifier": 160}
+    assert sum(sizes[n] * plan[n] for n in sizes) / sum(sizes.values()) == pytest.approx(0.85, abs=1e-3)
+    # ... and the stripped kernels hold it (the file's check agrees layer by layer)
+    assert auto["overall_kernel_sparsity"] == pytest.approx(0.85, abs=0.01)
+    assert not [p for p in auto["compression_check"].get("problems", [])]
+    assert set(auto["layer_plan"]["sensitivity"]["drop_points"]) == set(sizes)
+
+    default = apply_recipe("cluster", ctx, {"skip_layers": "hidden"}).info  # recover: edges skipped too
+    assert default["clustered_layers"] == []
+    reasons = default["layers_left_alone"]
+    assert "first convolution" in reasons["conv"] and "classifier" in reasons["classifier"] and "skip_layers" in reasons["hidden"]
+    with pytest.raises(RecipeError, match="no layer with a kernel named nope"):
+        apply_recipe("cluster", ctx, {"skip_layers": "nope"})

@@ -122,6 +122,8 @@ class RecipeContext:
     unsafe: bool = False  # load Lambda layers (their Python code runs): the CLI's --unsafe
     # How the running recipe fine-tunes (set by apply_recipe from its parameters; None: the study's way).
     fine_tuning: "FineTuning | None" = field(default=None, init=False, repr=False)
+    # The running recipe's per_layer / skip_layers / edge_layers (see LAYER_PARAMS); empty: every layer alike.
+    layer_options: dict = field(default_factory=dict, init=False, repr=False)
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -217,7 +219,7 @@ def register_recipe(name: str, *, description: str, params: dict[str, Param | An
         forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
         # A recipe's declared parameters are exactly its keyword arguments; one that forwards
         # **shared parameters to a stage (combine.py) must still name each of its own.
-        own = set(specs) - set(FINE_TUNE_KEYS)  # fine-tuning settings travel on the context, not as keywords
+        own = set(specs) - set(CONTEXT_KEYS)  # fine-tuning and layer settings travel on the context, not as keywords
         if keywords != own and not (forwards and keywords <= own):
             raise ValueError(f"recipe {name!r}: params {sorted(specs)} do not match the function's keywords {sorted(keywords)}")
         _RECIPES[name] = Recipe(name=name, function=function, description=description, params=specs)
@@ -247,9 +249,10 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
 
     seed_everything(ctx.seed)  # each recipe is reproducible on its own, whatever ran before it
     start = time.perf_counter()
-    keywords = {key: value for key, value in resolved.items() if key not in FINE_TUNE_KEYS}
+    keywords = {key: value for key, value in resolved.items() if key not in CONTEXT_KEYS}
     tuning = {key: resolved[key] for key in FINE_TUNE_KEYS if key in resolved}
     previous, ctx.fine_tuning = ctx.fine_tuning, (resolve_fine_tuning(ctx, tuning) if tuning else None)
+    previous_layers, ctx.layer_options = ctx.layer_options, {key: resolved[key] for key in LAYER_KEYS if key in resolved}
     try:
         result = recipe.function(ctx, **keywords)
     except DnncompError:
@@ -258,6 +261,7 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
         raise RecipeError(f"recipe {name} failed ({type(exc).__name__}: {exc})") from exc
     finally:
         tuned, ctx.fine_tuning = ctx.fine_tuning, previous
+        ctx.layer_options = previous_layers
     result.info = {"recipe": name, "params": resolved, **result.info, "wall_s": round(time.perf_counter() - start, 3)}
     if tuned is not None:
         # The settings every fine-tuning stage of this recipe used, and the time they took together.
@@ -295,6 +299,21 @@ FINE_TUNE_PARAMS = {
     "temperature": Param(4.0, "distillation: softmax temperature T of teacher and student", minimum=0.01),
 }
 FINE_TUNE_KEYS = tuple(FINE_TUNE_PARAMS)
+LAYER_PARAMS = {
+    "per_layer": Param(
+        "uniform", "uniform: every layer at the target; auto: per-layer sparsity / cluster count from each layer's "
+        "sensitivity (dnncomp sensitivity) on the validation split, keeping the parameter-weighted target",
+        choices=("uniform", "auto"),
+    ),
+    "skip_layers": Param("", "comma-separated layer names to leave alone (not pruned / clustered)"),
+    "edge_layers": Param(
+        "auto", "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
+        "feature depends on them), include, or auto (skip for recover fine-tuning, include for the study's)",
+        choices=("auto", "skip", "include"),
+    ),
+}
+LAYER_KEYS = tuple(LAYER_PARAMS)
+CONTEXT_KEYS = FINE_TUNE_KEYS + LAYER_KEYS
 RECOVER_WARMUP_FRACTION = 0.05
 RECOVER_DEFAULT_LEARNING_RATE = 1e-4
 # Recover mode prunes over the first 60 % of the fine-tuning steps and recovers over the rest.
@@ -565,6 +584,85 @@ def _usable_augment(tuning: FineTuning, ctx: RecipeContext) -> dict[str, Any]:
     return tuning.augment
 
 
+# ---- which layers a technique touches, and how hard ------------------------------------
+
+
+@dataclass
+class LayerPlan:
+    """Per layer: left alone (``skipped``: name -> reason) or a per-layer setting (``settings``), and why."""
+
+    skipped: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sensitivity: dict[str, Any] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "skipped": dict(self.skipped),
+            **({"per_layer": dict(self.settings)} if self.settings else {}),
+            **({"notes": list(self.notes)} if self.notes else {}),
+            **({"sensitivity": self.sensitivity} if self.sensitivity else {}),
+        }
+
+
+def edge_layer_names(model) -> dict[str, str]:
+    """The first convolution and the classifier (the last layer with a kernel) of ``model``: name -> role."""
+    from .sensitivity import kernel_layers
+
+    layers = [layer for layer, _ in kernel_layers(model)]
+    found: dict[str, str] = {}
+    convolutions = [layer for layer in layers if "Conv" in type(layer).__name__]
+    if convolutions:
+        found[convolutions[0].name] = "first convolution"
+    if layers and type(layers[-1]).__name__ == "Dense":
+        found[layers[-1].name] = "classifier"
+    return found
+
+
+def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> LayerPlan:
+    """What ``ctx.layer_options`` (skip_layers, edge_layers, per_layer) mean for ``model`` and ``technique``.
+
+    ``technique`` is ``prune`` (``target``: the sparsity) or ``cluster`` (``target``: the
+    cluster count). ``per_layer=auto`` measures each remaining layer's sensitivity on the
+    validation split (:mod:`.sensitivity`) and sets pruned layers' sparsities inversely to it
+    with the parameter-weighted mean at ``target``, or gives a clustered layer 2x the clusters
+    where it costs over 1 point and 4x over 5 points. Raises RecipeError for an unknown name.
+    """
+    from .sensitivity import allocate_per_layer, kernel_layers, layer_sensitivity
+
+    options = ctx.layer_options or {}
+    plan = LayerPlan()
+    names = [layer.name for layer, _ in kernel_layers(model)]
+    wanted = [name.strip() for name in str(options.get("skip_layers") or "").split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise RecipeError(f"skip_layers: no layer with a kernel named {', '.join(unknown)}; the model's: {', '.join(names)}")
+    for name in wanted:
+        plan.skipped[name] = "skip_layers"
+    edges = options.get("edge_layers", "include") if options else "include"
+    if edges == "auto":
+        edges = "skip" if ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover" else "include"
+    if edges == "skip":
+        for name, role in edge_layer_names(model).items():
+            plan.skipped.setdefault(
+                name, f"{role}: left alone as the field does (few weights, every later feature depends on it); edge_layers=include to {technique} it"
+            )
+    if options.get("per_layer") == "auto":
+        record = layer_sensitivity(ctx, technique=technique, sparsity=float(target), clusters=int(target))
+        rows = [row for row in record["rows"] if row["layer"] not in plan.skipped]
+        plan.sensitivity = {"validation": record["validation"], "images": record["images"], "method": record["method"],
+                            "drop_points": {row["layer"]: row["drop_points"] for row in rows}}
+        if technique == "prune" and rows:
+            plan.settings = {name: round(value, 4) for name, value in allocate_per_layer(rows, float(target)).items()}
+            plan.notes.append(f"per_layer=auto: sparsity inversely to each layer's sensitivity, parameter-weighted mean {target}")
+        elif rows:
+            plan.settings = {
+                row["layer"]: int(target) * (4 if (row["drop_points"] or 0) > 5 else 2 if (row["drop_points"] or 0) > 1 else 1) for row in rows
+            }
+            plan.notes.append(f"per_layer=auto: {int(target)} clusters, 2x where one layer alone costs over 1 point, 4x over 5 points")
+    return plan
+
+
 # ---- shared helpers for recipe modules ----------------------------------------------
 
 
@@ -778,6 +876,8 @@ from . import combine as _combine  # noqa: E402,F401
 
 __all__ = [
     "FINE_TUNE_PARAMS",
+    "LAYER_PARAMS",
+    "LayerPlan",
     "FineTuning",
     "Param",
     "Recipe",
@@ -792,6 +892,7 @@ __all__ = [
     "resolve_fine_tuning",
     "flatten_nested_models",
     "kernel_stats",
+    "layer_plan",
     "leaf_layers",
     "list_recipes",
     "register_recipe",

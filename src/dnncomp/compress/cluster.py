@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Param, RecipeContext, RecipeResult, fine_tune, has_weights, kernel_stats, register_recipe, wrap_layers
+from . import LAYER_PARAMS, Param, RecipeContext, RecipeResult, fine_tune, has_weights, kernel_stats, layer_plan, register_recipe, wrap_layers
 from .quantize import TRAINING_PARAMS, convert
 
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
@@ -18,6 +18,7 @@ CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 CLUSTER_PARAMS = {
     "number_of_clusters": Param(8, "centroids per clustered weight tensor (per output channel with per-channel clustering)", minimum=2),
     "init": Param("kmeans_plus_plus", "centroid initialisation", choices=CENTROID_INITS),
+    **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
 }
 
 
@@ -45,8 +46,11 @@ def cluster_stage(
     clustering = import_tfmot().clustering.keras
     per_channel_layers: list[str] = []
     per_tensor_fallback: dict[str, str] = {}
+    plan = layer_plan(model, ctx, technique="cluster", target=number_of_clusters)
 
     def wrap(layer):
+        if layer.name in plan.skipped:
+            raise ValueError(plan.skipped[layer.name])
         options: dict[str, Any] = {"preserve_sparsity": preserve_sparsity}
         if per_channel and isinstance(layer, keras.layers.Conv2D):
             if layer.use_bias:
@@ -60,7 +64,7 @@ def cluster_stage(
                 per_tensor_fallback[layer.name] = "Conv2D without bias: TFMOT cannot cluster it per channel; clustered per tensor"
         return clustering.cluster_weights(
             layer,
-            number_of_clusters=number_of_clusters,
+            number_of_clusters=plan.settings.get(layer.name, number_of_clusters),
             cluster_centroids_init=getattr(clustering.CentroidInitialization, init.upper()),
             **options,
         )
@@ -82,6 +86,8 @@ def cluster_stage(
         info["max_unique_values_per_channel"] = {name: stats[name]["max_unique_per_channel"] for name in clustered}
     if preserve_sparsity:
         info["kernel_sparsity"] = {name: stats[name]["sparsity"] for name in clustered}
+    if plan.skipped or plan.settings:
+        info["layer_plan"] = plan.describe()
     return stripped, info
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import (
+    LAYER_PARAMS,
     RECOVER_PRUNE_BEGIN,
     RECOVER_PRUNE_END,
     Param,
@@ -24,6 +25,7 @@ from . import (
     fine_tuning_steps,
     has_weights,
     kernel_stats,
+    layer_plan,
     register_recipe,
     wrap_layers,
 )
@@ -46,6 +48,7 @@ SCHEDULE_PARAMS = {
         None, "the target sparsity is reached at this fraction of the fine-tuning steps (instead of end_step; "
         f"recover fine-tuning's default {RECOVER_PRUNE_END})", type=float, minimum=0.0, maximum=1.0,
     ),
+    **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
 }
 
 
@@ -150,10 +153,21 @@ def unstructured_prune_stage(
         schedule_params = {**schedule_params, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
         fractions = {"begin": begin, "end": end, "of_steps": steps, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
     schedule, completes_at = pruning_schedule(**schedule_params)
-    model, info = prune_stage(
-        model, ctx, layer_params=lambda layer: {"pruning_schedule": schedule}, completes_at=completes_at, epochs=epochs, batch_size=batch_size
-    )
+    plan = layer_plan(model, ctx, technique="prune", target=schedule_params["final_sparsity"])
+    schedules = {
+        name: pruning_schedule(**{**schedule_params, "final_sparsity": value, "initial_sparsity": min(schedule_params["initial_sparsity"], value)})[0]
+        for name, value in plan.settings.items()
+    }
+
+    def layer_params(layer) -> dict[str, Any]:
+        if layer.name in plan.skipped:
+            raise ValueError(plan.skipped[layer.name])
+        return {"pruning_schedule": schedules.get(layer.name, schedule)}
+
+    model, info = prune_stage(model, ctx, layer_params=layer_params, completes_at=completes_at, epochs=epochs, batch_size=batch_size)
     info["schedule"] = fractions or {key: schedule_params[key] for key in ("begin_step", "end_step", "frequency")}
+    if plan.skipped or plan.settings:
+        info["layer_plan"] = plan.describe()
     return model, info
 
 

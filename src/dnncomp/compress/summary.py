@@ -180,14 +180,15 @@ def intentions(info: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[st
                     target = (n - m) / n
                 elif name in fallback:
                     target = float(fallback[name])
-                else:
-                    target = params.get("final_sparsity")
+                else:  # per_layer=auto gives each layer its own (issue 13)
+                    target = ((stage.get("layer_plan") or {}).get("per_layer") or {}).get(name, params.get("final_sparsity"))
                 if target is not None:
                     per_layer.setdefault(name, {})["prune"] = float(target)
         if "clustered_layers" in stage and params.get("number_of_clusters"):
             per_channel = set(stage.get("per_channel_layers") or [])
             for name in stage["clustered_layers"]:
-                per_layer.setdefault(name, {})["cluster"] = int(params["number_of_clusters"])
+                own = ((stage.get("layer_plan") or {}).get("per_layer") or {}).get(name)
+                per_layer.setdefault(name, {})["cluster"] = int(own or params["number_of_clusters"])
                 if name in per_channel:
                     per_layer[name]["per_channel"] = True
     every: dict[str, Any] = {}
