@@ -94,7 +94,7 @@ def check(run_dir: Path, before_kill: dict, techniques: list[str]) -> list[str]:
     """What is wrong with the resumed run dir (empty: nothing)."""
     problems = []
     after = manifest(run_dir)
-    for stage, entry in after.get("stages", {}).items():
+    for entry in after.get("stages", {}).values():
         for name, digest in entry.get("outputs", {}).items():
             path = run_dir / name
             if not path.is_file() or sha256_file(path) != digest:
@@ -163,6 +163,7 @@ def main() -> int:
     if rc != 0:
         print(f"the uninterrupted reference run failed (exit {rc}); see {work / 'reference.log'}", file=sys.stderr)
         return 2
+    reference_s = duration
     reference_problems = check(work / "reference" / "mnist" / "study-mnist", {"stages": {}}, techniques)
     print(f"reference run: {duration:.1f} s, {'sound' if not reference_problems else reference_problems}")
 
@@ -183,7 +184,7 @@ def main() -> int:
           f"{len(failed)} failed; temp files seen right after a kill: {sum(t['temp_files_after_kill'] for t in trials)} "
           f"(all removed by the rerun unless a trial failed)")
     if args.json:
-        atomic_write_json(args.json, {"signal": args.signal, "reference_s": round(duration, 1), "train": args.train,
+        atomic_write_json(args.json, {"signal": args.signal, "reference_s": round(reference_s, 1), "window_s": round(duration, 1), "train": args.train,
                                       "test": args.test, "techniques": techniques, "seed": args.seed, "trials": trials})
     if args.work is None and not failed:
         shutil.rmtree(work, ignore_errors=True)

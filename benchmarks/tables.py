@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dnncomp.models import get_model_spec  # noqa: E402
-from dnncomp.study import dataset_label  # noqa: E402
 from dnncomp.report import RunData, load_run, plot_accuracy_vs_training_time, variant_rows  # noqa: E402
 from dnncomp.report import format_number as _f  # noqa: E402
+from dnncomp.study import dataset_label  # noqa: E402
 
 INT8_PREFERENCE = ("qat", "ptq-int8")
 MAX_LOSS_POINTS = 1.0  # issue 5: the best combined recipe may lose at most 1 point against float

@@ -49,6 +49,15 @@ def real_data_dir() -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def mnist_test(real_data_dir):
+    """(x_test, y_test) of real MNIST: uint8 NHWC images and int64 labels."""
+    from device_models import mnist
+
+    _, _, x, y = mnist(real_data_dir)
+    return x, y
+
+
 @pytest.fixture(scope="session")
 def reference_models_dir() -> Path:
     if not REFERENCE_MODELS.is_dir():

@@ -6,14 +6,13 @@ they are built once per test process and cached.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
-@lru_cache(maxsize=None)
+@cache
 def mnist(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) from the real mnist.npz, uint8 NHWC and int64."""
     with np.load(Path(data_dir) / "mnist.npz") as z:
@@ -25,14 +24,7 @@ def mnist(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
         )
 
 
-@pytest.fixture(scope="module")
-def mnist_test(real_data_dir):
-    """(x_test, y_test) of real MNIST; import this fixture into a test module to use it."""
-    _, _, x, y = mnist(real_data_dir)
-    return x, y
-
-
-@lru_cache(maxsize=None)
+@cache
 def float_models(data_dir: Path) -> dict[str, bytes]:
     """LiteRT flatbuffers made with TensorFlow:
 

@@ -9,11 +9,18 @@ import json
 import numpy as np
 import pytest
 
-from dnncomp.bench import LatencyConfig, _Runner, compare_latency, latency_stats, measure_latency, measure_memory, ratios_against_first
+from device_models import float_models, patch_mnist_loader, write_models
+from dnncomp.bench import (
+    LatencyConfig,
+    _Runner,
+    compare_latency,
+    latency_stats,
+    measure_latency,
+    measure_memory,
+    ratios_against_first,
+)
 from dnncomp.errors import ModelError
 from dnncomp.evaluate import model_input_spec, prepare_inputs
-
-from device_models import float_models, mnist_test, patch_mnist_loader, write_models  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.realdata
 

@@ -109,7 +109,8 @@ def test_compress_params_and_model_inference(tmp_path):
         _parse_key_values(("end_step",), "prune")
     # The file decides its shape and classes; a registered spec only lends its training defaults:
     # the run dir's model, or --model (which must agree with the file).
-    from dnncomp.contract import ModelContract, training_spec_for as _training_spec
+    from dnncomp.contract import ModelContract
+    from dnncomp.contract import training_spec_for as _training_spec
     from dnncomp.errors import ModelError
     from dnncomp.preprocess import input_layout
 

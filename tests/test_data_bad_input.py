@@ -7,9 +7,18 @@ import pickle
 
 import numpy as np
 import pytest
-from databuilders import (cifar_batch, image, truncate, write_cifar_archive, write_cifar_dir, write_folder,
-                          write_gtsrb_kaggle, write_gtsrb_official, write_mnist)
 
+from databuilders import (
+    cifar_batch,
+    image,
+    truncate,
+    write_cifar_archive,
+    write_cifar_dir,
+    write_folder,
+    write_gtsrb_kaggle,
+    write_gtsrb_official,
+    write_mnist,
+)
 from dnncomp.cli import main
 from dnncomp.data import load_dataset
 from dnncomp.data.safe_pickle import safe_load

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from databuilders import write_cifar_dir, write_folder, write_mnist
 
+from databuilders import write_cifar_dir, write_folder, write_mnist
 from dnncomp.cli import main
 
 

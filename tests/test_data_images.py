@@ -164,7 +164,7 @@ def _mixed_mode_folder(root):
     writers = [
         lambda p: Image.fromarray(ramp()).save(p / "grey.png"),
         lambda p: Image.fromarray(np.stack([ramp()] * 3, -1)).save(p / "rgb.jpg"),
-        lambda p: Image.fromarray((ramp().astype(np.uint16) * 257)).save(p / "deep.tif"),
+        lambda p: Image.fromarray(ramp().astype(np.uint16) * 257).save(p / "deep.tif"),
         lambda p: Image.fromarray(np.dstack([np.stack([ramp()] * 3, -1), np.full((6, 8), 255, np.uint8)]), "RGBA").save(p / "a.png"),
         lambda p: Image.fromarray(ramp()).convert("P").save(p / "p.gif"),
         lambda p: Image.fromarray(np.stack([ramp()] * 3, -1)).save(p / "w.webp", lossless=True),

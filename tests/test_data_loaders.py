@@ -8,13 +8,19 @@ import sys
 
 import numpy as np
 import pytest
-from databuilders import (image, write_cifar_archive, write_cifar_dir, write_folder, write_gtsrb_kaggle,
-                          write_gtsrb_official, write_mnist)
 from PIL import Image
 
+from databuilders import (
+    image,
+    write_cifar_archive,
+    write_cifar_dir,
+    write_folder,
+    write_gtsrb_kaggle,
+    write_gtsrb_official,
+    write_mnist,
+)
 from dnncomp.data import DATASETS, Dataset, load_dataset
 from dnncomp.data.images import decode_images
-from dnncomp.errors import DataError
 
 
 def test_registry_names():

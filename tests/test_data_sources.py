@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from databuilders import write_cifar_archive, write_gtsrb_official, write_mnist
 
 import dnncomp.data.sources as sources
+from databuilders import write_cifar_archive, write_gtsrb_official, write_mnist
 from dnncomp.cli import main
 from dnncomp.data import DatasetNotFound, cache_dir, load_dataset, registry
 from dnncomp.data.sources import Resource

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from device_models import float_models, patch_mnist_loader, write_models
 from dnncomp.errors import ModelError
 from dnncomp.evaluate import (
     accuracy_record,
@@ -18,8 +19,6 @@ from dnncomp.evaluate import (
     prepare_inputs,
     wilson_interval,
 )
-
-from device_models import float_models, mnist_test, patch_mnist_loader, write_models  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.realdata
 

@@ -186,10 +186,9 @@ def test_tfmot_quantize_model_accepts_it(name):
 
 def _int8_kernels_and_folded_batch_norm(quantized, x_uint8, y):
     """Convert a QAT model as the qat recipe does and check it: int8 kernels, BN folded away, runs in LiteRT."""
-    from tinymodels import ops_with_input_dtypes
-
     from dnncomp.evaluate import evaluate_accuracy
     from dnncomp.export import to_tflite
+    from tinymodels import ops_with_input_dtypes
 
     tflite = to_tflite(quantized, optimizations=["DEFAULT"])
     ops = ops_with_input_dtypes(tflite)

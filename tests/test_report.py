@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from dnncomp import report as report_mod  # noqa: E402
-from dnncomp.cli import main  # noqa: E402
-from dnncomp.errors import MissingDependencyError, RunError  # noqa: E402
-from dnncomp.report import load_run, pareto_front, variant_rows, wilson_interval, write_report  # noqa: E402
-from dnncomp.study import study_result, study_results, study_variant_name  # noqa: E402
+from dnncomp import report as report_mod
+from dnncomp.cli import main
+from dnncomp.errors import MissingDependencyError, RunError
+from dnncomp.report import load_run, pareto_front, variant_rows, wilson_interval, write_report
+from dnncomp.study import study_result, study_results, study_variant_name
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

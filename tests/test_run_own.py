@@ -257,9 +257,8 @@ def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, t
 
 def test_report_results_table_of_a_folder_has_no_study_columns(tmp_path):
     pytest.importorskip("matplotlib")
-    from test_report import make_run
-
     from dnncomp.report import _results_table, load_run, variant_rows
+    from test_report import make_run
 
     for dataset, shown in (("folder-photos", False), ("mnist", True)):
         run = load_run(make_run(tmp_path / dataset, dataset=dataset, model="tiny", anatomy=False, samples=()))

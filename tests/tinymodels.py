@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ def random_mnist_like(n: int = TINY_IMAGES, seed: int = 0) -> tuple[np.ndarray, 
     return np.clip(x, 0, 255).astype(np.uint8), y
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_baseline() -> tuple[Path, np.ndarray, np.ndarray]:
     """(baseline.keras path, x_train uint8, y_train) for a study-mnist trained 1 epoch on tiny data."""
     from dnncomp.models import get_model_spec
@@ -67,7 +67,7 @@ def weight_arrays(tflite: bytes, op_name: str) -> list[np.ndarray]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_baseline_with_unsupported_layer() -> tuple[Path, np.ndarray, np.ndarray]:
     """A study-mnist-shaped model with a LayerNormalization, which TFMOT's 8-bit QAT does not support."""
     from dnncomp.keras_env import import_keras

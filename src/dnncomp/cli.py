@@ -624,7 +624,7 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--model", default=None,
               help="A registered architecture the file was trained as: its training defaults are used, and its image "
@@ -635,10 +635,10 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
                    "0..255. Refused for a model with its own Rescaling/Normalization layer (it decides).")
 @click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
 @click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds training and the calibration sample.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
 @click.option("--evaluate/--no-evaluate", "evaluate", default=True, show_default=True,
               help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write what the recipe did as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
 def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, seed, evaluate,

@@ -30,7 +30,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +47,7 @@ from .preprocess import (
 )
 from .signature import first_layer_gain, input_rescaling
 
-ModelSource = Union[str, os.PathLike, bytes]
+ModelSource = str | os.PathLike | bytes
 
 DEFAULT_EVAL_BATCH = 256
 # How many images the batched interpreter is checked on against batch 1.
@@ -435,7 +435,7 @@ _RAW_PIXEL_GAIN = 0.05
 
 
 def _range_from_quantization(lo: float, hi: float, source: str) -> Preprocessing:
-    for name, (nlo, nhi) in INPUT_RANGES.items():
+    for nlo, nhi in INPUT_RANGES.values():
         tolerance = _RANGE_TOLERANCE * (nhi - nlo)
         if abs(lo - nlo) <= tolerance and abs(hi - nhi) <= tolerance:
             return Preprocessing((nlo, nhi), source=source, assumed=True)

@@ -8,9 +8,10 @@ No TensorFlow.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -609,7 +609,7 @@ class _Translator:
         return entries
 
 
-def _renumber_nested_model_nodes(layers: list[dict[str, Any]], outputs: list, path: str, translator: "_Translator") -> None:
+def _renumber_nested_model_nodes(layers: list[dict[str, Any]], outputs: list, path: str, translator: _Translator) -> None:
     """Node indices as tf_keras counts them, checked.
 
     A nested model built on an Input already has one node (its own construction) that

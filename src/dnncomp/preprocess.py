@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -106,7 +107,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> "Preprocessing":
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> Preprocessing:
         try:
             lo, hi = (float(v) for v in data["input_range"])
             return cls(
@@ -119,7 +120,7 @@ class Preprocessing:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"preprocessing record {data!r} is malformed ({exc})") from None
 
-    def with_source(self, source: str, assumed: bool = False) -> "Preprocessing":
+    def with_source(self, source: str, assumed: bool = False) -> Preprocessing:
         return Preprocessing(self.input_range, self.mean, self.std, source, assumed)
 
 

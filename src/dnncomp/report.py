@@ -23,9 +23,10 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .errors import DnncompError, MissingDependencyError, RunError
 from .fileio import atomic_write_bytes, atomic_write_text
@@ -35,9 +36,7 @@ from .study import (
     STUDY_TEST_IMAGES,
     dataset_label,
     normalize_dataset,
-    study_results,
     study_row,
-    study_variant_name,
 )
 
 KERAS_BASELINE = "baseline-keras"
@@ -434,7 +433,7 @@ def render_html(title: str, blocks: list[Block]) -> str:
         elif isinstance(block, Table):
             align = block.align or "l" + "r" * (len(block.headers) - 1)
 
-            def cls(i: int) -> str:
+            def cls(i: int, align: str = align, block: Table = block) -> str:  # bound now: B023
                 return align[i] + (" study" if i in block.shaded else "")
 
             head = "".join(f'<th class="{cls(i)}">{_inline_html(h)}</th>' for i, h in enumerate(block.headers))

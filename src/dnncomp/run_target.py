@@ -251,8 +251,14 @@ def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], d
     model = load_user_model(path)
     name = safe_name(f"user-{path.stem}")
     try:
-        from .contract import (ASSUMED_RANGE_NOTE, check_data_fits, read_contract, resolve_preprocessing,
-                               spec_from_contract, with_image_shape)
+        from .contract import (
+            ASSUMED_RANGE_NOTE,
+            check_data_fits,
+            read_contract,
+            resolve_preprocessing,
+            spec_from_contract,
+            with_image_shape,
+        )
     except ImportError:  # an install without the contract module: the plain reading below, pixel/255
         spec = replace(_plain_contract_spec(model, path, dataset), name=name)
         _check_classes_fit(spec, dataset, root, path)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -35,7 +35,7 @@ RESOURCE = Resource(
 )
 
 
-def find(location: Path) -> Optional[Path]:
+def find(location: Path) -> Path | None:
     if location.is_file():
         return location if ".tar" in location.name or location.suffix == ".tgz" else None
     for candidate in (location, location / DIRNAME):

@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 from ..errors import DataError
 from .base import Dataset
@@ -62,7 +61,7 @@ RESOURCES = (  # md5s as listed by the published loaders (tensorflow-datasets, t
 )
 
 
-def find(location: Path) -> Optional[Path]:
+def find(location: Path) -> Path | None:
     """The official ``GTSRB`` directory or a Kaggle-layout root inside ``location``."""
     for root in (location / "GTSRB", location):
         if (root / "Final_Training" / "Images").is_dir() or ((root / "Train.csv").is_file() and (root / "Test.csv").is_file()):
@@ -141,7 +140,7 @@ def read(source: Path, image_size=None, skip_bad: bool = False, progress=None, e
     )
 
 
-def _extract(archive: Path, target: Path, only: Optional[str] = None) -> None:
+def _extract(archive: Path, target: Path, only: str | None = None) -> None:
     """Unzip ``archive`` into ``target``, refusing members that would land outside it."""
     target_resolved = target.resolve()
     try:

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-from concurrent.futures.process import BrokenProcessPool
 import os
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError

@@ -4,8 +4,9 @@ then decode them in parallel or take the arrays from the decoded-array cache."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

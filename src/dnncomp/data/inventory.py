@@ -5,8 +5,8 @@ numbers (for an image folder, which has none: every file read, every class in bo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from ..errors import DataError
 from .registry import DATASETS, folder_root, get_spec, load_dataset
@@ -21,18 +21,18 @@ class DatasetStatus:
     message: str = ""
     source: str = ""
     found_in: str = ""
-    train: Optional[int] = None
-    test: Optional[int] = None
-    classes: Optional[int] = None
-    image_shape: Optional[tuple[int, ...]] = None
-    load_seconds: Optional[float] = None
-    from_cache: Optional[bool] = None
+    train: int | None = None
+    test: int | None = None
+    classes: int | None = None
+    image_shape: tuple[int, ...] | None = None
+    load_seconds: float | None = None
+    from_cache: bool | None = None
     checks: list[Check] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ignored: dict = field(default_factory=dict)  # files skipped as not images: kind -> {"count", "example"}
-    decode: Optional[dict] = None  # image-file datasets: what decoding converted (images.DECODE_EVENTS keys)
-    error: Optional[DataError] = None
+    decode: dict | None = None  # image-file datasets: what decoding converted (images.DECODE_EVENTS keys)
+    error: DataError | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -40,7 +40,7 @@ class DatasetStatus:
 
 
 def survey(names: Sequence[str] = DATASETS, data_dir=None, verify: bool = False, skip_bad: bool = False,
-           download: bool = False, progress: Optional[bool] = None, announce=None) -> list[DatasetStatus]:
+           download: bool = False, progress: bool | None = None, announce=None) -> list[DatasetStatus]:
     """Load each dataset (without downloading unless ``download``) and describe it.
 
     ``announce(name)`` is called before each load, so a caller can say what it is doing.

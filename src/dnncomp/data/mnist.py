@@ -5,7 +5,6 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -26,7 +25,7 @@ RESOURCE = Resource(
 )
 
 
-def find(location: Path) -> Optional[Path]:
+def find(location: Path) -> Path | None:
     if location.is_file() and location.suffix == ".npz":
         return location
     candidate = location / FILENAME

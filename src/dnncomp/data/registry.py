@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -14,9 +13,10 @@ from ..preprocess import resize_images
 from . import cifar10, gtsrb, mnist
 from .base import Dataset
 from .folder import read_folder
-from .npz import NPZ_PREFIX, read_test_npz
 from .images import RESIZE_METHOD
-from .sources import DatasetNotFound, SearchDir, cache_dir, download as download_resource, file_digest, search_dirs
+from .npz import NPZ_PREFIX, read_test_npz
+from .sources import DatasetNotFound, SearchDir, cache_dir, file_digest, search_dirs
+from .sources import download as download_resource
 from .spec import DatasetSpec
 
 REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in (mnist.SPEC, cifar10.SPEC, gtsrb.SPEC)}
@@ -43,7 +43,7 @@ def get_spec(name: str) -> DatasetSpec:
     return REGISTRY[key]
 
 
-def folder_root(name: str) -> Optional[Path]:
+def folder_root(name: str) -> Path | None:
     """The root of ``folder:<path>`` or of a name that is a path to a directory; else None."""
     if name.startswith(FOLDER_PREFIX):
         return Path(name[len(FOLDER_PREFIX):]).expanduser()
@@ -52,7 +52,7 @@ def folder_root(name: str) -> Optional[Path]:
     return None
 
 
-def _fetch(spec: DatasetSpec, download: bool, progress: Optional[bool]) -> Optional[Path]:
+def _fetch(spec: DatasetSpec, download: bool, progress: bool | None) -> Path | None:
     """Put the dataset in the cache from its published files (already there, or downloaded)."""
     cache = cache_dir()
     paths = []
@@ -69,7 +69,7 @@ def _fetch(spec: DatasetSpec, download: bool, progress: Optional[bool]) -> Optio
     return spec.find(cache)
 
 
-def locate(spec: DatasetSpec, data_dir=None, download: bool = True, progress: Optional[bool] = None) -> tuple[Path, str]:
+def locate(spec: DatasetSpec, data_dir=None, download: bool = True, progress: bool | None = None) -> tuple[Path, str]:
     """The dataset's source (file or directory) and which search location held it.
 
     Searches ``data_dir``, ``$DNNCOMP_DATA_DIR`` and the cache; then fetches the
@@ -97,7 +97,7 @@ def _not_found(spec: DatasetSpec, dirs: list[SearchDir], reason: str) -> str:
     return f"{spec.name}: {spec.provides} not found in {where}; {reason}. To provide it: {spec.how_to_get(cache_dir())}"
 
 
-def _check_image_size(image_size) -> Optional[tuple[int, int]]:
+def _check_image_size(image_size) -> tuple[int, int] | None:
     if image_size is None:
         return None
     try:
@@ -116,7 +116,7 @@ def load_dataset(
     skip_bad: bool = False,
     download: bool = True,
     *,
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> Dataset:

@@ -3,9 +3,9 @@ find and read it, and the numbers ``dnncomp datasets --verify`` checks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from .base import Dataset
 from .sources import Resource
@@ -19,9 +19,9 @@ class Expected:
     test: int
     num_classes: int
     channels: int
-    image_shape: Optional[tuple[int, int, int]] = None
-    train_per_class: Optional[Sequence[int]] = None
-    test_per_class: Optional[Sequence[int]] = None
+    image_shape: tuple[int, int, int] | None = None
+    train_per_class: Sequence[int] | None = None
+    test_per_class: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,12 @@ class DatasetSpec:
     name: str
     title: str
     provides: str  # what a user puts in a data directory, for messages
-    find: Callable[[Path], Optional[Path]]  # the source inside a search location, or None
+    find: Callable[[Path], Path | None]  # the source inside a search location, or None
     read: Callable[..., Dataset]  # read(source, image_size=None, skip_bad=False, progress=None)
     expected: Expected
     resources: tuple[Resource, ...] = ()
     # After downloading ``resources`` into the cache: lay them out so that ``find(cache)`` succeeds.
-    install: Optional[Callable[[list[Path], Path], None]] = None
+    install: Callable[[list[Path], Path], None] | None = None
 
     def how_to_get(self, cache: Path) -> str:
         urls = " ".join(r.url for r in self.resources)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ class Check:
     detail: str
 
 
-def _counts_check(name: str, labels: np.ndarray, num_classes: int, expected: Optional[Sequence[int]]) -> Optional[Check]:
+def _counts_check(name: str, labels: np.ndarray, num_classes: int, expected: Sequence[int] | None) -> Check | None:
     if expected is None:
         return None
     counts = np.bincount(labels, minlength=num_classes)[:num_classes].tolist() if labels.size else [0] * num_classes
