@@ -156,6 +156,18 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
         "seed": _INT,
         "variants": {"type": "array", "items": {"$ref": "#/$defs/variant"}},
         "bench": {"type": ["object", "null"], "description": "dnncomp bench: the configuration grid it ran"},
+        "machine_id": {"type": ["string", "null"], "description": "the machine that measured `variants` (dnncomp run)"},
+        "measurements": {
+            "type": ["object", "null"],
+            "description": "dnncomp run: every machine's records of this run dir, keyed by machine id (this one's too)",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "environment": {"type": ["object", "null"], "description": "that machine's environment"},
+                    "variants": {"type": "array", "items": {"$ref": "#/$defs/variant"}},
+                },
+            },
+        },
     },
     "$defs": {
         "environment": {
@@ -171,6 +183,9 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "packages": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
                 "dnncomp": {"type": "string"},
                 "device": {"enum": ["workstation", "jetson"]},
+                "machine_id": {"type": "string", "description": "stable id of the machine ($DNNCOMP_MACHINE_ID if set)"},
+                "hostname": {"type": ["string", "null"]},
+                "board": {"type": ["string", "null"], "description": "device-tree or DMI model"},
             },
         },
         "variant": {
@@ -191,6 +206,11 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "recipe": {"type": ["object", "null"]},
                 "compression_check": {"$ref": "#/$defs/compression_check"},
                 "preprocessing": {"$ref": "#/$defs/preprocessing"},
+                "measured_on": {
+                    "type": ["object", "null"],
+                    "description": "dnncomp run: the machine and runtime that measured this record",
+                    "properties": {"machine_id": {"type": "string"}, "runtime": {"type": ["string", "null"]}},
+                },
             },
         },
         "preprocessing": {
