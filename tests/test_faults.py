@@ -292,6 +292,9 @@ def test_eval_only_on_another_machine_remeasures_and_keeps_both(trained_runs, ti
     # the workstation's records are kept beside the board's, unchanged (the Keras row too)
     assert board["measurements"][here]["variants"] == workstation["variants"]
     assert board["measurements"]["board-under-test"]["variants"] == board["variants"]
+    from dnncomp.results import validate_results
+
+    assert validate_results(board) == []
 
     # back on the workstation: its own records are up to date again, the board's stay
     monkeypatch.delenv("DNNCOMP_MACHINE_ID")
