@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from dnncomp.micro import TFLM_ALIGNMENT, _Worker, align, flash_bytes, resolver_
 tflm = pytest.importorskip("tflite_micro", reason="needs pip install 'dnncomp[mcu]'")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _models(data_dir: Path) -> dict[str, bytes]:
     """A small CNN trained 1 epoch on 2000 real MNIST images, as int8 (int8 I/O) and float32; and a
     float model with TOPK_V2, an op TFLM does not have."""

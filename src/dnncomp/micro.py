@@ -36,9 +36,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +251,7 @@ class _Worker:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "_Worker":
+    def __enter__(self) -> _Worker:
         return self
 
     def __exit__(self, *exc) -> None:
