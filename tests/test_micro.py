@@ -81,6 +81,7 @@ def test_flash_and_names():
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 @pytest.mark.parametrize("kind", ["int8", "float"])
 def test_arena_search_finds_what_tflm_needs(models, kind):
@@ -100,6 +101,7 @@ def test_arena_search_finds_what_tflm_needs(models, kind):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_report_ops_io_and_equivalence(models, real_data_dir):
     from dnncomp.micro import micro_report
@@ -123,6 +125,7 @@ def test_report_ops_io_and_equivalence(models, real_data_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_inspect_target_mcu_cli(models, real_data_dir, tmp_path, capsys):
     out = tmp_path / "inspect.json"
@@ -138,6 +141,7 @@ def test_inspect_target_mcu_cli(models, real_data_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_missing_op_is_one_line_not_a_crash(models, capsys, tmp_path):
     code = main(["inspect", str(models["topk"]), "--target", "mcu"])
@@ -154,6 +158,7 @@ def test_missing_op_is_one_line_not_a_crash(models, capsys, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_c_array_compiles_and_holds_the_model(models, tmp_path, capsys):
     gxx = shutil.which("g++")
@@ -237,6 +242,7 @@ def _int8_flatbuffer(model, input_shape, seed=0) -> bytes:
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
     """Params and MACs read from the converted int8 flatbuffer; arenas measured by the same TFLM search."""
     from dnncomp.anatomy import inspect_model
@@ -265,6 +271,7 @@ def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_mcu_side_runs_without_tensorflow(models, tmp_path):
     """inspect --target mcu and export --c-array are device-side: no TensorFlow, in the TFLM child either."""
@@ -293,6 +300,7 @@ def test_mcu_side_runs_without_tensorflow(models, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
 def test_fixed_batch_and_two_output_models(case_inputs, real_data_dir, capsys):
     """A model with its batch fixed at 4 is fed 4 images at a time on both sides; one with two outputs
