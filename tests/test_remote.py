@@ -136,6 +136,9 @@ def test_evaluate_on_device_equals_local(device, mnist_300, tmp_path, capsys):
     assert there["environment"]["machine_id"] == "test-board"  # measured there, labelled as there
     assert there["environment"]["remote"]["target"] == device["target"]
     assert there["dataset"] == mnist_300 and there["variants"][0]["artifact"] == str(model)
+    from dnncomp.results import validate_results
+
+    assert validate_results(there) == []  # the device's record is a results record like any other
     # the test split is cached on the device by content hash: a second run copies no images
     capsys.readouterr()
     assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency",
