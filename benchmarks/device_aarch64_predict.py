@@ -54,7 +54,7 @@ def compare(out: Path, tolerance: float = 0.01) -> int:
         assert arm["machine"] == "aarch64", arm["machine"]
         n = x86["images"]
 
-        def agree(a, b):
+        def agree(a, b, n=n):
             return sum(u == v for u, v in zip(a["predictions"], b["predictions"])) / n
 
         with_xnnpack, with_builtin = agree(arm["builtin"], x86["xnnpack"]), agree(arm["builtin"], x86["builtin"])

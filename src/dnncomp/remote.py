@@ -25,9 +25,10 @@ import re
 import secrets
 import shlex
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,7 @@ class Device:
 
     # -- connection -------------------------------------------------------------------
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         self.connect()
         return self
 
@@ -300,7 +301,7 @@ class Device:
             user = t.user or "your user (or ~/.ssh/config's User)"
             raise RemoteError(
                 f"{where}: authentication failed as {user} (keys from ssh-agent and ~/.ssh tried): put your public key "
-                f"in the device's ~/.ssh/authorized_keys, e.g. `ssh-copy-id {t.address() if not t.port else '-p %d %s' % (t.port, t.host)}`"
+                f"in the device's ~/.ssh/authorized_keys, e.g. `ssh-copy-id {f'-p {t.port} {t.host}' if t.port else t.address()}`"
             ) from exc
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise RemoteError(f"{where}: no answer from {t.address()} within {self.connect_timeout:g} s; is the device on and on this network?") from exc
@@ -326,7 +327,7 @@ class Device:
         if self._identity is None:
             python = self.python()
             status, out, err = self.shell(f"{_quoted_command(python)} -c {shlex.quote(IDENTITY_SCRIPT)} {shlex.quote(self.remote_dir)}")
-            line = next((l for l in out.splitlines() if l.startswith("DNNCOMP-IDENTITY ")), None)
+            line = next((text for text in out.splitlines() if text.startswith("DNNCOMP-IDENTITY ")), None)
             if status != 0 or line is None:
                 last = (err.strip().splitlines() or ["no output"])[-1]
                 if status == 127:
