@@ -559,9 +559,10 @@ def device_group():
 def device_check_command(target, remote_python, accept_new_host_key):
     """What the device has and lacks (Python >= 3.10, glibc >= 2.34 for ai-edge-litert on aarch64, dnncomp's
     device install, free disk, memory), and the exact commands to fix what it lacks. Exit 2 if anything is missing."""
+    from rich.table import Table
+
     from .measure import rich_console
     from .remote import RemoteError, describe_device, device_checks
-    from rich.table import Table
 
     with _device(target, remote_python, accept_new_host_key) as device:
         checks = device_checks(device)
