@@ -136,10 +136,11 @@ def layer_sensitivity(
             "full-integer PTQ of the whole model with only this layer's ops left in float "
             "(tf.lite QuantizationDebugger, denylisted_nodes); reference: the fully int8 model"
         )
-        reference, accuracies, float_accuracy = _int8_sensitivity(ctx, model, layers, x, y, representative_samples)
+        reference, accuracies, float_accuracy, int8_bytes, sizes = _int8_sensitivity(ctx, model, layers, x, y, representative_samples)
         record["float_accuracy"] = float_accuracy
-        for (layer, kernels), accuracy in zip(layers, accuracies):
-            rows.append(_row(layer, [k.numpy() for k in kernels], accuracy, reference))
+        record["int8_file_bytes"] = int8_bytes
+        for (layer, kernels), accuracy, size in zip(layers, accuracies, sizes):
+            rows.append({**_row(layer, [k.numpy() for k in kernels], accuracy, reference), "file_bytes": size})
     record["reference_accuracy"] = reference
     record["rows"] = rows
     return record
@@ -184,27 +185,38 @@ def _int8_sensitivity(ctx, model, layers, x, y, representative_samples):
         interpreter.invoke()
         return float(np.mean(np.argmax(interpreter.get_tensor(out["index"]), axis=-1) == y))
 
-    names = _node_names(debugger)
-    reference = accuracy(debugger.get_nondebug_quantized_model())
-    results = []
+    ops = _op_tensor_names(debugger)
+    quantized = debugger.get_nondebug_quantized_model()
+    reference = accuracy(quantized)
+    results, sizes = [], []
     for layer, _ in layers:
-        nodes = [name for name in names if f"/{layer.name}/" in f"/{name}" or name.split(";")[0].split("/")[-2:-1] == [layer.name]]
+        # An op is the layer's when one of its tensors (its weights, its output) carries the layer's name;
+        # the denylist names ops by their output tensor (a model output is renamed, its weights are not).
+        nodes = [outputs[0] for outputs, tensors in ops if outputs and any(f"/{layer.name}/" in f"/{name}" for name in tensors)]
         if not nodes:
             results.append(None)  # no op of the file carries this layer's name: nothing to leave in float
+            sizes.append(None)
             continue
         debugger._debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes, fully_quantize=False)
-        results.append(accuracy(debugger.get_nondebug_quantized_model()))
+        mixed = debugger.get_nondebug_quantized_model()
+        results.append(accuracy(mixed))
+        sizes.append(len(mixed))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    return reference, results, accuracy(converter.convert())
+    return reference, results, accuracy(converter.convert()), len(quantized), sizes
 
 
-def _node_names(debugger) -> list[str]:
-    """Output tensor names of the calibrated model's ops: what ``denylisted_nodes`` matches."""
+def _op_tensor_names(debugger) -> list[tuple[list[str], list[str]]]:
+    """Per op of the calibrated model: (its output tensor names, what ``denylisted_nodes`` matches; all its tensor names)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=debugger.calibrated_model)  # the calibrated float model the debugger quantizes
     tensors = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
-    return [tensors[int(index)] for op in interpreter._get_ops_details() for index in op.get("outputs", []) if int(index) in tensors]
+    ops = []
+    for op in interpreter._get_ops_details():
+        outputs = [tensors[int(i)] for i in op.get("outputs", []) if int(i) in tensors]
+        inputs = [tensors[int(i)] for i in op.get("inputs", []) if int(i) in tensors]
+        ops.append((outputs, outputs + inputs))
+    return ops
 
 
 def allocate_per_layer(rows: list[dict[str, Any]], target: float, *, low: float = 0.0, high: float = 0.95) -> dict[str, float]:
