@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import FINE_TUNE_PARAMS, Param, RecipeContext, RecipeResult, WrappedModel, fine_tune, register_recipe, representative_inputs, wrap_layers
+from . import FINE_TUNE_PARAMS, Param, RecipeContext, RecipeResult, WrappedModel, fine_tune, flatten_nested_models, register_recipe, representative_inputs, wrap_layers
 
 IO_DTYPES = ("float32", "int8", "uint8")
 INT16_IO_DTYPES = ("float32", "int16")
@@ -171,6 +171,9 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_configs
 
     _, keras = import_keras()
+    # A nested backbone's Conv->BN pairs are only visible to the fold analysis below once the
+    # backbone is opened into the outer graph (wrap_layers would open it later, too late for that).
+    model, _ = flatten_nested_models(model)
     model, folded = fold_dense_batch_norms(model)
     bn_inputs = {layer.name: _inbound(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
     float_ops: dict[str, str] = {}  # layers kept as float ops with their output quantized, and why
