@@ -71,6 +71,7 @@ def _errors(*calls):
 # ---- Keras 2 files: the Lambda guard and --unsafe -----------------------------------------
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -89,6 +90,7 @@ def test_lambda_refused_without_unsafe(tmp_path, suffix):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_unsafe_loading_block_sets_the_default(tmp_path):
     from dnncomp.keras_env import import_keras
@@ -104,6 +106,7 @@ def test_unsafe_loading_block_sets_the_default(tmp_path):
         load_model(path)  # outside the block: refused again
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_savedmodel_dirs(tmp_path):
     from dnncomp.keras_env import import_keras
@@ -165,6 +168,7 @@ def _keras3_model(keras3, seed: int = 0):
     return model
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -190,6 +194,7 @@ def test_keras3_file_is_translated_with_equal_outputs_on_real_images(tmp_path, r
     assert load_model(path).model is not loaded.model
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_keras3_custom_layer_is_one_line_naming_it(tmp_path):
     keras3 = _keras3()
@@ -231,6 +236,7 @@ def _tflite_accuracy(path, images_uint8, labels) -> float:
     return float(np.mean(np.argmax(scores, 1) == labels))
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir, tmp_path, capsys):
     from dnncomp.cli import main
@@ -258,6 +264,7 @@ def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir,
         assert abs(accuracy - reference[name]) <= 0.01, (name, recipe, accuracy, reference[name])
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -274,6 +281,7 @@ def test_keras3_lambda_only_with_unsafe(tmp_path, suffix):
     np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_compress_cli_lambda_needs_unsafe(tmp_path, real_data_dir, capsys):
     from dnncomp.cli import main
@@ -294,6 +302,7 @@ def test_compress_cli_lambda_needs_unsafe(tmp_path, real_data_dir, capsys):
     assert (tmp_path / "out.tflite").stat().st_size > 0
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_keras2_custom_class_is_one_line_naming_it(tmp_path):
     from dnncomp.keras_env import import_keras
@@ -312,3 +321,18 @@ def test_keras2_custom_class_is_one_line_naming_it(tmp_path):
         load_model(tmp_path / "custom.keras")
     assert str(info.value) == (f"{tmp_path / 'custom.keras'}: layer head is of class MyDense, not a standard Keras layer "
                                "(a custom class); dnncomp loads standard layers only: rebuild the model from them")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_run_says_that_a_users_keras3_file_was_translated(tmp_path):
+    """`run --model my.keras` loads the user's file through model_io and passes on what loading did."""
+    from dnncomp.run_target import load_user_model
+
+    keras3 = _keras3()
+    path = tmp_path / "mine.keras"
+    _keras3_model(keras3).save(path)
+    notes: list[str] = []
+    model = load_user_model(path, notes)
+    assert model.output_shape == (None, 10)
+    assert len(notes) == 1 and "Keras 3" in notes[0]

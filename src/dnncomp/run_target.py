@@ -226,16 +226,16 @@ def folder_image_size(root: Path) -> tuple[tuple[int, int], str | None]:
                   f"(at most {FOLDER_MAX_SIDE} pixels a side)")
 
 
-def load_user_model(path: Path):
-    """The user's model file as a Keras 2 model: .keras/.h5 of Keras 2 or 3 and SavedModel directories
-    through :mod:`dnncomp.model_io` where it is installed, else dnncomp's safe .keras/.h5 loader."""
-    try:
-        from .model_io import load_model
-    except ImportError:
-        from .train import load_baseline
+def load_user_model(path: Path, notes: list[str] | None = None):
+    """The user's model file as a Keras 2 model (:func:`dnncomp.model_io.load_model`: .keras/.h5 of
+    Keras 2 or 3 and SavedModel directories); what loading did (a Keras 3 translation, say) is
+    appended to ``notes``."""
+    from .model_io import load_model
 
-        return load_baseline(path)
-    return load_model(path).model
+    loaded = load_model(path)
+    if notes is not None and loaded.note:
+        notes.append(loaded.note)
+    return loaded.model
 
 
 def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], data_dir, skip_bad: bool, given):
@@ -248,22 +248,18 @@ def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], d
     """
     if not path.exists():
         raise ModelError(f"{path}: model file not found; pass a .keras or .h5 file, or a model name (`dnncomp run --help`)")
-    model = load_user_model(path)
-    name = safe_name(f"user-{path.stem}")
-    try:
-        from .contract import (
-            ASSUMED_RANGE_NOTE,
-            check_data_fits,
-            read_contract,
-            resolve_preprocessing,
-            spec_from_contract,
-            with_image_shape,
-        )
-    except ImportError:  # an install without the contract module: the plain reading below, pixel/255
-        spec = replace(_plain_contract_spec(model, path, dataset), name=name)
-        _check_classes_fit(spec, dataset, root, path)
-        return spec, None, given
+    from .contract import (
+        ASSUMED_RANGE_NOTE,
+        check_data_fits,
+        read_contract,
+        resolve_preprocessing,
+        spec_from_contract,
+        with_image_shape,
+    )
     from .data import load_dataset
+
+    model = load_user_model(path, notes)
+    name = safe_name(f"user-{path.stem}")
 
     contract = read_contract(model, path=path)
     _check_classes_fit(contract, dataset, root, path)  # cheap: before the images are read
@@ -274,25 +270,6 @@ def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], d
     notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
     spec = replace(spec_from_contract(contract, dataset), name=name, base="")
     return spec, contract, preprocessing
-
-
-def _plain_contract_spec(model: Any, path: Path, dataset: str) -> ModelSpec:
-    """Input shape, class count and softmax-or-logits of a single-input, single-output Keras classifier."""
-    from .models import STUDY_TRAINING
-
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"{path.name}: {len(model.inputs)} inputs and {len(model.outputs)} outputs; dnncomp takes "
-                         "single-input, single-output image classifiers")
-    input_shape, output_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
-    if any(d is None for d in input_shape) or len(output_shape) != 1 or (output_shape[0] or 0) < 2:
-        raise ModelError(f"{path.name}: input {input_shape}, output {output_shape}; expected a fixed-size image input "
-                         "and N >= 2 class scores")
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", None)
-    output = "softmax" if type(last).__name__ == "Softmax" or activation == "softmax" else "logits"
-    return ModelSpec(name=path.name, family="user", dataset=dataset, input_shape=tuple(int(d) for d in input_shape),
-                     num_classes=int(output_shape[0]), output=output, description=f"user model {path}",
-                     training=dict(STUDY_TRAINING))
 
 
 def _check_classes_fit(spec, dataset: str, root: Path | None, model_file: Path) -> None:
