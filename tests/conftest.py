@@ -9,6 +9,7 @@ Real data: tests marked ``realdata`` use the datasets laid out by
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,60 @@ def pytest_configure(config):
 
     os.environ["DNNCOMP_CACHE_DIR"] = tempfile.mkdtemp(prefix="dnncomp-test-cache-")
     os.environ.pop("DNNCOMP_DATA_DIR", None)
+
+
+# The fast lane (-m "not tf and not plots") is the device side: what it must never have imported.
+_LANE_FORBIDDEN = {"tf": ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"), "plots": ("matplotlib",)}
+_first_leak: dict[str, str] = {}
+_lane_errors: list[str] = []
+
+
+def _lane_leaks(config) -> list[str]:
+    """Forbidden modules in sys.modules, given the markers -m deselects (none when -m deselects neither)."""
+    markexpr = config.getoption("markexpr", "") or ""
+    return [
+        name
+        for marker, names in _LANE_FORBIDDEN.items()
+        if re.search(rf"\bnot\s+{marker}\b", markexpr)
+        for name in names
+        if name in sys.modules
+    ]
+
+
+def pytest_collection_finish(session):
+    for name in _lane_leaks(session.config):
+        _first_leak.setdefault(name, "collecting the test modules")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    # Checked after every test (a set lookup) so the failure names the unmarked test that imported it.
+    for name in (*_LANE_FORBIDDEN["tf"], *_LANE_FORBIDDEN["plots"]):
+        if name in sys.modules:
+            _first_leak.setdefault(name, nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A run with -m "not tf" (or "not plots") fails if anything it ran imported TensorFlow (or matplotlib).
+
+    That lane is what a device install (no TensorFlow, no matplotlib) can run; an unmarked test that
+    reaches TensorFlow would otherwise pass here and fail there.
+    """
+    leaks = _lane_leaks(session.config)
+    if leaks:
+        _lane_errors.extend(
+            f"-m {session.config.getoption('markexpr')!r} deselects what needs {name}, yet it was imported (first seen "
+            f"after {_first_leak.get(name, 'the session')}): mark that test or module pytest.mark.tf (TensorFlow, "
+            "Keras, TFMOT) or pytest.mark.plots (matplotlib)"
+            for name in leaks
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _lane_errors:
+        terminalreporter.section("device-side lane", red=True)
+        for message in _lane_errors:
+            terminalreporter.write_line(f"error: {message}", red=True)
 
 
 @pytest.fixture(scope="session")

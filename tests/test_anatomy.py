@@ -100,6 +100,7 @@ def test_not_a_flatbuffer_is_a_model_error(tmp_path):
         inspect_model(tmp_path / "missing.tflite")
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_float_and_dynamic_range_models(real_data_dir):
@@ -119,6 +120,7 @@ def test_float_and_dynamic_range_models(real_data_dir):
     assert "int8" in dynamic["kernel_weight_dtypes"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_weights_behind_densify_and_dequantize_are_the_kernels(real_data_dir):
@@ -183,6 +185,7 @@ def channel_models(tmp_path_factory):
     }
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_kernel_ops_count_distinct_values_along_each_ops_output_channel_axis(channel_models):
     from dnncomp.anatomy import OUTPUT_CHANNEL_AXIS, layer_table
@@ -212,6 +215,7 @@ def test_kernel_ops_count_distinct_values_along_each_ops_output_channel_axis(cha
     assert table["sep"]["zeros"] == pytest.approx((9 + 3) / 45)  # 9 of the depthwise kernel, 3 of the pointwise
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_int8_kernel_ops_keep_per_channel_values_and_compute_in_int8(channel_models):
     from dnncomp.anatomy import float_ops, layer_table
@@ -226,6 +230,7 @@ def test_int8_kernel_ops_keep_per_channel_values_and_compute_in_int8(channel_mod
     assert float_ops(anatomy) == []
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_compression_check_compares_intentions_with_the_file(channel_models):
     from dnncomp.compress.summary import check_lines, compression_check
@@ -254,6 +259,7 @@ def test_compression_check_compares_intentions_with_the_file(channel_models):
     assert any("ghost: meant to be compressed, but no kernel op" in line for line in lines)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_compression_check_of_an_integer_recipe_lists_float_ops(channel_models):
     from dnncomp.compress.summary import compression_check

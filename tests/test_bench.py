@@ -126,6 +126,7 @@ def test_memory_is_measured_in_a_fresh_process(mnist_int8, mnist_test):
         pytest.skip(f"peak RSS could not be reset here ({memory['method']})")
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_harness_overhead_under_ten_percent_for_the_study_mnist_float_model(real_data_dir, mnist_test, tmp_path_factory):
     models = write_models(float_models(real_data_dir), tmp_path_factory.mktemp("bench-models"))
@@ -134,6 +135,7 @@ def test_harness_overhead_under_ten_percent_for_the_study_mnist_float_model(real
     assert latency["overhead"]["overhead_pct"] < 10, latency["overhead"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_int8_is_faster_than_float_in_the_same_interleaved_run(real_data_dir, mnist_int8, mnist_test, tmp_path_factory):
     models = write_models(float_models(real_data_dir), tmp_path_factory.mktemp("bench-models"))

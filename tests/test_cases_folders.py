@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from dnncomp.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def reference_accuracy(model: Path, test_dir: Path, mode: str) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 from device_models import mnist
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # make.py trains the case's models; compress fine-tunes
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.tf]  # make.py trains the case's models; compress fine-tunes
 
 PRUNE_FAST = ["--param", "end_step=30", "--param", "frequency=10"]  # the cases' short schedule (1000 images, 32 steps)
 TEST_IMAGES = 2000

@@ -14,7 +14,7 @@ import pytest
 
 from device_models import mnist
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # make.py trains the case's models with TensorFlow
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.tf]  # make.py trains the case's models with TensorFlow
 
 
 def _dnncomp(capsys, *argv) -> tuple[int, str, str]:

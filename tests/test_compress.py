@@ -116,6 +116,7 @@ def recipe_runs():
     }
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_baseline_is_bit_identical_after_every_technique(recipe_runs):
     assert set(recipe_runs["before_sha"]) == {"baseline.keras", "baseline.h5"}
@@ -130,6 +131,7 @@ def test_baseline_is_bit_identical_after_every_technique(recipe_runs):
         assert not np.array_equal(kernels[0], [w for w in before if w.ndim > 1][0])
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_every_result_is_a_flatbuffer_with_json_info(recipe_runs):
     for name, result in recipe_runs["results"].items():
@@ -138,6 +140,7 @@ def test_every_result_is_a_flatbuffer_with_json_info(recipe_runs):
         json.dumps(result.info)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_float_recipe_matches_keras(recipe_runs):
     from dnncomp.train import load_baseline
@@ -154,6 +157,7 @@ def test_float_recipe_matches_keras(recipe_runs):
         np.testing.assert_allclose(it.get_tensor(out["index"])[0], keras_out[i], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_pruned_model_reaches_its_target_sparsity(recipe_runs):
     from tinymodels import weight_arrays
@@ -172,6 +176,7 @@ def test_pruned_model_reaches_its_target_sparsity(recipe_runs):
         assert np.mean(w == 0) == pytest.approx(0.8, abs=0.01)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_clustered_model_has_at_most_8_values_per_kernel(recipe_runs):
     from tinymodels import weight_arrays
@@ -185,6 +190,7 @@ def test_clustered_model_has_at_most_8_values_per_kernel(recipe_runs):
         assert np.unique(w).size <= 8
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_qat_flatbuffer_runs_conv_and_dense_in_int8_with_float_io(recipe_runs):
     from tinymodels import interpreter, ops_with_input_dtypes
@@ -203,6 +209,7 @@ def test_qat_flatbuffer_runs_conv_and_dense_in_int8_with_float_io(recipe_runs):
     assert recipe_runs["results"]["qat"].info["layers_left_alone"] == {}
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_bad_prune_schedule_is_refused_before_training(recipe_runs):
     with pytest.raises(RecipeError, match="multiple of frequency"):
@@ -221,6 +228,7 @@ def test_registration_checks_params_against_the_signature():
             raise AssertionError
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["study-cifar10", "study-gtsrb"])
 def test_every_study_recipe_runs_on_the_colour_models(model_name, tmp_path):

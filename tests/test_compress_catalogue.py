@@ -184,6 +184,7 @@ def _io_dtypes(tflite: bytes) -> tuple[type, type]:
     return it.get_input_details()[0]["dtype"], it.get_output_details()[0]["dtype"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_baseline_is_bit_identical_after_every_catalogue_recipe(catalogue):
     assert catalogue["after_sha"] == catalogue["before_sha"]
@@ -191,6 +192,7 @@ def test_baseline_is_bit_identical_after_every_catalogue_recipe(catalogue):
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_every_catalogue_result_is_a_flatbuffer_with_json_info(catalogue):
     for label, result in catalogue["results"].items():
@@ -201,6 +203,7 @@ def test_every_catalogue_result_is_a_flatbuffer_with_json_info(catalogue):
     assert set(label.split("/")[0] for label in catalogue["results"]) >= set(CATALOGUE)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_dynamic_range_has_int8_weights_and_float_activations(catalogue):
     tflite = catalogue["results"]["ptq-dynamic"].tflite
@@ -211,6 +214,7 @@ def test_dynamic_range_has_int8_weights_and_float_activations(catalogue):
         assert dtypes[1] == ("int8" if weights.size >= 1024 else "float32"), (op, weights.shape)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("label, io", [("ptq-int8", np.float32), ("ptq-int8-io", np.int8), ("ptq-int8/uint8", np.uint8)])
 def test_full_integer_int8_with_the_requested_io(catalogue, label, io):
@@ -224,6 +228,7 @@ def test_full_integer_int8_with_the_requested_io(catalogue, label, io):
     assert result.info["float_kernel_ops"] == []
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_float16_stores_every_kernel_in_half_precision(catalogue):
     from tinymodels import interpreter
@@ -236,6 +241,7 @@ def test_float16_stores_every_kernel_in_half_precision(catalogue):
     assert len(tflite) < 0.55 * float_size
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("label, io", [("ptq-int16x8", np.float32), ("ptq-int16x8/int16", np.int16)])
 def test_int16x8_has_int16_activations_and_int8_weights(catalogue, label, io):
@@ -247,6 +253,7 @@ def test_int16x8_has_int16_activations_and_int8_weights(catalogue, label, io):
     assert _io_dtypes(tflite) == (io, io)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_constant_schedule_reaches_its_sparsity(catalogue):
     info = catalogue["results"]["prune/constant"].info
@@ -255,6 +262,7 @@ def test_constant_schedule_reaches_its_sparsity(catalogue):
         assert np.mean(weights == 0) == pytest.approx(0.6, abs=0.01)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_2x4_pattern_holds_in_every_group_of_the_flatbuffer_kernels(catalogue):
     from dnncomp.compress.prune import m_by_n_violations
@@ -275,6 +283,7 @@ def test_2x4_pattern_holds_in_every_group_of_the_flatbuffer_kernels(catalogue):
         assert np.mean(weights == 0) >= 0.5
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_sparse_format_really_stores_sparse_tensors(catalogue):
     from dnncomp.compress.quantize import convert
@@ -298,6 +307,7 @@ def test_sparse_format_really_stores_sparse_tensors(catalogue):
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_int8_sparse_format_is_refused_while_xnnpack_cannot_run_it(catalogue):
     from dnncomp.compress.quantize import convert
@@ -307,6 +317,7 @@ def test_int8_sparse_format_is_refused_while_xnnpack_cannot_run_it(catalogue):
         convert(catalogue["results"]["prune-sparse"].keras_model, catalogue["ctx"], mode="int8", representative_samples=8, sparse_format=True)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("label", ["prune-ptq-int8", "pqat"])
 def test_pruning_then_int8_keeps_the_zeros(catalogue, label):
@@ -320,6 +331,7 @@ def test_pruning_then_int8_keeps_the_zeros(catalogue, label):
         assert result.info["qat"]["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_per_channel_clustering_limits_each_output_channel(catalogue):
     from tinymodels import max_unique_per_output_channel
@@ -334,6 +346,7 @@ def test_per_channel_clustering_limits_each_output_channel(catalogue):
             assert np.unique(weights).size <= 4
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_sparsity_preserving_clustering_keeps_the_zeros(catalogue):
     result = catalogue["results"]["cluster-sparse"]
@@ -343,6 +356,7 @@ def test_sparsity_preserving_clustering_keeps_the_zeros(catalogue):
         assert np.mean(weights == 0) == pytest.approx(0.8, abs=0.01), op
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("label, clusters, sparsity", [("cluster-ptq-int8", 6, None), ("cqat", 8, None), ("pcqat", 8, 0.8)])
 def test_clustering_survives_int8(catalogue, label, clusters, sparsity):
@@ -358,6 +372,7 @@ def test_clustering_survives_int8(catalogue, label, clusters, sparsity):
             assert np.mean(weights == 0) == pytest.approx(sparsity, abs=0.01), (label, op)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["study-cifar10", "study-gtsrb"])
 def test_2x4_and_integer_io_on_the_colour_models(model_name, tmp_path):
@@ -396,6 +411,7 @@ def test_2x4_and_integer_io_on_the_colour_models(model_name, tmp_path):
 # ---- layers a technique cannot handle, and refusals ------------------------------------------
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["qat", "pcqat"])
 def test_a_layer_qat_cannot_handle_is_left_in_float_and_reported(recipe):
@@ -417,6 +433,7 @@ def test_a_layer_qat_cannot_handle_is_left_in_float_and_reported(recipe):
     assert np.isfinite(it.get_tensor(it.get_output_details()[0]["index"])).all()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_full_integer_falls_back_to_float_ops_when_the_converter_refuses(catalogue, monkeypatch):
     import dnncomp.export as export
@@ -435,6 +452,7 @@ def test_full_integer_falls_back_to_float_ops_when_the_converter_refuses(catalog
     assert result.info["float_kernel_ops"] == []  # every kernel of this model still quantizes
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_a_schedule_longer_than_the_fine_tuning_is_refused_before_training(catalogue):
     with pytest.raises(RecipeError, match="runs only 8 steps"):
@@ -446,6 +464,7 @@ def test_a_schedule_longer_than_the_fine_tuning_is_refused_before_training(catal
 # ---- dnncomp compress, end to end ---------------------------------------------------------------
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, monkeypatch, capsys):
     import dnncomp.data
@@ -484,6 +503,7 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     assert len(loads) == 1  # refused before loading any data
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_per_channel_clustering_of_bias_free_convolutions_falls_back_to_per_tensor(tmp_path):
     """TFMOT 0.8.1 silently skips per-channel clustering of a Conv2D without bias (conv + batch norm,

@@ -137,6 +137,7 @@ def keras_made(real_data_dir, tmp_path_factory):
     return write_models(float_models(real_data_dir), tmp_path_factory.mktemp("device-models"))
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_int8_input_is_quantized_with_the_models_own_scale(keras_made, mnist_test):
     x, y = mnist_test
@@ -153,6 +154,7 @@ def test_int8_input_is_quantized_with_the_models_own_scale(keras_made, mnist_tes
     assert np.mean(int8_pred == y[:1000]) > 0.6
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_model_that_cannot_run_batched_falls_back_to_batch_one(keras_made, mnist_test):
     x, y = mnist_test
@@ -162,6 +164,7 @@ def test_model_that_cannot_run_batched_falls_back_to_batch_one(keras_made, mnist
     assert fixed["full"] == reference["full"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_float_model_batched_equals_batch_one(keras_made, mnist_test):
     x, _ = mnist_test
@@ -380,6 +383,7 @@ def test_io_details_for_inspect():
     assert out["quantization"] is None and out["layout"] is None and "float32 ?x3" in describe_tensor(out)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_float_model_with_rescaling_inside_gets_raw_pixels(real_data_dir, mnist_test, tmp_path):
     """Issue 11: a float model with Rescaling(1/255) inside scored 10 % under evaluate (fed pixel/255)."""

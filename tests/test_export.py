@@ -7,7 +7,7 @@ import pytest
 
 from dnncomp.errors import ModelError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 @pytest.fixture(scope="module")

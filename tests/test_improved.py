@@ -33,6 +33,7 @@ def test_families_resolve_for_every_dataset():
     assert {spec.family for spec in list_models()} >= {"study", "improved", "tiny"}
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_parameter_budget_and_layers(name):
     spec = get_model_spec(name)
@@ -106,6 +107,7 @@ def _augment(images, augment, seed=(1, 2)):
     return np.asarray(augment_batch(images, augment, np.array(seed, np.int64)))
 
 
+@pytest.mark.tf
 def test_zero_strength_augmentation_is_the_identity():
     images = _asymmetric_images(8)
     zero = {"crop_padding": 0, "horizontal_flip": False, "rotation": 0, "shift": 0, "zoom": 0, "brightness": 0, "contrast": 0}
@@ -114,6 +116,7 @@ def test_zero_strength_augmentation_is_the_identity():
     assert np.array_equal(_augment(images, {key: (0 if key not in ("fill_mode",) else value) for key, value in gtsrb.items()}), images)
 
 
+@pytest.mark.tf
 def test_traffic_sign_augmentation_never_mirrors():
     images = _asymmetric_images(64)
     mirrored = images[:, :, ::-1]
@@ -125,6 +128,7 @@ def test_traffic_sign_augmentation_never_mirrors():
     assert all(np.abs(o - i).mean() < np.abs(o - m).mean() for o, i, m in zip(out, images, mirrored))
 
 
+@pytest.mark.tf
 def test_cifar_flip_and_crop_are_exact_pixel_moves():
     images = _asymmetric_images(64, size=32)
     flipped = _augment(images, {"horizontal_flip": True})
@@ -139,6 +143,7 @@ def test_cifar_flip_and_crop_are_exact_pixel_moves():
     assert np.array_equal(again, cropped)  # stateless: the same seed, the same crops
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_one_scheduled_training_run_keeps_the_history_keys(tmp_path):
     from dnncomp.train import load_baseline, save_baseline, train_baseline
@@ -159,6 +164,7 @@ def test_one_scheduled_training_run_keeps_the_history_keys(tmp_path):
         assert np.allclose(load_baseline(tmp_path / name).predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-5)
 
 
+@pytest.mark.tf
 def test_schedule_warms_up_then_decays_to_zero_over_the_budget():
     from dnncomp.train import scheduled_optimizer
 
@@ -173,6 +179,7 @@ def test_schedule_warms_up_then_decays_to_zero_over_the_budget():
     assert optimizer.nesterov and optimizer.weight_decay == recipe["weight_decay"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_tfmot_quantize_model_accepts_it(name):
@@ -198,6 +205,7 @@ def _int8_kernels_and_folded_batch_norm(quantized, x_uint8, y):
     assert evaluate_accuracy(tflite, x_uint8, y)["full_count"] == len(y)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_quantized_model_converts_to_int8_with_batch_norm_folded():
     from dnncomp.keras_env import import_tfmot
@@ -210,6 +218,7 @@ def test_quantized_model_converts_to_int8_with_batch_norm_folded():
     _int8_kernels_and_folded_batch_norm(quantized, x, rng.integers(0, 43, size=8))
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_the_qat_recipe_folds_batch_norm_too():
     from dnncomp.compress.quantize import quantize_aware
@@ -221,6 +230,7 @@ def test_the_qat_recipe_folds_batch_norm_too():
     _int8_kernels_and_folded_batch_norm(quantized, x, rng.integers(0, 10, size=8))
 
 
+@pytest.mark.tf
 def test_compression_fine_tunes_at_the_specs_learning_rate():
     from dnncomp.train import compile_for_training
 

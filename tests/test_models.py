@@ -114,6 +114,7 @@ def test_registry_and_recipes_import_without_tensorflow():
     assert {"float", "qat", "prune", "cluster"} <= set(names.split(",")) and end_step == "10"
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("name", sorted(SPEC_PARAMS))
 def test_study_model_is_the_papers(name):
     from dnncomp.models import build_model

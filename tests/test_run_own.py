@@ -161,6 +161,7 @@ def _float_accuracy(run_dir: Path) -> float:
     return next(v for v in results["variants"] if v["name"] == "float")["accuracy"]["full"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_a_two_class_folder_runs_end_to_end(real_data_dir, tmp_path, capsys):
     """The 5-class folder is case 22's (below); one epoch of a BN model is not yet better than chance."""
@@ -180,6 +181,7 @@ def test_a_two_class_folder_runs_end_to_end(real_data_dir, tmp_path, capsys):
     assert "study acc" not in capsys.readouterr().out
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_a_users_model_is_the_baseline_and_must_fit_the_folder(real_data_dir, tmp_path, capsys):
     from dnncomp.keras_env import import_keras
@@ -204,6 +206,7 @@ def test_a_users_model_is_the_baseline_and_must_fit_the_folder(real_data_dir, tm
     assert all(np.array_equal(a, b) for a, b in zip(adopted.get_weights(), original.get_weights()))  # the user's weights
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_case_22_own_folders_of_10_and_5_classes(case_inputs, tmp_path, capsys):
     """Shared case 22: before, only 10-class folders ran, with a full spec name; 5 classes failed."""
@@ -224,6 +227,7 @@ def test_case_22_own_folders_of_10_and_5_classes(case_inputs, tmp_path, capsys):
     # (digits10 with tiny-mnist ran before too: the same code path as digits5 --model tiny, with 10 classes)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("family, shape, classes", [("study", (28, 28, 1), 5), ("study", (48, 64, 3), 2),
                                                     ("tiny", (30, 40, 3), 7), ("improved", (64, 64, 1), 3)])
@@ -232,6 +236,7 @@ def test_a_family_builds_for_the_datas_shape_and_classes(family, shape, classes)
     assert tuple(model.input_shape[1:]) == shape and tuple(model.output_shape) == (None, classes)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, tmp_path, capsys):
     """A model that takes 0..255 (Rescaling inside) scores as in Keras, not at chance from pixel/255 fed twice."""

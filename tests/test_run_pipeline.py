@@ -10,7 +10,7 @@ import pytest
 from dnncomp.cli import main
 from tinymodels import random_mnist_like
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ def baseline():
     return tiny_baseline()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_train_save_and_load_round_trip(baseline, tmp_path):
     from dnncomp.train import load_baseline, model_inputs, train_baseline
@@ -73,6 +74,7 @@ def test_train_save_and_load_round_trip(baseline, tmp_path):
     assert not list(path.parent.glob(".*part*"))  # no temporary files left behind
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -113,6 +115,7 @@ def test_model_inputs_checks_float_shapes():
     assert np.allclose(model_inputs(spec, grey), 0.2) and model_inputs(spec, grey).shape == (2, 30, 30, 3)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_keras_predict_latency_times_one_image_per_call(baseline):
     from dnncomp.train import keras_predict_latency, load_baseline, model_inputs
