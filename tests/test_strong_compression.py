@@ -261,7 +261,14 @@ def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_defa
     assert not [p for p in auto["compression_check"].get("problems", [])]
     assert set(auto["layer_plan"]["sensitivity"]["drop_points"]) == set(sizes)
 
-    default = apply_recipe("cluster", ctx, {"skip_layers": "hidden"}).info  # recover: edges skipped too
+    # recover's default: the first convolution and the classifier pruned to half the target (kept denser) ...
+    denser = apply_recipe("prune", ctx, {"final_sparsity": "0.8"}).info
+    assert denser["layer_plan"]["per_layer"] == {"conv": 0.4, "classifier": 0.4}
+    assert denser["kernel_sparsity"]["classifier"] == pytest.approx(0.4, abs=0.01)
+    assert denser["kernel_sparsity"]["hidden"] == pytest.approx(0.8, abs=0.01)
+    assert denser["compression_check"]["holds"]
+    # ... and left unclustered
+    default = apply_recipe("cluster", ctx, {"skip_layers": "hidden"}).info
     assert default["clustered_layers"] == []
     reasons = default["layers_left_alone"]
     assert "first convolution" in reasons["conv"] and "classifier" in reasons["classifier"] and "skip_layers" in reasons["hidden"]

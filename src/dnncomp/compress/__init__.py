@@ -308,8 +308,9 @@ LAYER_PARAMS = {
     "skip_layers": Param("", "comma-separated layer names to leave alone (not pruned / clustered)"),
     "edge_layers": Param(
         "auto", "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
-        "feature depends on them), include, or auto (skip for recover fine-tuning, include for the study's)",
-        choices=("auto", "skip", "include"),
+        "feature depends on them), denser (pruned to half the target, not clustered), include, or auto (denser for "
+        "recover fine-tuning, include for the study's)",
+        choices=("auto", "skip", "denser", "include"),
     ),
 }
 LAYER_KEYS = tuple(LAYER_PARAMS)
@@ -640,9 +641,18 @@ def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> L
     for name in wanted:
         plan.skipped[name] = "skip_layers"
     edges = options.get("edge_layers", "include") if options else "include"
+    denser: dict[str, float] = {}
     if edges == "auto":
-        edges = "skip" if ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover" else "include"
-    if edges == "skip":
+        edges = "denser" if ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover" else "include"
+    if edges == "denser" and technique == "prune":
+        # Pruned at half the target rather than skipped: TFMOT 0.8.1's sparsity-preserving QAT keeps
+        # one quantizer per layer type and turns sparsity preservation off for all of them once it
+        # meets a layer without zeros (pcqat on tiny-mnist lost most zeros that way).
+        for name, role in edge_layer_names(model).items():
+            if name not in plan.skipped:
+                denser[name] = round(float(target) / 2, 4)
+                plan.notes.append(f"{name} ({role}): pruned to {denser[name]}, half the target, as the field keeps it denser; edge_layers=include for the target")
+    elif edges in ("skip", "denser"):
         for name, role in edge_layer_names(model).items():
             plan.skipped.setdefault(
                 name, f"{role}: left alone as the field does (few weights, every later feature depends on it); edge_layers=include to {technique} it"
@@ -652,6 +662,7 @@ def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> L
         rows = [row for row in record["rows"] if row["layer"] not in plan.skipped]
         plan.sensitivity = {"validation": record["validation"], "images": record["images"], "method": record["method"],
                             "drop_points": {row["layer"]: row["drop_points"] for row in rows}}
+        rows = [row for row in rows if row["layer"] not in denser]
         if technique == "prune" and rows:
             plan.settings = {name: round(value, 4) for name, value in allocate_per_layer(rows, float(target)).items()}
             plan.notes.append(f"per_layer=auto: sparsity inversely to each layer's sensitivity, parameter-weighted mean {target}")
@@ -660,6 +671,7 @@ def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> L
                 row["layer"]: int(target) * (4 if (row["drop_points"] or 0) > 5 else 2 if (row["drop_points"] or 0) > 1 else 1) for row in rows
             }
             plan.notes.append(f"per_layer=auto: {int(target)} clusters, 2x where one layer alone costs over 1 point, 4x over 5 points")
+    plan.settings.update(denser)
     return plan
 
 
