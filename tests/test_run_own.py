@@ -261,7 +261,7 @@ def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, t
 
 
 def test_report_results_table_of_a_folder_has_no_study_columns(tmp_path):
-    pytest.importorskip("matplotlib")
+    # Text only: neither the results table nor test_report's make_run imports matplotlib.
     from dnncomp.report import _results_table, load_run, variant_rows
     from test_report import make_run
 
