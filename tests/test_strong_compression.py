@@ -267,10 +267,13 @@ def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_defa
     assert denser["kernel_sparsity"]["classifier"] == pytest.approx(0.4, abs=0.01)
     assert denser["kernel_sparsity"]["hidden"] == pytest.approx(0.8, abs=0.01)
     assert denser["compression_check"]["holds"]
-    # ... and left unclustered
-    default = apply_recipe("cluster", ctx, {"skip_layers": "hidden"}).info
-    assert default["clustered_layers"] == []
-    reasons = default["layers_left_alone"]
-    assert "first convolution" in reasons["conv"] and "classifier" in reasons["classifier"] and "skip_layers" in reasons["hidden"]
+    # ... and given twice the clusters; skip_layers leaves a layer alone, edge_layers=skip the edges
+    default = apply_recipe("cluster", ctx, {"skip_layers": "hidden", "number_of_clusters": "4"}).info
+    assert default["clustered_layers"] == ["conv", "classifier"] and default["layer_plan"]["per_layer"] == {"conv": 8, "classifier": 8}
+    assert default["unique_values_per_kernel"]["classifier"] == 8 and "skip_layers" in default["layers_left_alone"]["hidden"]
+    skipped = apply_recipe("cluster", ctx, {"edge_layers": "skip"}).info
+    assert skipped["clustered_layers"] == ["hidden"]
+    reasons = skipped["layers_left_alone"]
+    assert "first convolution" in reasons["conv"] and "classifier" in reasons["classifier"]
     with pytest.raises(RecipeError, match="no layer with a kernel named nope"):
         apply_recipe("cluster", ctx, {"skip_layers": "nope"})

@@ -308,7 +308,7 @@ LAYER_PARAMS = {
     "skip_layers": Param("", "comma-separated layer names to leave alone (not pruned / clustered)"),
     "edge_layers": Param(
         "auto", "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
-        "feature depends on them), denser (pruned to half the target, not clustered), include, or auto (denser for "
+        "feature depends on them), denser (pruned to half the target, twice the clusters), include, or auto (denser for "
         "recover fine-tuning, include for the study's)",
         choices=("auto", "skip", "denser", "include"),
     ),
@@ -644,15 +644,16 @@ def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> L
     denser: dict[str, float] = {}
     if edges == "auto":
         edges = "denser" if ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover" else "include"
-    if edges == "denser" and technique == "prune":
-        # Pruned at half the target rather than skipped: TFMOT 0.8.1's sparsity-preserving QAT keeps
-        # one quantizer per layer type and turns sparsity preservation off for all of them once it
-        # meets a layer without zeros (pcqat on tiny-mnist lost most zeros that way).
+    if edges == "denser":
+        # Kept denser rather than skipped: TFMOT 0.8.1's sparsity-preserving QAT keeps one quantizer per
+        # layer type, shared by all layers, and a layer left unpruned or unclustered changes its state:
+        # pcqat on tiny-mnist then lost most zeros in the file (measured; with every layer in, they held).
         for name, role in edge_layer_names(model).items():
             if name not in plan.skipped:
-                denser[name] = round(float(target) / 2, 4)
-                plan.notes.append(f"{name} ({role}): pruned to {denser[name]}, half the target, as the field keeps it denser; edge_layers=include for the target")
-    elif edges in ("skip", "denser"):
+                denser[name] = round(float(target) / 2, 4) if technique == "prune" else int(target) * 2
+                what = f"pruned to {denser[name]}, half the target" if technique == "prune" else f"{denser[name]} clusters, twice the target"
+                plan.notes.append(f"{name} ({role}): {what}, as the field keeps it denser; edge_layers=include for the target")
+    elif edges == "skip":
         for name, role in edge_layer_names(model).items():
             plan.skipped.setdefault(
                 name, f"{role}: left alone as the field does (few weights, every later feature depends on it); edge_layers=include to {technique} it"
