@@ -127,3 +127,24 @@ def test_keras_predict_latency_times_one_image_per_call(baseline):
     assert stats["runtime"] == "keras" and stats["count"] == 5
     assert 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["max_ms"]
     assert keras_predict_latency(model, inputs[0], repeats=3)["count"] == 3  # one image, repeated
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.realdata
+def test_a_short_scheduled_training_predicts_above_chance(real_data_dir):
+    """One short epoch leaves Keras' BatchNorm moving averages near their initial 0 and 1 (momentum 0.99);
+    without recalibration the model predicts one class for every image. Precise BN fixes that."""
+    from dnncomp.data import load_dataset
+    from dnncomp.train import model_inputs, train_scheduled
+
+    data = load_dataset("mnist", data_dir=real_data_dir)
+    spec = get_model_spec("tiny-mnist")
+    settings = training_settings(spec, epochs=1, batch_size=32)
+    model, _ = train_scheduled(
+        spec, data.x_train[:960], data.y_train[:960], epochs=1, batch_size=32, recipe=settings["recipe"],
+        validation="stratified:0.1", verbose=0,
+    )
+    predictions = np.argmax(model.predict(model_inputs(spec, data.x_test[:500]), verbose=0), axis=1)
+    assert np.unique(predictions).size >= 8
+    assert np.mean(predictions == data.y_test[:500]) > 0.6

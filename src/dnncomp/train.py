@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
 from .bench import latency_stats
+from .errors import ModelError
 from .fileio import atomic_path
 from .models import ModelSpec, get_model_spec
 from .preprocess import Preprocessing, fit_to_input_shape, input_layout, model_input, to_float_input
@@ -408,7 +408,51 @@ def train_scheduled(
     history = model.fit(
         train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
     )
+    # A seeded sample of every class (a folder's training set is ordered by class).
+    sample = np.sort(np.random.default_rng(seed).permutation(train_idx)[:BN_RECALIBRATION_IMAGES])
+    recalibrate_batch_norm(
+        model, evaluation_dataset(x[sample], y[sample], input_shape=spec.input_shape, num_classes=spec.num_classes)
+    )
     return model, _plain_history(history)
+
+
+# Images (un-augmented training images) whose batch statistics replace BatchNormalization's moving averages.
+BN_RECALIBRATION_IMAGES = 4096
+
+
+def recalibrate_batch_norm(model, batches) -> int:
+    """Set every BatchNormalization's moving mean and variance to the average over ``batches`` (precise BN).
+
+    Keras keeps exponential moving averages (momentum 0.99): after a short training (a few
+    hundred steps, e.g. ``--epochs 1`` on a small folder) they still lean on their initial
+    0 and 1, and the model predicts one class for every image at inference although it
+    trains well. Recomputing them from the final weights on un-augmented training images is
+    the field's fix ("precise BN", Wu & Johnson, *Rethinking "Batch" in BatchNorm*, 2021), and
+    after a long training it only removes the lag. ``batches`` yields ``(inputs, labels)``;
+    each batch weighs the same (momentum ``i / (i + 1)`` at batch ``i``, a cumulative average).
+    Returns the number of layers recalibrated (0: the model has none, nothing is run).
+    """
+    _, keras = _keras()
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for i, (inputs, _labels) in enumerate(batches):
+            for layer in layers:
+                layer.momentum = i / (i + 1)
+            model(inputs, training=True)  # eager: each call reads the momentum just set
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # a nested model
+            yield from _all_layers(layer)
 
 
 def _EpochLog(keras, optimizer):
