@@ -207,6 +207,9 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
 
     results = load_results(run_dir)
     print_results(results)
+    check = results.get("baseline_check") or {}
+    if check.get("message"):
+        click.echo(f"warning: {check['message']}", err=True)
     best = results.get("best_variant")
     if best:  # issue 13: the variant a user would ship
         click.echo(

@@ -157,6 +157,16 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
         "variants": {"type": "array", "items": {"$ref": "#/$defs/variant"}},
         "bench": {"type": ["object", "null"], "description": "dnncomp bench: the configuration grid it ran"},
         "machine_id": {"type": ["string", "null"], "description": "the machine that measured `variants` (dnncomp run)"},
+        "baseline_check": {
+            "type": ["object", "null"],
+            "description": "dnncomp run: whether the float baseline beats always answering the test set's most frequent class",
+            "properties": {
+                "float_accuracy": _FRACTION,
+                "constant_predictor_accuracy": _FRACTION,
+                "holds": {"type": "boolean"},
+                "message": {"type": ["string", "null"]},
+            },
+        },
         "measurements": {
             "type": ["object", "null"],
             "description": "dnncomp run: every machine's records of this run dir, keyed by machine id (this one's too)",

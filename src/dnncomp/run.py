@@ -492,6 +492,7 @@ class Pipeline:
         for line in data.meta.get("skipped", []):
             print(f"note: skipped unreadable image (--skip-bad): {line}", file=sys.stderr, flush=True)
         self.data_fingerprint = _fingerprint(data.x_train, data.y_train, data.x_test, data.y_test)
+        self.constant_predictor_accuracy = constant_predictor_accuracy(data.y_test)
         self.manifest.data["data"] = {
             "fingerprint": self.data_fingerprint,
             "train": int(len(data.y_train)),
@@ -759,12 +760,47 @@ class Pipeline:
         document = results_document(
             by_machine[self.machine]["variants"], dataset=self.config.dataset, model=self.config.model,
             seed=self.config.seed, machine_id=self.machine, measurements=by_machine,
-            best_variant=best_variant(by_machine[self.machine]["variants"]),
+            **_baseline_and_best(by_machine[self.machine]["variants"], self.constant_predictor_accuracy),
         )
         return atomic_write_json(self.config.state_dir / "results.json", document)
 
 
 BEST_WITHIN_POINTS = 1.0
+# A float model must beat always answering the test set's most frequent class by this much
+# (accuracy, 0..1) before a compressed variant is compared with it.
+ABOVE_CONSTANT_MARGIN = 0.05
+
+
+def constant_predictor_accuracy(labels: np.ndarray) -> float | None:
+    """Accuracy (0..1) of always answering the most frequent label: what a model that learned nothing scores."""
+    labels = np.asarray(labels).reshape(-1)
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else None
+
+
+def baseline_check(variants: list[dict[str, Any]], constant_accuracy: float | None) -> dict[str, Any] | None:
+    """Whether the float variant learned anything: its test accuracy against the constant predictor's.
+
+    Returns ``{float_accuracy, constant_predictor_accuracy, holds, message}`` or None without a
+    float variant. A baseline that does not beat the constant predictor by
+    ``ABOVE_CONSTANT_MARGIN`` makes every comparison with it meaningless (a compressed variant
+    "above float"), so no best variant is named for it.
+    """
+    reference = next((v for v in variants if v.get("name") == "float"), None)
+    accuracy = ((reference or {}).get("accuracy") or {}).get("full")
+    if accuracy is None or constant_accuracy is None:
+        return None
+    holds = accuracy >= constant_accuracy + ABOVE_CONSTANT_MARGIN
+    message = None if holds else (
+        f"the baseline scores {100 * accuracy:.2f} %, no better than always answering the most frequent class "
+        f"({100 * constant_accuracy:.2f} %): it has not learned yet; train longer (--epochs) before comparing compressed variants"
+    )
+    return {"float_accuracy": accuracy, "constant_predictor_accuracy": constant_accuracy, "holds": holds, "message": message}
+
+
+def _baseline_and_best(variants: list[dict[str, Any]], constant_accuracy: float | None) -> dict[str, Any]:
+    check = baseline_check(variants, constant_accuracy)
+    usable = check is None or check["holds"]
+    return {"baseline_check": check, "best_variant": best_variant(variants) if usable else None}
 
 
 def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_WITHIN_POINTS) -> dict[str, Any] | None:
