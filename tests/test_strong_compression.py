@@ -65,6 +65,7 @@ def _numpy_distillation(labels, student_logits, teacher_logits, alpha, t):
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_distillation_loss_is_the_formula(from_logits):
     from dnncomp.compress import distillation_loss
@@ -86,6 +87,7 @@ def test_distillation_loss_is_the_formula(from_logits):
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 @pytest.mark.parametrize("output", ["logits", "softmax"])
 def test_distilled_qat_on_a_logits_and_a_softmax_model(tmp_path, output):
     ctx = _tiny_model(tmp_path, output)
@@ -123,6 +125,7 @@ def test_schedule_fractions_map_to_steps_for_any_data_size():
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 def test_recover_pruning_fits_the_data_and_reaches_its_target(tmp_path):
     ctx = _tiny_model(tmp_path, "logits")  # 256 images / 32 = 8 steps: the study's end_step 1000 never completes
     result = apply_recipe("prune", ctx, {"final_sparsity": "0.75"})
@@ -156,6 +159,7 @@ def test_study_models_keep_the_study_fine_tuning():
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 def test_study_fine_tuning_is_bit_for_bit_the_old_code(tmp_path):
     """finetune=study runs exactly the old compile+fit: same weights as calling it by hand from the same seed."""
     from dnncomp.compress.quantize import quantize_aware
@@ -198,6 +202,7 @@ def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 @pytest.mark.parametrize("technique", ["prune", "cluster", "int8"])
 def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_path, technique):
     from dnncomp.compress.sensitivity import layer_sensitivity, plot, table_lines, validation_split
@@ -243,6 +248,7 @@ def test_allocation_keeps_the_parameter_weighted_target_and_spares_sensitive_lay
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_default(tmp_path):
     ctx = _tiny_model(tmp_path, "logits", images=2000)  # 200 validation images: drops of 0.5 point
     auto = apply_recipe("prune", ctx, {"final_sparsity": "0.85", "per_layer": "auto", "edge_layers": "include"}).info
