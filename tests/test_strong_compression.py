@@ -203,6 +203,7 @@ def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
 
 @pytest.mark.slow
 @pytest.mark.tf
+@pytest.mark.plots
 @pytest.mark.parametrize("technique", ["prune", "cluster", "int8"])
 def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_path, technique):
     from dnncomp.compress.sensitivity import layer_sensitivity, plot, table_lines, validation_split
