@@ -484,8 +484,10 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     before = sha256_file(baseline_path)
     out, info_json = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
     code = main([
-        "compress", str(baseline_path), "--dataset", "mnist", "--recipe", "prune", "--param", "end_step=4",
-        "--param", "prune.frequency=1", "--out", str(out), "--json", str(info_json), "--quiet",
+        # --model: the study's fine-tuning and layer treatment for this study-mnist-shaped baseline (a file outside
+        # a run dir otherwise gets the recovering fine-tuning of issue 13, with denser edge layers)
+        "compress", str(baseline_path), "--dataset", "mnist", "--model", "study-mnist", "--recipe", "prune",
+        "--param", "end_step=4", "--param", "prune.frequency=1", "--out", str(out), "--json", str(info_json), "--quiet",
     ])
     printed = capsys.readouterr().out
     assert code == 0 and loads == [("mnist", (28, 28))]
@@ -499,7 +501,7 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     assert main(["compress", str(baseline_path), "--dataset", "mnist", "--recipe", "prune", "--param", "end_stp=4"]) == 2
     assert "unknown parameter(s) end_stp" in capsys.readouterr().err
     assert main(["compress", str(tmp_path / "none.keras"), "--dataset", "mnist", "--recipe", "float"]) == 2
-    assert "baseline not found" in capsys.readouterr().err
+    assert "none.keras: model not found" in capsys.readouterr().err
     assert len(loads) == 1  # refused before loading any data
 
 
@@ -516,7 +518,8 @@ def test_per_channel_clustering_of_bias_free_convolutions_falls_back_to_per_tens
     model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0, recipe=spec.training["recipe"])
     save_baseline(model, tmp_path, formats=("keras",))
     ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=spec, x_train=x, y_train=y)
-    result = apply_recipe("cluster-per-channel", ctx, {"number_of_clusters": "4"})
+    # every layer alike (edge_layers=include): the first conv would otherwise get twice the clusters (issue 13)
+    result = apply_recipe("cluster-per-channel", ctx, {"number_of_clusters": "4", "edge_layers": "include"})
     convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert convs and sorted(result.info["per_tensor_fallback_layers"]) == sorted(convs)
     assert result.info["per_channel_layers"] == []
