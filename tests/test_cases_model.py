@@ -16,7 +16,7 @@ import pytest
 
 from dnncomp.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 TEST_IMAGES = 2000
 

@@ -69,6 +69,7 @@ def test_model_inputs_follow_the_layout_and_the_preprocessing():
     assert np.allclose(signed, study * 2 - 1, atol=1e-6)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_read_contract_of_common_keras_classifiers():
     from dnncomp.contract import read_contract
@@ -110,6 +111,7 @@ def test_read_contract_of_common_keras_classifiers():
         read_contract(regression, path="r.keras")
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_a_batch_norm_after_a_dense_is_folded_into_it_exactly():
     from dnncomp.compress.quantize import fold_dense_batch_norms

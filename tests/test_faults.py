@@ -271,6 +271,7 @@ def _copy_run(trained_runs: Path, dest: Path) -> Path:
     return dest.joinpath(*RUN)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_eval_only_on_another_machine_remeasures_and_keeps_both(trained_runs, tiny_mnist, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DNNCOMP_MACHINE_ID", raising=False)
@@ -304,6 +305,7 @@ def test_eval_only_on_another_machine_remeasures_and_keeps_both(trained_runs, ti
     assert again["machine_id"] == here and set(again["measurements"]) == {here, "board-under-test"}
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_first_n_header_says_n_only_when_every_row_has_it(trained_runs):
     from rich.console import Console
@@ -321,6 +323,7 @@ def test_first_n_header_says_n_only_when_every_row_has_it(trained_runs):
     assert "acc % (first N)" in text and "(N=15)" in text and "first 16)" not in text
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_read_only_run_dir(trained_runs, tiny_mnist, tmp_path, capsys):
     with _tmpfs(tmp_path / "stick", "64m") as stick:
@@ -375,6 +378,7 @@ def _check_artifacts(run_dir: Path) -> None:
     assert _temp_files(run_dir) == []
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_sigterm_and_sigint_stop_with_one_line_and_resume(tiny_mnist, tmp_path):
     out = tmp_path / "runs"

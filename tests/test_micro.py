@@ -80,6 +80,7 @@ def test_flash_and_names():
     assert resolver_method("BATCH_MATMUL") == "AddBatchMatMul"
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -100,6 +101,7 @@ def test_arena_search_finds_what_tflm_needs(models, kind):
         assert worker.request(cmd="probe", arena=arena)["ok"]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -124,6 +126,7 @@ def test_report_ops_io_and_equivalence(models, real_data_dir):
     assert float_report["runs"] and float_report["int8_io"] is False
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -140,6 +143,7 @@ def test_inspect_target_mcu_cli(models, real_data_dir, tmp_path, capsys):
     assert mcu["arena_bytes"] > 0 and mcu["equivalence"]["images"] == 100
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -157,6 +161,7 @@ def test_missing_op_is_one_line_not_a_crash(models, capsys, tmp_path):
     assert not (tmp_path / "topk.h").exists()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -241,6 +246,7 @@ def _int8_flatbuffer(model, input_shape, seed=0) -> bytes:
     return converter.convert()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
@@ -270,6 +276,7 @@ def test_micro_models_within_resnet8_budget_and_arena(tmp_path):
     assert arenas["micro-cifar10"] <= arenas["resnet8-cifar10"], arenas
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata
@@ -299,6 +306,7 @@ def test_mcu_side_runs_without_tensorflow(models, tmp_path):
     assert "TFLM arena" in done.stdout and (tmp_path / "m.cc").is_file()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf  # builds its models (or the case's inputs) with TensorFlow
 @pytest.mark.realdata

@@ -64,6 +64,7 @@ def _numpy_distillation(labels, student_logits, teacher_logits, alpha, t):
     return float(np.mean(alpha * hard + (1 - alpha) * t * t * soft))
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.parametrize("from_logits", [True, False])
@@ -86,6 +87,7 @@ def test_distillation_loss_is_the_formula(from_logits):
     assert same == pytest.approx(0.3 * hard, rel=1e-4)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.parametrize("output", ["logits", "softmax"])
@@ -124,6 +126,7 @@ def test_schedule_fractions_map_to_steps_for_any_data_size():
         schedule_steps(1, 0.0, 0.5, 10)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 def test_recover_pruning_fits_the_data_and_reaches_its_target(tmp_path):
@@ -158,6 +161,7 @@ def test_study_models_keep_the_study_fine_tuning():
     }
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 def test_study_fine_tuning_is_bit_for_bit_the_old_code(tmp_path):
@@ -201,6 +205,7 @@ def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
 # ---- per-layer sensitivity ----------------------------------------------------------------
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.plots
@@ -248,6 +253,7 @@ def test_allocation_keeps_the_parameter_weighted_target_and_spares_sensitive_lay
         allocate_per_layer(rows, 0.99)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.tf
 def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_default(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import click
 
@@ -658,7 +657,12 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     from .compress import RecipeContext, apply_recipe, get_recipe
     from .compress.summary import summary_lines
     from .contract import (
-        ASSUMED_RANGE_NOTE, check_data_fits, read_contract, resolve_preprocessing, spec_from_contract, training_spec_for,
+        ASSUMED_RANGE_NOTE,
+        check_data_fits,
+        read_contract,
+        resolve_preprocessing,
+        spec_from_contract,
+        training_spec_for,
         with_image_shape,
     )
     from .data import load_dataset
@@ -879,7 +883,7 @@ def _interrupted(code: int) -> int:
     return code
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import signal
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -894,7 +898,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _main(argv: Optional[List[str]]) -> int:
+def _main(argv: list[str] | None) -> int:
     try:
         app.main(args=argv, prog_name="dnncomp", standalone_mode=False)
     except DnncompError as exc:

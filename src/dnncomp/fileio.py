@@ -9,11 +9,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import DnncompError, StorageError
-
 
 TEMP_GLOB = ".*.part*"  # what atomic_path's temporary names look like; a dead writer may leave one behind
 

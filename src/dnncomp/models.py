@@ -24,8 +24,9 @@ the paper's way), ``improved`` (at most the study's parameters for the dataset) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ModelError
 

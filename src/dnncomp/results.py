@@ -13,9 +13,10 @@ import datetime as _dt
 import io
 import os
 import platform
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 RESULTS_SCHEMA = "dnncomp.results/1"
 

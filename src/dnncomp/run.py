@@ -21,9 +21,10 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -408,7 +409,7 @@ def _check_recipe_params(recipe_params: dict[str, dict[str, Any]], techniques: l
             raise RecipeError(f"--param {prefix}.*: recipe {prefix} is not in --techniques ({','.join(techniques)}); "
                               "add it there or drop the --param")
         close = difflib.get_close_matches(prefix, [*techniques, *known], n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; `dnncomp recipes` lists them"
+        hint = f"; did you mean {close[0]}?" if close else "; `dnncomp recipes` lists them"
         raise RecipeError(f"--param {prefix}.*: no recipe named {prefix!r}{hint}")
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,7 @@ class RecipeContext:
     contract: Any = None  # dnncomp.contract.ModelContract | None
     unsafe: bool = False  # load Lambda layers (their Python code runs): the CLI's --unsafe
     # How the running recipe fine-tunes (set by apply_recipe from its parameters; None: the study's way).
-    fine_tuning: "FineTuning | None" = field(default=None, init=False, repr=False)
+    fine_tuning: FineTuning | None = field(default=None, init=False, repr=False)
     # The running recipe's per_layer / skip_layers / edge_layers (see LAYER_PARAMS); empty: every layer alike.
     layer_options: dict = field(default_factory=dict, init=False, repr=False)
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -881,11 +882,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 # Registration happens on import; the modules import TensorFlow only inside recipes.
+# Not sorted: this order is the order list_recipes() and the CLI show the recipes in.
+# isort: off
 from . import quantize as _quantize  # noqa: E402,F401
 from . import prune as _prune  # noqa: E402,F401
 from . import cluster as _cluster  # noqa: E402,F401
 from . import ptq as _ptq  # noqa: E402,F401
 from . import combine as _combine  # noqa: E402,F401
+# isort: on
 
 __all__ = [
     "FINE_TUNE_PARAMS",

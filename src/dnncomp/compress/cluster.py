@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import LAYER_PARAMS, Param, RecipeContext, RecipeResult, fine_tune, has_weights, kernel_stats, layer_plan, register_recipe, wrap_layers
+from . import (
+    LAYER_PARAMS,
+    Param,
+    RecipeContext,
+    RecipeResult,
+    fine_tune,
+    has_weights,
+    kernel_stats,
+    layer_plan,
+    register_recipe,
+    wrap_layers,
+)
 from .quantize import TRAINING_PARAMS, convert
 
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import FINE_TUNE_PARAMS, Param, RecipeContext, RecipeResult, WrappedModel, fine_tune, flatten_nested_models, register_recipe, representative_inputs, wrap_layers
+from . import (
+    FINE_TUNE_PARAMS,
+    Param,
+    RecipeContext,
+    RecipeResult,
+    WrappedModel,
+    fine_tune,
+    flatten_nested_models,
+    register_recipe,
+    representative_inputs,
+    wrap_layers,
+)
 
 IO_DTYPES = ("float32", "int8", "uint8")
 INT16_IO_DTYPES = ("float32", "int16")

@@ -295,7 +295,12 @@ def context_for(
     Raises ModelError/DataError as compress does.
     """
     from ..contract import (
-        ASSUMED_RANGE_NOTE, check_data_fits, read_contract, resolve_preprocessing, spec_from_contract, training_spec_for,
+        ASSUMED_RANGE_NOTE,
+        check_data_fits,
+        read_contract,
+        resolve_preprocessing,
+        spec_from_contract,
+        training_spec_for,
         with_image_shape,
     )
     from ..data import load_dataset
