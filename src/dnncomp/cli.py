@@ -16,6 +16,8 @@ from . import __version__
 from .errors import DnncompError
 
 DATA_DIR_HELP = "Directory holding the dataset files (default: $DNNCOMP_DATA_DIR, else the per-user cache)."
+TRAINED_RANGE_HELP = ("The real value of pixels 0 and 255 the model was trained with: 0..1 (pixel/255, the default), "
+                      "-1..1 or 0..255. Refused for a model with its own Rescaling/Normalization layer (it decides).")
 SKIP_BAD_HELP = ("Skip image files that cannot be read instead of stopping. Files that are not images "
                  "(.DS_Store, ._* AppleDouble, Thumbs.db, README.txt, hidden files) are always skipped and counted.")
 
@@ -132,6 +134,31 @@ def _passthrough(**options) -> list[str]:
     return args
 
 
+def _pixel_range_options(range_help: str, prefix: str = ""):
+    """--input-range/--mean/--std (dnncomp.preprocess.preprocessing_from_options): the real values pixels become."""
+
+    def decorate(command):
+        for decorator in reversed((
+            click.option("--input-range", default=None, metavar="LO..HI", help=prefix + range_help),
+            click.option("--mean", default=None, metavar="M[,M,M]", help=prefix + "Per-channel mean subtracted after --input-range."),
+            click.option("--std", default=None, metavar="S[,S,S]", help=prefix + "Per-channel std divided by after the mean."),
+        )):
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+def _input_options(command):
+    """--input-range/--mean/--std/--output of evaluate and bench: how images become the model's input."""
+    command = click.option("--output", "output", default=None, metavar="NAME|INDEX",
+                           help="The output holding the class scores, for a model with several (default: the one whose size "
+                                "matches the dataset's classes).")(command)
+    return _pixel_range_options("Real value of pixels 0..255 the model takes: 0..1, -1..1, 0..255 or any LO..HI. "
+                                "Default: the sidecar beside the .tflite, else inferred from the model (and said).")(command)
+
+
+
 @app.command("run")
 @click.argument("dataset")
 @click.option("--model", "model", default=None,
@@ -141,11 +168,7 @@ def _passthrough(**options) -> list[str]:
 @click.option("--val-split", default=None, metavar="F",
               help="Validation fraction held out of the training images, stratified by class and seeded (default: the "
                    "model's, 0.1 or the study's 0.2; the study's models on their own datasets keep the study's split).")
-@click.option("--input-range", default=None, metavar="LO..HI",
-              help="With --model FILE: the real value of pixels 0 and 255 your model was trained with: 0..1 (pixel/255, "
-                   "the default), -1..1 or 0..255. Refused for a model with its own Rescaling/Normalization (it decides).")
-@click.option("--mean", default=None, metavar="M[,M,M]", help="With --model FILE: per-channel mean subtracted after --input-range.")
-@click.option("--std", default=None, metavar="S[,S,S]", help="With --model FILE: per-channel std divided by after the mean.")
+@_pixel_range_options(TRAINED_RANGE_HELP, prefix="With --model FILE: ")
 @click.option("--techniques", "--recipes", "techniques", default=None,
               help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
@@ -237,22 +260,6 @@ def _print_io(paths, anatomies: list[dict]) -> None:
         for side in ("inputs", "outputs"):
             for record in io[side]:
                 console.print(f"  {side[:-1]} {describe_tensor(record)}", markup=False)
-
-
-def _input_options(command):
-    """--input-range/--mean/--std/--output of evaluate and bench: how images become the model's input."""
-    for decorator in reversed((
-        click.option("--input-range", default=None, metavar="LO..HI",
-                     help="Real value of pixels 0..255 the model takes: 0..1, -1..1, 0..255 or any LO..HI. "
-                          "Default: the sidecar beside the .tflite, else inferred from the model (and said)."),
-        click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range."),
-        click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean."),
-        click.option("--output", "output", default=None, metavar="NAME|INDEX",
-                     help="The output holding the class scores, for a model with several (default: the one whose size "
-                          "matches the dataset's classes)."),
-    )):
-        command = decorator(command)
-    return command
 
 
 def _say_data_notes(data, model_paths) -> None:
@@ -633,11 +640,7 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
               help="A registered architecture the file was trained as: its training defaults are used, and its image "
                    "size and classes must match the file's. Default: the model of runs/<dataset>/<model>/, else none "
                    "(input shape, classes and logits/softmax always come from the file).")
-@click.option("--input-range", default=None, metavar="LO..HI",
-              help="Real value of pixels 0 and 255 the model was trained with: 0..1 (pixel/255, the default), -1..1 or "
-                   "0..255. Refused for a model with its own Rescaling/Normalization layer (it decides).")
-@click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
-@click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
+@_pixel_range_options(TRAINED_RANGE_HELP)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
 @click.option("--evaluate/--no-evaluate", "evaluate", default=True, show_default=True,
               help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
