@@ -34,8 +34,25 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
+class Search:
+    """What ``dnncomp tune`` may try for a parameter: ``low..high`` (log-uniform with ``log``; an int
+    parameter draws ints) or one of ``choices``; ``when=(key, value)``: only when that parameter
+    of the same recipe has that value (alpha and temperature only with distill=true)."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+    when: tuple[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Param:
-    """A recipe parameter: default (whose type is the parameter's type), help, and bounds or choices."""
+    """A recipe parameter: default (whose type is the parameter's type), help, and bounds or choices.
+
+    ``search`` declares the range ``dnncomp tune`` searches (None: tune keeps the default); declared
+    here, next to the parameter, a new recipe is searchable as soon as its parameters carry one.
+    """
 
     default: Any
     help: str = ""
@@ -43,6 +60,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    search: Search | None = None
 
     @property
     def kind(self) -> type:
@@ -125,6 +143,8 @@ class RecipeContext:
     fine_tuning: FineTuning | None = field(default=None, init=False, repr=False)
     # The running recipe's per_layer / skip_layers / edge_layers (see LAYER_PARAMS); empty: every layer alike.
     layer_options: dict = field(default_factory=dict, init=False, repr=False)
+    # Keras callbacks every fine-tuning stage also runs (dnncomp tune: validation accuracy per epoch, early pruning).
+    fine_tune_callbacks: list = field(default_factory=list, repr=False)
     _inputs: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -285,33 +305,38 @@ FINE_TUNE_PARAMS = {
         "step-based pruning schedule); recover: Adam with a 5% linear warm-up then cosine to zero, the model family's "
         "augmentation, distillation from the float baseline, pruning schedule as fractions of the steps; "
         "auto: study for study-* models, recover for every other",
-        choices=FINE_TUNING_MODES,
+        choices=FINE_TUNING_MODES, search=Search(choices=("study", "recover")),
     ),
     "learning_rate": Param(
         None, "Adam learning rate (recover: the peak; default 10x the model's fine-tuning rate, else 1e-4; "
         "study: constant, default the model's fine-tuning rate, else Adam's 1e-3)", type=float, minimum=0.0,
+        search=Search(1e-5, 1e-3, log=True),
     ),
     "augment": Param(None, "augment the fine-tuning batches with the model family's own augmentation (default: on in recover mode)", type=bool),
     "distill": Param(
         None, "distil from the float baseline: loss = alpha*CE(labels) + (1-alpha)*T^2*KL(teacher/T || student/T) "
-        "(default: on in recover mode)", type=bool,
+        "(default: on in recover mode)", type=bool, search=Search(choices=(True, False)),
     ),
-    "alpha": Param(0.5, "distillation: weight of the cross-entropy on the labels", minimum=0.0, maximum=1.0),
-    "temperature": Param(4.0, "distillation: softmax temperature T of teacher and student", minimum=0.01),
+    "alpha": Param(
+        0.5, "distillation: weight of the cross-entropy on the labels", minimum=0.0, maximum=1.0, search=Search(0.1, 0.9, when=("distill", True)),
+    ),
+    "temperature": Param(
+        4.0, "distillation: softmax temperature T of teacher and student", minimum=0.01, search=Search(1.0, 8.0, when=("distill", True)),
+    ),
 }
 FINE_TUNE_KEYS = tuple(FINE_TUNE_PARAMS)
 LAYER_PARAMS = {
     "per_layer": Param(
         "uniform", "uniform: every layer at the target; auto: per-layer sparsity / cluster count from each layer's "
         "sensitivity (dnncomp sensitivity) on the validation split, keeping the parameter-weighted target",
-        choices=("uniform", "auto"),
+        choices=("uniform", "auto"), search=Search(choices=("uniform", "auto")),
     ),
     "skip_layers": Param("", "comma-separated layer names to leave alone (not pruned / clustered)"),
     "edge_layers": Param(
         "auto", "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
         "feature depends on them), denser (pruned to half the target, twice the clusters), include, or auto (denser for "
         "recover fine-tuning, include for the study's)",
-        choices=("auto", "skip", "denser", "include"),
+        choices=("auto", "skip", "denser", "include"), search=Search(choices=("denser", "include", "skip")),
     ),
 }
 LAYER_KEYS = tuple(LAYER_PARAMS)
@@ -527,6 +552,7 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
     they reach. Returns what was done, with its wall time in seconds.
     """
     tuning = ctx.fine_tuning
+    callbacks = [*callbacks, *ctx.fine_tune_callbacks]
     if learning_rate is None and tuning is not None:
         learning_rate = tuning.learning_rate
     start = time.perf_counter()
@@ -897,6 +923,7 @@ __all__ = [
     "LayerPlan",
     "FineTuning",
     "Param",
+    "Search",
     "Recipe",
     "RecipeContext",
     "RecipeResult",

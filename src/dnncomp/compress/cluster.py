@@ -15,6 +15,7 @@ from . import (
     Param,
     RecipeContext,
     RecipeResult,
+    Search,
     fine_tune,
     has_weights,
     kernel_stats,
@@ -27,7 +28,9 @@ from .quantize import TRAINING_PARAMS, convert
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 
 CLUSTER_PARAMS = {
-    "number_of_clusters": Param(8, "centroids per clustered weight tensor (per output channel with per-channel clustering)", minimum=2),
+    "number_of_clusters": Param(
+        8, "centroids per clustered weight tensor (per output channel with per-channel clustering)", minimum=2, search=Search(choices=(4, 8, 16, 32)),
+    ),
     "init": Param("kmeans_plus_plus", "centroid initialisation", choices=CENTROID_INITS),
     **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
 }

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Param, RecipeContext, RecipeResult, register_recipe
+from . import Param, RecipeContext, RecipeResult, Search, register_recipe
 from .cluster import CLUSTER_PARAMS, cluster_stage
 from .prune import SCHEDULE_PARAMS, unstructured_prune_stage
 from .quantize import IO_PARAM, REPRESENTATIVE_PARAM, SPARSE_PARAM, TRAINING_PARAMS, convert, qat_stage
 
-PER_CHANNEL_PARAM = Param(False, "cluster Conv2D kernels per output channel (cluster_per_channel)")
+PER_CHANNEL_PARAM = Param(False, "cluster Conv2D kernels per output channel (cluster_per_channel)", search=Search(choices=(False, True)))
 
 
 def _schemes():

@@ -22,6 +22,7 @@ from . import (
     Param,
     RecipeContext,
     RecipeResult,
+    Search,
     fine_tune,
     fine_tuning_steps,
     has_weights,
@@ -37,17 +38,18 @@ SCHEDULES = ("polynomial", "constant")
 SCHEDULE_PARAMS = {
     "schedule": Param("polynomial", "sparsity schedule: polynomial decay from initial_sparsity, or constant", choices=SCHEDULES),
     "initial_sparsity": Param(0.5, "sparsity at begin_step (polynomial schedule)", minimum=0.0, maximum=0.99),
-    "final_sparsity": Param(0.8, "target sparsity: reached at end_step (polynomial) or at the first update (constant)", minimum=0.0, maximum=0.99),
+    "final_sparsity": Param(0.8, "target sparsity: reached at end_step (polynomial) or at the first update (constant)", minimum=0.0, maximum=0.99,
+                            search=Search(0.5, 0.95)),
     "begin_step": Param(0, "training step at which pruning starts", minimum=0),
     "end_step": Param(1000, "training step at which final_sparsity is reached (polynomial) or pruning stops (constant)", minimum=1),
     "frequency": Param(100, "steps between mask updates; end_step - begin_step must be a multiple", minimum=1),
     "begin": Param(
         None, "pruning starts at this fraction of the fine-tuning steps (instead of begin_step; "
-        f"recover fine-tuning's default {RECOVER_PRUNE_BEGIN})", type=float, minimum=0.0, maximum=1.0,
+        f"recover fine-tuning's default {RECOVER_PRUNE_BEGIN})", type=float, minimum=0.0, maximum=1.0, search=Search(0.0, 0.3),
     ),
     "end": Param(
         None, "the target sparsity is reached at this fraction of the fine-tuning steps (instead of end_step; "
-        f"recover fine-tuning's default {RECOVER_PRUNE_END})", type=float, minimum=0.0, maximum=1.0,
+        f"recover fine-tuning's default {RECOVER_PRUNE_END})", type=float, minimum=0.0, maximum=1.0, search=Search(0.4, 0.9),
     ),
     **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
 }
@@ -282,7 +284,7 @@ STRUCTURED_PARAMS = {
         "unstructured", "layers whose input channels are not a multiple of 4 (e.g. the first convolution): "
         "unstructured pruning at fallback_sparsity, or none", choices=("unstructured", "none"),
     ),
-    "fallback_sparsity": Param(0.5, "sparsity of the unstructured fallback", minimum=0.0, maximum=0.99),
+    "fallback_sparsity": Param(0.5, "sparsity of the unstructured fallback", minimum=0.0, maximum=0.99, search=Search(0.3, 0.9)),
     **TRAINING_PARAMS,
 }
 

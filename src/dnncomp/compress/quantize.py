@@ -17,6 +17,7 @@ from . import (
     Param,
     RecipeContext,
     RecipeResult,
+    Search,
     WrappedModel,
     fine_tune,
     flatten_nested_models,
@@ -31,7 +32,7 @@ CONVERSIONS = ("float", "dynamic", "fp16", "int8", "int16x8", "qat")
 DEFAULT_REPRESENTATIVE_SAMPLES = 500
 
 TRAINING_PARAMS = {
-    "epochs": Param(1, "fine-tuning epochs on the training set (per training stage)", minimum=1),
+    "epochs": Param(1, "fine-tuning epochs on the training set (per training stage)", minimum=1, search=Search(1, 3)),
     "batch_size": Param(32, "fine-tuning batch size", minimum=1),
     **FINE_TUNE_PARAMS,  # how every stage fine-tunes (study or recover, distillation): set on the context
 }
