@@ -76,3 +76,81 @@ def test_flat_rows_csv_and_markdown_ratios_against_the_first():
     assert parsed[2]["p50_ms"] == "0.1" and parsed[0]["threads"] == ""
     table = markdown_table(rows).splitlines()
     assert len(table) == 5 and "| qat |" in table[4] and "0.25x" in table[4] and "98.80" in table[4]
+
+
+# ---- typed records ------------------------------------------------------------------------
+
+
+def test_typed_records_round_trip_a_document_unchanged(tmp_path):
+    from dnncomp.results import Latency, ResultsDocument, Variant, load_results
+
+    qat = _variant("qat", 0.1)
+    qat["anatomy"] = {"params": 1234, "macs": 5678, "weights": [{"name": "k", "shape": [4, 3], "role": "kernel"}],
+                      "op_counts": {"CONV_2D": 2}}
+    qat["memory"] = None  # a null the producer wrote stays a null
+    qat["latency"]["warmup_ms"] = 12.5  # a key the record does not know rides along in extra
+    document = results_document([_variant("float", 0.4), qat], dataset="mnist", model="tiny-mnist", seed=3,
+                                machine_id="host", best_variant={"name": "qat"})
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document))
+    typed = load_results(path)
+    assert isinstance(typed, ResultsDocument) and typed.model == "tiny-mnist" and typed.seed == 3
+    variant = typed.variant("qat")
+    assert isinstance(variant, Variant) and isinstance(variant.latency, Latency)
+    assert variant.latency.p50_ms == 0.1 and variant.latency.extra == {"warmup_ms": 12.5}
+    assert variant.anatomy.macs == 5678 and variant.anatomy.extra["op_counts"] == {"CONV_2D": 2}
+    assert variant.accuracy.first_n_ci95 == [0.979, 0.993]
+    assert typed.to_json() == document
+    assert validate_results(typed.to_json()) == []
+
+
+def test_a_previous_versions_results_file_still_loads(tmp_path):
+    """Written before machine ids and per-machine measurements: no machine_id, measurements or measured_on."""
+    from dnncomp.results import load_results
+
+    old = {"schema": RESULTS_SCHEMA, "dataset": "mnist", "model": "study-mnist", "created": "2026-11-20T10:00:00+00:00",
+           "environment": {"python": "3.11.7", "platform": "Linux", "machine": "x86_64", "cpu_count": 2,
+                           "packages": {"numpy": "2.0"}, "device": "workstation"},
+           "seed": 0, "variants": [_variant("float", 0.4)]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(old))
+    typed = load_results(path)
+    assert typed.machines() == [] and typed.variant("float").size.gzip_bytes == 1_000_000
+    assert typed.environment.describe() == "workstation, x86_64"
+
+
+def test_a_results_file_of_another_shape_is_one_line_saying_to_rerun(tmp_path):
+    from dnncomp.errors import ResultsError, RunError
+    from dnncomp.results import load_results
+
+    document = results_document([_variant("float", 0.4)], dataset="mnist")
+    document["variants"][0]["accuracy"]["full"] = 99.0  # a percentage where a fraction belongs
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ResultsError, match=r"results.json: not of the results schema: \$.variants\[0\].accuracy.full") as info:
+        load_results(path)
+    assert "re-run" in str(info.value) and "\n" not in str(info.value)
+    assert issubclass(ResultsError, RunError)
+    path.write_text(json.dumps({**document, "schema": "dnncomp.results/0"}))
+    with pytest.raises(ResultsError, match="re-run"):
+        load_results(path)
+
+
+def test_one_wilson_interval_with_z_1_96():
+    from dnncomp import evaluate, results
+
+    assert evaluate.wilson_interval is results.wilson_interval
+    lo, hi = results.wilson_interval(988, 1000)
+    # Wilson's interval is where the score test just holds: (p - p0)^2 = z^2 p0 (1 - p0) / n at both ends
+    for end in (lo, hi):
+        assert (0.988 - end) ** 2 == pytest.approx(1.96**2 * end * (1 - end) / 1000, rel=1e-9)
+    assert lo < 0.988 < hi and 0.005 < (hi - lo) / 2 < 0.008
+    assert results.wilson_interval(0, 0) is None
+
+
+def test_missing_values_are_one_mark():
+    from dnncomp.results import MISSING, format_number, format_value
+
+    assert format_value(None, "pct") == format_number(None) == format_value("", None) == MISSING == "–"
+    assert format_value(0.25, "ratio") == "0.25x" and format_value(4.0, "times") == "4.00×"
+    assert format_value(48.04, "ms_short") == "48.0" and format_value(0.6123, "ms_short") == "0.612"

@@ -35,3 +35,7 @@ class StorageError(DnncompError):
 
 class RunLockedError(RunError):
     """Another dnncomp process holds the run directory's lock."""
+
+
+class ResultsError(RunError):
+    """A results.json is missing, unreadable, or not of the results schema (docs/results.schema.json)."""

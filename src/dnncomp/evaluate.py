@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
-import math
 import os
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from .preprocess import (
     quantized_real_range,
     read_sidecar,
 )
+from .results import wilson_interval
 from .signature import first_layer_gain, input_rescaling
 
 ModelSource = str | os.PathLike | bytes
@@ -73,12 +73,15 @@ def read_model_bytes(model: ModelSource) -> bytes:
 def open_interpreter(model: ModelSource, *, threads: int = 1, xnnpack: bool = True):
     """A LiteRT ``Interpreter`` (not yet allocated) for a path or flatbuffer bytes.
 
-    ``xnnpack=False`` uses the builtin kernels without LiteRT's default delegate.
+    ``xnnpack=False`` uses the builtin kernels without LiteRT's default delegate. The runtime is
+    :func:`dnncomp.litert_backend.backend`'s (ai-edge-litert, else tflite-runtime); what it prints on
+    C stderr while it starts (cpuinfo's complaints about an unusual /sys) becomes one note.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from .litert_backend import backend, create_interpreter
 
     if threads < 1:
         raise ModelError(f"threads must be >= 1, got {threads}")
+    OpResolverType = backend().OpResolverType
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     kwargs: dict[str, Any] = {"num_threads": int(threads), "experimental_op_resolver_type": resolver}
     if isinstance(model, (bytes, bytearray)):
@@ -87,10 +90,7 @@ def open_interpreter(model: ModelSource, *, threads: int = 1, xnnpack: bool = Tr
         if not Path(model).is_file():
             raise ModelError(f"{model}: model file not found")
         kwargs["model_path"] = os.fspath(model)
-    try:
-        return Interpreter(**kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{model_label(model)}: LiteRT cannot load it as a model ({_first_line(exc)})") from exc
+    return create_interpreter(model_label(model), **kwargs)
 
 
 def delegation(interpreter) -> dict[str, Any]:
@@ -151,7 +151,10 @@ def allocate(interpreter, label: str = "model") -> None:
         captured = read_captured()
     if _DELEGATE_NOTICE in captured:
         _notice_pending = False
-    rest = "\n".join(line for line in captured.splitlines() if line.strip() and line.strip() != _DELEGATE_NOTICE)
+    from .litert_backend import runtime_notes
+
+    rest = runtime_notes(captured)  # cpuinfo's lines (an unusual /sys) become one note, said once
+    rest = "\n".join(line for line in rest.splitlines() if line.strip() and line.strip() != _DELEGATE_NOTICE)
     if error is not None:
         detail = rest.splitlines()[-1] if rest else _first_line(error)
         raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({detail})") from error
@@ -655,17 +658,6 @@ def predict_classes(
 
 
 # ---- accuracy -------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
-    """Wilson score interval for a binomial proportion (95% by default); None for n = 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def accuracy_record(predictions: np.ndarray, y: np.ndarray, *, first_n: int | None = 1000) -> dict[str, Any]:

@@ -9,14 +9,20 @@ out. No TensorFlow here: package versions are read from installed metadata.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import io
+import json
+import math
 import os
 import platform
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .errors import ResultsError
 
 RESULTS_SCHEMA = "dnncomp.results/1"
 
@@ -114,24 +120,32 @@ def now_iso() -> str:
 
 
 def results_document(
-    variants: list[dict[str, Any]],
+    variants: Sequence[dict[str, Any] | Variant],
     *,
     dataset: str | None,
     model: str | None = None,
     seed: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A complete results record around variant records."""
-    return {
+    """A complete results record around variant records, as the JSON written to results.json.
+
+    ``variants`` are :class:`Variant` records or their JSON objects; ``extra`` holds the
+    document's other keys (``bench``, ``machine_id``, ``measurements``, ``baseline_check``,
+    ``best_variant``). Everything passes through :class:`ResultsDocument`, so a producer
+    cannot write a shape the readers do not know. Raises ResultsError for a variant that is
+    not a JSON object.
+    """
+    document = ResultsDocument.from_json({
         "schema": RESULTS_SCHEMA,
         "dataset": dataset,
         "model": model,
         "created": now_iso(),
         "environment": environment(),
         "seed": seed,
-        "variants": variants,
+        "variants": [v.to_json() if isinstance(v, Variant) else v for v in variants],
         **extra,
-    }
+    })
+    return document.to_json()
 
 
 # ---- JSON Schema ----------------------------------------------------------------------
@@ -322,73 +336,417 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
 def validate_results(document: Any, schema: dict[str, Any] | None = None) -> list[str]:
     """Problems of a results record against :data:`RESULTS_JSON_SCHEMA` (empty list: valid).
 
-    A small validator for the JSON Schema subset the schema uses (type, const,
-    enum, required, properties, additionalProperties, items, minItems, maxItems,
-    minimum, maximum, pattern, local $ref), so the device needs no jsonschema.
+    Checked by ``jsonschema`` (Draft 2020-12); each problem is one line that names where
+    (``$.variants[0].accuracy.first_n``) and what (``missing key 'size'``, ``98.8 > maximum 1``).
     """
-    root = schema or RESULTS_JSON_SCHEMA
-    problems: list[str] = []
-    _validate(document, root, root, "$", problems)
-    return problems
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema or RESULTS_JSON_SCHEMA)
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_problem(error) for error in errors]
 
 
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
+def _problem(error) -> str:
+    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    value, expected = error.instance, error.validator_value
+    if error.validator == "required":
+        missing = next((k for k in expected if isinstance(value, dict) and k not in value), expected)
+        return f"{where}: missing key {missing!r}"
+    if error.validator == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        return f"{where}: expected {'/'.join(types)}, got {type(value).__name__}"
+    if error.validator == "maximum":
+        return f"{where}: {value} > maximum {expected}"
+    if error.validator == "minimum":
+        return f"{where}: {value} < minimum {expected}"
+    if error.validator == "enum":
+        return f"{where}: {value!r} not one of {expected}"
+    if error.validator == "const":
+        return f"{where}: expected {expected!r}, got {value!r}"
+    return f"{where}: {error.message}"
+
+
+# ---- typed records ----------------------------------------------------------------------
+#
+# Every producer builds its document through these and every reader loads one: the field
+# names are the JSON keys, units are in the names, a missing measurement is None. Keys a
+# record does not know (a newer minor revision, a tool's own notes) ride along in ``extra``
+# so a document read and written again is unchanged.
+
+
+class _Record:
+    """to_json/from_json for the dataclasses below, driven by their fields.
+
+    ``_nested`` maps a field to the record class its JSON object holds, ``_lists`` one to
+    the class of its list's items, ``_maps`` one to the class of its mapping's values;
+    ``_required`` fields are written even when None (the schema requires the key), and so
+    is a None the record was read with (``_keys_read``: a reader sees the file's own nulls).
+    """
+
+    _nested: dict[str, type] = {}
+    _lists: dict[str, type] = {}
+    _maps: dict[str, type] = {}
+    _required: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "_keys_read"):
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name not in self._required and f.name not in self._keys_read:  # type: ignore[attr-defined]
+                continue
+            if f.name in self._nested and value is not None:
+                value = value.to_json()
+            elif f.name in self._lists and value is not None:
+                value = [item.to_json() for item in value]
+            elif f.name in self._maps and value is not None:
+                value = {key: item.to_json() for key, item in value.items()}
+            out[f.name] = value
+        out.update(self.extra)  # type: ignore[attr-defined]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None):
+        """The record of a JSON object (None stays None); unknown keys go to ``extra``."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise ResultsError(f"a {cls.__name__} record must be a JSON object, not {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "_keys_read"}
+        kwargs: dict[str, Any] = {}
+        for key in names & data.keys():
+            value = data[key]
+            if key in cls._nested:
+                value = cls._nested[key].from_json(value)
+            elif key in cls._lists and value is not None:
+                value = [cls._lists[key].from_json(item) for item in value]
+            elif key in cls._maps and value is not None:
+                value = {k: cls._maps[key].from_json(item) for k, item in value.items()}
+            kwargs[key] = value
+        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in names}, _keys_read=frozenset(kwargs))
+
+
+@dataclass
+class Accuracy(_Record):
+    """Top-1 accuracy as fractions (0..1): the whole test set and its first N images, with a 95% Wilson interval."""
+
+    full: float | None = None
+    full_count: int | None = None
+    first_n: float | None = None
+    first_n_count: int | None = None
+    first_n_ci95: list[float] | None = None
+    batch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+@dataclass
+class Latency(_Record):
+    """One latency configuration's statistics over ``count`` timed runs, in milliseconds per call."""
+
+    count: int = 0
+    mean_ms: float = 0.0
+    p50_ms: float = 0.0
+    threads: int | None = None
+    xnnpack: bool | None = None
+    xnnpack_applied: bool | None = None
+    ops_delegated: int | None = None
+    ops_total: int | None = None
+    batch: int | None = None
+    init_ms: float | None = None
+    first_inference_ms: float | None = None
+    warmup_count: int | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    std_ms: float | None = None
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    images_per_s: float | None = None
+    overhead: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _required = ("count", "mean_ms", "p50_ms")
+
+
+@dataclass
+class Size(_Record):
+    """Bytes of the artifact on disk, gzipped at level 9 and zipped."""
+
+    file_bytes: int | None = None
+    gzip_bytes: int | None = None
+    zip_bytes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _required = ("file_bytes",)
+
+
+@dataclass
+class Memory(_Record):
+    """Resident memory a fresh process added to load, allocate and run the model, in bytes."""
+
+    baseline_rss_bytes: int | None = None
+    load_added_bytes: int | None = None
+    allocate_added_bytes: int | None = None
+    invoke_added_bytes: int | None = None
+    rss_added_bytes: int | None = None
+    peak_added_bytes: int | None = None
+    arena_bytes: int | None = None
+    method: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+@dataclass
+class Anatomy(_Record):
+    """What the flatbuffer holds (dnncomp.anatomy.inspect_model): parameters, MACs per image, kernel dtypes and
+    per-tensor ``weights`` (name, shape, size, role, sparsity, unique); the rest of the summary is in ``extra``."""
+
+    params: int | None = None
+    macs: int | None = None
+    sparsity: float | None = None
+    int8_kernel_ops: int | None = None
+    float_kernel_ops: int | None = None
+    weights: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+@dataclass
+class MeasuredOn(_Record):
+    """The machine and runtime that measured a variant: results belong to the machine that measured them."""
+
+    machine_id: str | None = None
+    hostname: str | None = None
+    board: str | None = None
+    cpu_model: str | None = None
+    arch: str | None = None
+    python: str | None = None
+    runtime: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+@dataclass
+class Variant(_Record):
+    """One model variant (a .tflite, or the Keras baseline) and what was measured of it."""
+
+    name: str = ""
+    artifact: str | None = None
+    runtime: str = "litert"
+    sha256: str | None = None
+    accuracy: Accuracy | None = None
+    latency: Latency | None = None
+    latency_runs: list[Latency] | None = None
+    memory: Memory | None = None
+    size: Size | None = None
+    sparsity: float | None = None
+    anatomy: Anatomy | None = None
+    recipe: dict[str, Any] | None = None
+    compression_check: dict[str, Any] | None = None
+    preprocessing: dict[str, Any] | None = None
+    measured_on: MeasuredOn | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _nested = {"accuracy": Accuracy, "latency": Latency, "memory": Memory, "size": Size, "anatomy": Anatomy,
+               "measured_on": MeasuredOn}
+    _lists = {"latency_runs": Latency}
+    _required = ("name", "artifact", "runtime", "accuracy", "latency", "size")
+
+    @property
+    def comparable(self) -> bool:
+        """LiteRT variants share a runtime; the Keras baseline (model.predict on the .h5) does not."""
+        return self.runtime != "keras"
+
+
+@dataclass
+class Environment(_Record):
+    """Where a measurement ran (see :func:`environment`)."""
+
+    python: str | None = None
+    platform: str | None = None
+    machine: str | None = None
+    cpu_count: int | None = None
+    cpus_available: int | None = None
+    cpu_model: str | None = None
+    packages: dict[str, str | None] = field(default_factory=dict)
+    dnncomp: str | None = None
+    device: str | None = None
+    machine_id: str | None = None
+    hostname: str | None = None
+    board: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _required = ("python", "platform", "machine", "cpu_count", "packages", "device")
+
+    def describe(self) -> str:
+        """"workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1" ("" when nothing is known)."""
+        parts = [self.device, self.machine, self.cpu_model, self.extra.get("jetson_release")]
+        return ", ".join(str(p) for p in parts if p)
+
+
+@dataclass
+class Measurements(_Record):
+    """One machine's records of a run dir: its environment and the variants it measured."""
+
+    environment: Environment | None = None
+    variants: list[Variant] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _nested = {"environment": Environment}
+    _lists = {"variants": Variant}
+    _required = ("environment", "variants")
+
+
+@dataclass
+class MachineColumn:
+    """A machine in a side-by-side table: its id, a label naming it, and its variants by name."""
+
+    machine_id: str
+    label: str
+    is_host: bool
+    environment: Environment | None
+    variants: dict[str, Variant]
+
+
+@dataclass
+class ResultsDocument(_Record):
+    """A results record (schema ``dnncomp.results/1``): what was measured of one model's variants on one dataset.
+
+    ``variants`` are the measurements of the machine that wrote the file (``machine_id``);
+    ``measurements`` (``dnncomp run``) holds every machine's, keyed by machine id.
+    """
+
+    schema: str = RESULTS_SCHEMA
+    dataset: str | None = None
+    model: str | None = None
+    created: str = ""
+    environment: Environment | None = None
+    seed: int | None = None
+    variants: list[Variant] = field(default_factory=list)
+    bench: dict[str, Any] | None = None
+    machine_id: str | None = None
+    baseline_check: dict[str, Any] | None = None
+    best_variant: dict[str, Any] | None = None
+    measurements: dict[str, Measurements] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _nested = {"environment": Environment}
+    _lists = {"variants": Variant}
+    _maps = {"measurements": Measurements}
+    _required = ("schema", "dataset", "created", "environment", "variants")
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def machines(self) -> list[MachineColumn]:
+        """Every machine that measured this run, the writing machine first; [] without ``measurements``.
+
+        Each is labelled by its board or host name (``DNNCOMP_MACHINE_ID`` or the digest when neither
+        is known) and, for a device measured over SSH, the target it was reached at.
+        """
+        held = self.measurements or {}
+        order = sorted(held, key=lambda m: m != self.machine_id)
+        columns = []
+        for machine in order:
+            env = held[machine].environment
+            name = (env.board or env.hostname) if env else None
+            target = ((env.extra.get("remote") or {}).get("target") if env else None)
+            where = "this machine" if machine == self.machine_id else (target or "other machine")
+            columns.append(MachineColumn(machine, f"{name or machine} ({where})", machine == self.machine_id, env,
+                                         {v.name: v for v in held[machine].variants}))
+        return columns
+
+
+def load_results(path: str | Path) -> ResultsDocument:
+    """Read and validate a results.json into a :class:`ResultsDocument`.
+
+    Raises ResultsError (one line: the file, the problem, and to re-run) when the file is
+    missing, not JSON, not a dnncomp results record, or not of the schema's shape.
+    """
+    path = Path(path)
+    rerun = "re-run `dnncomp run` (or `dnncomp run --eval-only`) to rewrite it"
+    if not path.is_file():
+        raise ResultsError(f"{path}: not found; run `dnncomp run` (or `dnncomp run --eval-only`) first")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not readable JSON ({exc}); {rerun}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("variants", []), list):
+        raise ResultsError(f"{path}: not a dnncomp results file (see docs/results-schema.md)")
+    if data.get("schema") != RESULTS_SCHEMA:
+        raise ResultsError(f"{path}: schema {data.get('schema')!r} is not {RESULTS_SCHEMA!r}; {rerun}")
+    problems = validate_results(data)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ResultsError(f"{path}: not of the results schema: {problems[0]}{more}; {rerun}")
+    return ResultsDocument.from_json(data)
+
+
+# ---- numbers, one home: statistics and cell formatting ------------------------------------
+
+MISSING = "–"  # the one mark for "not measured" in every table dnncomp prints or writes
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval (95% for z = 1.96) of a proportion ``successes``/``n``; None for n = 0.
+
+    Source: E. B. Wilson, "Probable inference, the law of succession, and statistical
+    inference", JASA 22 (1927) 209-212; the form of Brown, Cai and DasGupta, "Interval
+    estimation for a binomial proportion", Statistical Science 16 (2001), eq. (4). On 1000
+    images an accuracy near 99% is known to about +-0.6 points, near 80% to +-2.5.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def format_number(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    """A number for a table cell with ``digits`` decimals, or :data:`MISSING` when it was not measured."""
+    return MISSING if value is None else f"{value:.{digits}f}{suffix}"
+
+
+_FORMATS = {
+    "pct": lambda v: format_number(100 * v),  # a fraction shown as a percentage
+    "pct1": lambda v: format_number(v, 1),  # already a percentage
+    "ms": lambda v: format_number(v, 3),
+    "ms_short": lambda v: format_number(v, 3 if v < 10 else 1),  # 0.612, 48.0: three figures where they matter
+    "ratio": lambda v: format_number(v, 2, "x"),
+    "times": lambda v: format_number(v, 2, "×"),
+    "int": lambda v: f"{v:,.0f}",
+    "mb": lambda v: format_number(v / 1e6, 3),
 }
 
 
-def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str, problems: list[str]) -> None:
-    import re
+def format_value(value: Any, kind: str | None = None) -> str:
+    """A cell by kind: ``pct`` (fraction as %), ``pct1``, ``ms``, ``ms_short``, ``ratio`` (0.25x), ``times`` (4.00×),
+    ``int`` (1,234), ``mb`` (bytes as MB); booleans as on/off; None or "" as :data:`MISSING`."""
+    if value is None or value == "":
+        return MISSING
+    if kind in _FORMATS:
+        return _FORMATS[kind](value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
-    if "$ref" in schema:
-        target: Any = root
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        _validate(value, target, root, where, problems)
-        return
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_TYPES[t](value) for t in types):
-            problems.append(f"{where}: expected {'/'.join(types)}, got {type(value).__name__}")
-            return
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"{where}: expected {schema['const']!r}, got {value!r}")
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{where}: {value!r} not one of {schema['enum']}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            problems.append(f"{where}: {value} < minimum {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            problems.append(f"{where}: {value} > maximum {schema['maximum']}")
-    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
-        problems.append(f"{where}: {value!r} does not match {schema['pattern']}")
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                problems.append(f"{where}: missing key {key!r}")
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in properties:
-                _validate(item, properties[key], root, f"{where}.{key}", problems)
-            elif extra is False:
-                problems.append(f"{where}: unexpected key {key!r}")
-            elif isinstance(extra, dict):
-                _validate(item, extra, root, f"{where}.{key}", problems)
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            problems.append(f"{where}: fewer than {schema['minItems']} items")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            problems.append(f"{where}: more than {schema['maxItems']} items")
-        if "items" in schema:
-            for i, item in enumerate(value):
-                _validate(item, schema["items"], root, f"{where}[{i}]", problems)
+
+def markdown_grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> str:
+    """The one GitHub-flavoured Markdown table writer: ``align`` holds l/r per column (default: first left,
+    the rest right); cells are str()-ed, with ``|`` escaped and newlines flattened. No trailing newline."""
+    align = align or "l" + "r" * (len(headers) - 1)
+
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "|" + "|".join("--:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 # ---- flat rows: CSV and Markdown --------------------------------------------------------
@@ -406,50 +764,53 @@ ROW_COLUMNS = (
 )
 
 
-def flat_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+def flat_rows(document: ResultsDocument | dict[str, Any]) -> list[dict[str, Any]]:
     """One row per variant and latency configuration (``latency_runs``, else ``latency``).
 
     ``p50_ratio`` is the row's p50 over the first variant's p50 in the same
     configuration (threads, xnnpack, batch): below 1 is faster than the first.
     """
+    if not isinstance(document, ResultsDocument):
+        document = ResultsDocument.from_json(document)
     rows: list[dict[str, Any]] = []
     first_p50: dict[tuple, float] = {}
-    for variant in document.get("variants", []):
-        accuracy = variant.get("accuracy") or {}
-        size = variant.get("size") or {}
-        anatomy = variant.get("anatomy") or {}
-        memory = variant.get("memory") or {}
-        ci = accuracy.get("first_n_ci95") or [None, None]
-        runs = variant.get("latency_runs") or [variant.get("latency") or {}]
+    for variant in document.variants:
+        accuracy = variant.accuracy or Accuracy()
+        size = variant.size or Size()
+        anatomy = variant.anatomy or Anatomy()
+        memory = variant.memory or Memory()
+        ci = accuracy.first_n_ci95 or [None, None]
+        runs = variant.latency_runs or [variant.latency]
         for latency in runs:
-            key = (latency.get("threads"), latency.get("xnnpack"), latency.get("batch"))
-            p50 = latency.get("p50_ms")
-            if p50 is not None and variant.get("runtime", "litert") == "litert":
+            timing = latency.to_json() if latency is not None else {}
+            key = (timing.get("threads"), timing.get("xnnpack"), timing.get("batch"))
+            p50 = timing.get("p50_ms")
+            if p50 is not None and variant.comparable:
                 first_p50.setdefault(key, p50)
             base = first_p50.get(key)
             rows.append(
                 {
-                    "dataset": document.get("dataset"),
-                    "variant": variant.get("name"),
-                    "runtime": variant.get("runtime", "litert"),
-                    "artifact": variant.get("artifact"),
-                    "acc_full": accuracy.get("full"),
-                    "acc_first_n": accuracy.get("first_n"),
-                    "first_n_count": accuracy.get("first_n_count"),
+                    "dataset": document.dataset,
+                    "variant": variant.name,
+                    "runtime": variant.runtime,
+                    "artifact": variant.artifact,
+                    "acc_full": accuracy.full,
+                    "acc_first_n": accuracy.first_n,
+                    "first_n_count": accuracy.first_n_count,
                     "first_n_ci95_low": ci[0],
                     "first_n_ci95_high": ci[1],
-                    **{k: latency.get(k) for k in LATENCY_COLUMNS},
-                    "p50_ratio": None if p50 is None or not base or variant.get("runtime") == "keras" else p50 / base,
-                    "overhead_pct": (latency.get("overhead") or {}).get("overhead_pct"),
-                    "file_bytes": size.get("file_bytes"),
-                    "gzip_bytes": size.get("gzip_bytes"),
-                    "zip_bytes": size.get("zip_bytes"),
-                    "sparsity": variant.get("sparsity"),
-                    "params": anatomy.get("params"),
-                    "macs": anatomy.get("macs"),
-                    "int8_kernel_ops": anatomy.get("int8_kernel_ops"),
-                    "float_kernel_ops": anatomy.get("float_kernel_ops"),
-                    "peak_added_bytes": memory.get("peak_added_bytes"),
+                    **{k: timing.get(k) for k in LATENCY_COLUMNS},
+                    "p50_ratio": None if p50 is None or not base or not variant.comparable else p50 / base,
+                    "overhead_pct": (timing.get("overhead") or {}).get("overhead_pct"),
+                    "file_bytes": size.file_bytes,
+                    "gzip_bytes": size.gzip_bytes,
+                    "zip_bytes": size.zip_bytes,
+                    "sparsity": variant.sparsity,
+                    "params": anatomy.params,
+                    "macs": anatomy.macs,
+                    "int8_kernel_ops": anatomy.int8_kernel_ops,
+                    "float_kernel_ops": anatomy.float_kernel_ops,
+                    "peak_added_bytes": memory.peak_added_bytes,
                 }
             )
     return rows
@@ -482,31 +843,8 @@ MARKDOWN_COLUMNS = (
 )
 
 
-_FORMATS = {
-    "pct": lambda v: f"{100 * v:.2f}",  # a fraction shown as a percentage
-    "pct1": lambda v: f"{v:.1f}",  # already a percentage
-    "ms": lambda v: f"{v:.3f}",
-    "ratio": lambda v: f"{v:.2f}x",
-    "int": lambda v: f"{v:,.0f}",
-    "mb": lambda v: f"{v / 1e6:.3f}",
-}
-
-
-def format_value(value: Any, kind: str | None) -> str:
-    if value is None or value == "":
-        return "–"
-    if kind in _FORMATS:
-        return _FORMATS[kind](value)
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
-
-
 def markdown_table(rows: Iterable[dict[str, Any]], columns=MARKDOWN_COLUMNS) -> str:
-    """A GitHub-flavoured Markdown table of flat rows."""
-    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
-    align = "|" + "|".join(":--" if kind is None else "--:" for _, _, kind in columns) + "|"
-    lines = [header, align]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(key), kind) for key, _, kind in columns) + " |")
-    return "\n".join(lines) + "\n"
+    """Flat rows (:func:`flat_rows`) as a Markdown table: ``columns`` are (key, title, format kind)."""
+    cells = [[format_value(row.get(key), kind) for key, _, kind in columns] for row in rows]
+    align = "".join("l" if kind is None else "r" for _, _, kind in columns)
+    return markdown_grid([title for _, title, _ in columns], cells, align) + "\n"
