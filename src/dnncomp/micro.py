@@ -516,6 +516,42 @@ def micro_report(model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = 
     return report
 
 
+def mcu_stage_record(model_path: str | os.PathLike, x_test: np.ndarray, *, images: int = 1000,
+                     dataset: str | None = None) -> dict[str, Any]:
+    """What ``dnncomp run --mcu`` records for one variant (``results.json`` ``variants[i]["mcu"]``).
+
+    An int8 variant (every convolution and dense layer computes in int8) gets the whole
+    :func:`micro_report`, with the TFLM-vs-LiteRT equivalence on the first ``images`` of
+    ``x_test`` (N x H x W x C uint8; ``images=0``: all of them); ``model`` is the file's name,
+    not a path. Any other variant gets ``{"skipped": reason}``: a float model is not what a
+    microcontroller runs. Raises :class:`MissingDependencyError` without ``tflite-micro``.
+    """
+    from .anatomy import inspect_model, is_int8_model
+
+    path = Path(model_path)
+    if not is_int8_model(inspect_model(path, tensors=False)):
+        return {"skipped": "not an int8 model (its convolutions or dense layers compute in float)"}
+    subset = x_test[:images] if images > 0 else x_test
+    report = micro_report(path, x_uint8=subset, dataset=dataset)
+    report["model"] = path.name
+    return report
+
+
+def mcu_summary_line(name: str, record: dict[str, Any]) -> str:
+    """One line for a variant's ``mcu`` record (``dnncomp run --mcu`` prints one per variant)."""
+    if record.get("skipped"):
+        return f"{name}: not measured on TFLM ({record['skipped']})"
+    if not record.get("runs"):
+        return f"{name}: TFLM cannot run it: {record.get('error')}"
+    line = (f"{name}: arena {record['arena_bytes']:,} B, flash {record['flash']['total_bytes']:,} B, "
+            f"{len(record['resolver'])} ops ({', '.join(record['ops'])}), {'int8' if record['int8_io'] else 'float'} I/O")
+    eq = record.get("equivalence") or {}
+    if eq.get("images"):
+        line += (f"; TFLM = LiteRT top-1 on {eq['top1_agreement'] * 100:.2f} % of {eq['images']:,} test images "
+                 f"(largest raw difference {eq['max_abs_diff']:g})")
+    return line
+
+
 def micro_lines(report: dict[str, Any]) -> list[str]:
     """Human lines for one :func:`micro_report` (for the CLI)."""
     flash = report["flash"]
