@@ -568,10 +568,12 @@ for _family, _dataset, _shape, _classes, _widths, _params, _epochs, _augment, _v
 RESNET8_PARAMS = 78_666
 MICRO_BUDGET = {"mnist": (35_000, 12_500_000), "cifar10": (RESNET8_PARAMS, 12_500_000), "gtsrb": (80_000, 12_500_000)}
 
-# dataset, input shape, classes, widths, Keras params, epochs, augmentation
+# dataset, input shape, classes, widths, Keras params, epochs, augmentation.
+# micro-cifar10's 45 epochs fit the issue's 45-minute training budget on this 2-core machine:
+# an epoch (351 steps of 128, with validation) measured 45 s at a load average of 3.
 _MICRO = [
     ("mnist", (28, 28), 10, (20, 28, 32), 34_126, 20, MNIST_AUGMENT),
-    ("cifar10", (32, 32, 3), 10, (32, 40, 48), 75_466, 100, CIFAR10_AUGMENT),
+    ("cifar10", (32, 32, 3), 10, (32, 40, 48), 75_466, 45, CIFAR10_AUGMENT),
     ("gtsrb", (30, 30, 3), 43, (32, 40, 48), 77_083, 30, GTSRB_AUGMENT),
 ]
 for _dataset, _shape, _classes, _widths, _params, _epochs, _augment in _MICRO:
