@@ -21,8 +21,8 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,22 @@ def is_jetson() -> bool:
 
 @dataclass
 class RunConfig:
+    """What one ``dnncomp run`` makes, and how: the argument of :func:`run_pipeline`.
+
+    ``dataset``: mnist, cifar10, gtsrb or ``folder:PATH``. ``model``: a family, a registered
+    member or the user's Keras file (None: the dataset's default); a run records the resolved
+    spec's name here. ``techniques``: recipe names (None: the study's float,qat,prune,cluster).
+    ``epochs``/``batch_size``/``patience``: None takes the model's training schedule.
+    ``limit``: also score the first N test images. ``threads``: LiteRT threads for latency.
+    ``eval_only``: None means on for an NVIDIA Jetson. ``recipe_params``: recipe -> {key: value}
+    overrides. ``val_split`` and ``preprocessing`` choose the target
+    (:func:`dnncomp.run_target.resolve_target`); the stages they change record them.
+    """
+
     dataset: str
-    model: str
-    techniques: list[str]
-    out: Path
+    model: str | None = None
+    techniques: list[str] | None = None
+    out: Path = Path("runs")
     data_dir: Path | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -57,12 +69,14 @@ class RunConfig:
     seed: int = 0
     limit: int = 1000
     threads: int = 1
-    eval_only: bool = False
+    eval_only: bool | None = None
     recipe_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     verbose: int = 1
     wait: bool = False  # for the run dir's lock held by another process
     results_out: Path | None = None  # where manifest and results go when the run dir is read-only
     skip_bad: bool = False  # skip unreadable images (the data fingerprint records what was loaded)
+    val_split: str | None = None
+    preprocessing: Any = None  # a dnncomp.preprocess.Preprocessing from --input-range/--mean/--std
 
     @property
     def run_dir(self) -> Path:
@@ -76,7 +90,9 @@ class RunConfig:
         return self.results_out or self.run_dir
 
 
-_OPERATIONAL = ("verbose", "wait", "results_out", "skip_bad")  # how to run, not what: never part of the recorded config
+# How to run, not what: never part of the recorded config. val_split and preprocessing choose the
+# target before the run; the baseline and recipe stages record what they changed.
+_OPERATIONAL = ("verbose", "wait", "results_out", "skip_bad", "val_split", "preprocessing")
 
 
 _STAGE_ENTRY = {
@@ -303,86 +319,184 @@ def _unwritable(directory: Path, exc: Exception, config: RunConfig | None) -> Ex
     return StorageError(f"{exc}{hint}")
 
 
-class _Console:
-    """Stage-level progress on stderr; the results table goes to stdout."""
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage's action made: the files it wrote (names in the run dir) and what to record beside them."""
 
-    def __init__(self, verbose: int):
-        self.verbose = verbose
-        self.started = time.perf_counter()
-
-    def stage(self, message: str) -> None:
-        if self.verbose:
-            elapsed = time.perf_counter() - self.started
-            print(f"[{elapsed:7.1f}s] {message}", file=sys.stderr, flush=True)
+    outputs: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_pipeline(
-    dataset: str,
-    *,
-    model: str | None = None,
-    techniques: list[str] | None = None,
-    out: Path = Path("runs"),
-    data_dir: Path | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    patience: int | None = None,
-    seed: int = 0,
-    limit: int = 1000,
-    threads: int = 1,
-    eval_only: bool | None = None,
-    recipe_params: dict[str, dict[str, Any]] | None = None,
-    verbose: int = 1,
-    wait: bool = False,
-    results_out: Path | None = None,
-    skip_bad: bool = False,
-    val_split: str | None = None,
-    preprocessing=None,
-) -> Path:
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run, as data: executed by :func:`execute_stages`.
+
+    ``name`` is its manifest key (``baseline``, ``compress:qat``, ``evaluate:float``).
+    ``inputs`` is called when the stage's turn comes (it may hash what an earlier stage
+    wrote); the stage is skipped when the manifest holds the same inputs and its recorded
+    outputs are intact. ``action`` does the work and returns a :class:`StageResult`.
+    ``running`` is its progress line; ``up_to_date`` the line when skipped (None: silent).
+    """
+
+    name: str
+    inputs: Callable[[], dict[str, Any]]
+    action: Callable[[], StageResult]
+    running: str
+    up_to_date: str | None = None
+
+
+def execute_stages(stages: list[Stage], manifest: Manifest, progress) -> list[str]:
+    """Run each stage whose inputs changed or whose outputs are gone; record it. Returns the names run.
+
+    ``progress`` is a :class:`dnncomp.console.StageProgress`. The manifest is saved after every
+    stage, so a run killed in stage k resumes at stage k. Exceptions of an action propagate
+    with nothing recorded for that stage.
+    """
+    progress.plan([s.name for s in stages],
+                  {name: entry["wall_s"] for name, entry in manifest.stages.items() if isinstance(entry.get("wall_s"), (int, float))})
+    ran = []
+    for stage in stages:
+        set_current_stage(stage.name)
+        inputs = stage.inputs()
+        if manifest.is_done(stage.name, inputs):
+            progress.skipped(stage.name)
+            if stage.up_to_date:
+                progress.line(stage.up_to_date)
+            continue
+        progress.running(stage.name, stage.running)
+        start = time.perf_counter()
+        result = stage.action()
+        wall_s = time.perf_counter() - start
+        manifest.record(stage.name, inputs, outputs=list(result.outputs), wall_s=wall_s, **result.extra)
+        progress.done(stage.name, wall_s)
+        ran.append(stage.name)
+    return ran
+
+
+# ---- the work itself, injected into the Pipeline (tests pass fakes) -----------------------------
+
+
+def _load_data(dataset: str, *, data_dir: Path | None, image_size: tuple[int, int], skip_bad: bool):
+    from .data import load_dataset
+
+    return load_dataset(dataset, data_dir=data_dir, image_size=image_size, skip_bad=skip_bad)
+
+
+def _train(spec, data, settings: dict[str, Any], run_dir: Path, verbose: int) -> tuple[list[Path], dict[str, Any]]:
+    from .train import save_baseline, train_baseline
+
+    model, history = train_baseline(spec, data.x_train, data.y_train, **settings, verbose=verbose)
+    return save_baseline(model, run_dir), history
+
+
+def _adopt(model_file: Path, run_dir: Path) -> list[Path]:
+    from .run_target import adopt_baseline
+
+    return adopt_baseline(model_file, run_dir)
+
+
+def _compress(technique: str, params: dict[str, Any] | None, context: Callable[[], Any]) -> tuple[bytes, dict[str, Any]]:
+    from .compress import apply_recipe
+
+    result = apply_recipe(technique, context(), params)
+    return result.tflite, result.info
+
+
+def _evaluate_litert(artifact: Path, data, *, limit: int, threads: int, latency_config) -> dict[str, Any]:
+    from .bench import measure_latency
+    from .evaluate import evaluate_accuracy, file_sizes
+
+    return {
+        "accuracy": evaluate_accuracy(artifact, data.x_test, data.y_test, first_n=limit, threads=threads),
+        "latency": measure_latency(artifact, data.x_test, config=latency_config),
+        "size": file_sizes(artifact),
+        **_anatomy_fields(artifact),
+    }
+
+
+def _evaluate_keras(baseline: Path, spec, data, *, limit: int, preprocessing) -> dict[str, Any]:
+    from .evaluate import accuracy_record
+    from .train import keras_predict_latency, load_baseline, model_inputs
+
+    model = load_baseline(baseline)
+    x = model_inputs(spec, data.x_test, preprocessing)
+    predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
+    return {
+        "accuracy": accuracy_record(predictions, data.y_test, first_n=limit),
+        # The study averaged model.predict over its 1000 images; at ~70 ms a call, 200 calls give a
+        # stable median and mean for a number that only shows framework overhead.
+        "latency": keras_predict_latency(model, x[:KERAS_TIMING_IMAGES]),
+    }
+
+
+@dataclass(frozen=True)
+class Workers:
+    """What does the heavy work of a run; the Pipeline only decides what to run and records it.
+
+    ``load_data(dataset, data_dir=, image_size=, skip_bad=)`` -> a :class:`dnncomp.data.Dataset`.
+    ``train(spec, data, settings, run_dir, verbose)`` -> (files written, Keras history dict).
+    ``adopt(model_file, run_dir)`` -> files written (a user's model as the baseline).
+    ``compress(recipe, params, context)`` -> (.tflite bytes, info); ``context()`` builds the
+    shared RecipeContext on first use. ``evaluate(artifact, data, limit=, threads=,
+    latency_config=)`` -> {accuracy, latency, size[, sparsity, anatomy]} of a .tflite with
+    LiteRT. ``evaluate_keras(baseline.keras, spec, data, limit=, preprocessing=)`` ->
+    {accuracy, latency} of the study's Keras row.
+    """
+
+    load_data: Callable[..., Any] = _load_data
+    train: Callable[..., tuple[list[Path], dict[str, Any]]] = _train
+    adopt: Callable[[Path, Path], list[Path]] = _adopt
+    compress: Callable[..., tuple[bytes, dict[str, Any]]] = _compress
+    evaluate: Callable[..., dict[str, Any]] = _evaluate_litert
+    evaluate_keras: Callable[..., dict[str, Any]] = _evaluate_keras
+
+
+def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **settings: Any) -> Path:
     """Train (or reuse) the baseline, apply each technique, evaluate everything. Returns the run dir.
 
-    Every setting is checked before the run dir is touched (RunError/RecipeError). The run
-    dir is locked for the whole run: a second run into it raises RunLockedError naming the
-    holder, or waits with ``wait=True``. ``results_out`` (eval-only) writes manifest and
-    results.json there instead of the run dir, for a run dir on read-only media.
+    ``config`` is a :class:`RunConfig`, or the dataset name with the RunConfig's fields as
+    keywords (``run_pipeline("mnist", model="tiny", techniques=["float", "ptq-int8"])``).
+    Every setting is checked before the run dir is touched (RunError/RecipeError; DataError or
+    ModelError for an unknown dataset or model, with the close match). The run dir is locked for
+    the whole run: a second run into it raises RunLockedError naming the holder, or waits with
+    ``wait=True``. ``results_out`` (eval-only) writes manifest and results.json there instead of
+    the run dir, for a run dir on read-only media; the path returned is then ``results_out``.
     """
     from .run_target import resolve_target
 
-    _check_settings(epochs=epochs, batch_size=batch_size, patience=patience, limit=limit, threads=threads)
-    _check_recipe_params(recipe_params or {}, techniques or STUDY_TECHNIQUES)
-    if not eval_only:
+    if isinstance(config, str):
+        config = RunConfig(config, **settings)
+    elif settings:
+        config = replace(config, **settings)
+    techniques = list(config.techniques or STUDY_TECHNIQUES)
+    _check_settings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience, limit=config.limit,
+                    threads=config.threads)
+    _check_recipe_params(config.recipe_params or {}, techniques)
+    if not config.eval_only:
         from .compress import get_recipe
 
-        for name in techniques or STUDY_TECHNIQUES:  # an unknown recipe fails now, not after an hour of training
-            get_recipe(name).resolve_params((recipe_params or {}).get(name))
-    if results_out is not None and not eval_only:
+        for name in techniques:  # an unknown recipe fails now, not after an hour of training
+            get_recipe(name).resolve_params((config.recipe_params or {}).get(name))
+    if config.results_out is not None and not config.eval_only:
         raise RunError("--results-out is for --eval-only (evaluating a run dir on read-only media); "
                        "a full run writes its artifacts into the run dir: choose a writable --out")
     # The model for this data (a family built for a folder's images and classes, a user's file) or a
     # one-line error naming the mistake, before anything is trained or written.
-    target = resolve_target(dataset, model, val_split=val_split, data_dir=data_dir, skip_bad=skip_bad,
-                            preprocessing=preprocessing)
+    target = resolve_target(config.dataset, config.model, val_split=config.val_split, data_dir=config.data_dir,
+                            skip_bad=config.skip_bad, preprocessing=config.preprocessing)
     for note in target.notes:  # what was chosen for the user is said once, also under --quiet
         print(f"note: {note}", file=sys.stderr, flush=True)
-    config = RunConfig(
-        dataset=dataset,
+    resolved = replace(
+        config,
         model=target.spec.name,
-        techniques=list(techniques or STUDY_TECHNIQUES),
-        out=Path(out),
-        data_dir=Path(data_dir) if data_dir else None,
-        epochs=epochs,
-        batch_size=batch_size,
-        patience=patience,
-        seed=seed,
-        limit=limit,
-        threads=threads,
-        eval_only=is_jetson() if eval_only is None else eval_only,
-        recipe_params=recipe_params or {},
-        verbose=verbose,
-        wait=wait,
-        results_out=Path(results_out) if results_out else None,
-        skip_bad=skip_bad,
+        techniques=techniques,
+        out=Path(config.out),
+        data_dir=Path(config.data_dir) if config.data_dir else None,
+        eval_only=is_jetson() if config.eval_only is None else config.eval_only,
+        recipe_params=config.recipe_params or {},
+        results_out=Path(config.results_out) if config.results_out else None,
     )
-    return Pipeline(config, target).run()
+    return Pipeline(resolved, target, workers=workers).run()
 
 
 def _check_settings(**settings: int | None) -> None:
@@ -414,11 +528,21 @@ def _check_recipe_params(recipe_params: dict[str, dict[str, Any]], techniques: l
 
 
 class Pipeline:
-    def __init__(self, config: RunConfig, target=None):
+    """One run: builds its stages as data (:meth:`stages`) and runs them with :func:`execute_stages`.
+
+    ``config`` is a resolved :class:`RunConfig` (model, techniques and eval_only set, as
+    :func:`run_pipeline` makes it). ``target`` is the :class:`dnncomp.run_target.RunTarget`
+    (None: the registered ``config.model``). ``workers`` does the work (default: TensorFlow
+    training and recipes, LiteRT evaluation).
+    """
+
+    def __init__(self, config: RunConfig, target=None, *, workers: Workers | None = None):
+        from .console import StageProgress
         from .models import get_model_spec
 
         self.config = config
         self.target = target  # a run_target.RunTarget: the spec made for this data, a user's model file
+        self.workers = workers or Workers()
         self.spec = target.spec if target is not None else get_model_spec(config.model)
         # A user's model takes its own pixel mapping (recipes, Keras row, sidecars); None: pixel/255.
         self.preprocessing = target.preprocessing if target is not None else None
@@ -426,7 +550,7 @@ class Pipeline:
         self.run_dir = config.run_dir
         # Read only: a manifest of the wrong shape fails here, before anything is written.
         self.manifest = Manifest(self.run_dir, config.results_out)
-        self.console = _Console(config.verbose)
+        self.progress = StageProgress(config.verbose)
         self._recipe_context = None
 
     # -- orchestration ---------------------------------------------------------------
@@ -441,7 +565,7 @@ class Pipeline:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _unwritable(state_dir, exc, cfg) from exc
-        with run_dir_lock(state_dir, wait=cfg.wait, say=self.console.stage, config=cfg):
+        with run_dir_lock(state_dir, wait=cfg.wait, say=self.progress.line, config=cfg):
             return self._run_locked(data)  # the run dir, or --results-out where manifest and results went
 
     def _run_locked(self, data) -> Path:
@@ -469,27 +593,32 @@ class Pipeline:
             raise _unwritable(cfg.state_dir, exc, cfg) from exc
 
         if cfg.eval_only:
-            self.console.stage("eval-only: evaluating existing artifacts with LiteRT (no TensorFlow)")
-        else:
-            self._baseline_stage(data)
-            for technique in cfg.techniques:
-                self._recipe_stage(technique, data)
-            self._keras_baseline_stage(data)
-        for technique in self._techniques_to_evaluate():
-            self._evaluate_stage(technique, data)
+            self.progress.line("eval-only: evaluating existing artifacts with LiteRT (no TensorFlow)")
+        execute_stages(self.stages(data), self.manifest, self.progress)
         set_current_stage("results")
         results_path = self._write_results()
         set_current_stage(None)
-        self.console.stage(f"results: {results_path}")
+        self.progress.line(f"results: {results_path}")
         return self.config.state_dir
 
-    def _load_data(self):
-        from .data import load_dataset
+    def stages(self, data) -> list[Stage]:
+        """The run's stages in order: baseline, one per recipe, the Keras row, one evaluation per variant.
 
+        Eval-only: the evaluations of the artifacts present (RunError if there are none).
+        """
+        stages = []
+        if not self.config.eval_only:
+            stages.append(self._baseline_stage(data))
+            stages += [self._recipe_stage(technique, data) for technique in self.config.techniques]
+            stages.append(self._keras_baseline_stage(data))
+        stages += [self._evaluate_stage(technique, data) for technique in self._techniques_to_evaluate()]
+        return stages
+
+    def _load_data(self):
         start = time.perf_counter()
-        self.console.stage(f"loading {self.config.dataset} at {self.image_size[0]}x{self.image_size[1]}")
-        data = load_dataset(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.image_size),
-                            skip_bad=self.config.skip_bad)
+        self.progress.line(f"loading {self.config.dataset} at {self.image_size[0]}x{self.image_size[1]}")
+        data = self.workers.load_data(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.image_size),
+                                      skip_bad=self.config.skip_bad)
         for line in data.meta.get("skipped", []):
             print(f"note: skipped unreadable image (--skip-bad): {line}", file=sys.stderr, flush=True)
         self.data_fingerprint = _fingerprint(data.x_train, data.y_train, data.x_test, data.y_test)
@@ -511,7 +640,7 @@ class Pipeline:
 
     def _techniques_to_evaluate(self) -> list[str]:
         if not self.config.eval_only:
-            return list(self.config.techniques) + [KERAS_BASELINE]
+            return list(self.config.techniques)
         present = [t for t in self.config.techniques if (self.run_dir / f"{t}.tflite").is_file()]
         if not present:
             raise RunError(
@@ -528,62 +657,43 @@ class Pipeline:
 
     # -- stages ----------------------------------------------------------------------
 
-    def _baseline_inputs(self) -> dict[str, Any]:
-        from .train import training_settings
-
-        return {
-            "model": self.spec.name,
-            "data": self.data_fingerprint,
-            "settings": training_settings(
-                self.spec,
-                epochs=self.config.epochs,
-                batch_size=self.config.batch_size,
-                patience=self.config.patience,
-                seed=self.config.seed,
-            ),
-        }
-
-    def _baseline_stage(self, data) -> None:
-        set_current_stage("baseline")
+    def _baseline_stage(self, data) -> Stage:
         if self.target is not None and self.target.model_file is not None:
             return self._adopted_baseline_stage()
-        inputs = self._baseline_inputs()
-        if self.manifest.is_done("baseline", inputs):
-            self.console.stage("baseline: up to date, reusing baseline.keras")
-            return
-        from .train import save_baseline, train_baseline
+        from .train import training_settings
 
-        settings = inputs["settings"]
-        self.console.stage(
-            f"baseline: training {self.spec.name} (up to {settings['epochs']} epochs, batch {settings['batch_size']}, "
-            f"seed {settings['seed']})"
-        )
-        start = time.perf_counter()
-        model, history = train_baseline(self.spec, data.x_train, data.y_train, **settings, verbose=self._keras_verbose())
-        written = save_baseline(model, self.run_dir)
-        atomic_write_json(self.run_dir / "history.json", history)
-        self.manifest.record(
-            "baseline",
-            inputs,
-            outputs=[p.name for p in written] + ["history.json"],
-            wall_s=time.perf_counter() - start,
-            epochs_run=len(history.get("loss", [])),
-            best_val_accuracy=max(history.get("val_accuracy", [float("nan")])),
+        settings = training_settings(self.spec, epochs=self.config.epochs, batch_size=self.config.batch_size,
+                                     patience=self.config.patience, seed=self.config.seed)
+
+        def inputs() -> dict[str, Any]:
+            return {"model": self.spec.name, "data": self.data_fingerprint, "settings": settings}
+
+        def train() -> StageResult:
+            written, history = self.workers.train(self.spec, data, settings, self.run_dir, self._keras_verbose())
+            atomic_write_json(self.run_dir / "history.json", history)
+            return StageResult(
+                outputs=[p.name for p in written] + ["history.json"],
+                extra={"epochs_run": len(history.get("loss", [])),
+                       "best_val_accuracy": max(history.get("val_accuracy", [float("nan")]))},
+            )
+
+        return Stage(
+            "baseline", inputs, train,
+            running=(f"baseline: training {self.spec.name} (up to {settings['epochs']} epochs, batch {settings['batch_size']}, "
+                     f"seed {settings['seed']})"),
+            up_to_date="baseline: up to date, reusing baseline.keras",
         )
 
-    def _adopted_baseline_stage(self) -> None:
+    def _adopted_baseline_stage(self) -> Stage:
         """The user's own model is the baseline, as it is: saved into the run dir in dnncomp's formats, not trained."""
-        from .run_target import adopt_baseline
-
         source = self.target.model_file
-        inputs = {"model_file": str(source), "sha256": _file_or_dir_sha(source)}
-        if self.manifest.is_done("baseline", inputs):
-            self.console.stage("baseline: up to date, reusing baseline.keras")
-            return
-        self.console.stage(f"baseline: your model {source} (not trained)")
-        start = time.perf_counter()
-        written = adopt_baseline(source, self.run_dir)
-        self.manifest.record("baseline", inputs, outputs=[p.name for p in written], wall_s=time.perf_counter() - start)
+
+        def adopt() -> StageResult:
+            return StageResult(outputs=[p.name for p in self.workers.adopt(source, self.run_dir)])
+
+        return Stage("baseline", lambda: {"model_file": str(source), "sha256": _file_or_dir_sha(source)}, adopt,
+                     running=f"baseline: your model {source} (not trained)",
+                     up_to_date="baseline: up to date, reusing baseline.keras")
 
     def _recipe_inputs(self, technique: str) -> dict[str, Any]:
         from .compress import get_recipe
@@ -606,19 +716,11 @@ class Pipeline:
         write_sidecar(artifact, preprocessing, model=self.spec.name, input_shape=list(self.spec.input_shape),
                       num_classes=self.spec.num_classes)
 
-    def _recipe_stage(self, technique: str, data) -> None:
-        stage = f"compress:{technique}"
-        set_current_stage(stage)
-        inputs = self._recipe_inputs(technique)
-        if self.manifest.is_done(stage, inputs):
-            self.console.stage(f"{technique}: up to date")
-            return
-        from .compress import RecipeContext, apply_recipe
-        from .fileio import atomic_write_bytes
+    def _recipe_context_for(self, data):
+        """The RecipeContext all recipes share, so the training set is preprocessed once for all of them."""
+        if self._recipe_context is None:
+            from .compress import RecipeContext
 
-        self.console.stage(f"{technique}: compressing from the saved baseline")
-        start = time.perf_counter()
-        if self._recipe_context is None:  # shared, so the training set is preprocessed once for all recipes
             self._recipe_context = RecipeContext(
                 baseline_path=self.run_dir / "baseline.keras",
                 spec=self.spec,
@@ -629,87 +731,101 @@ class Pipeline:
                 preprocessing=self.preprocessing,
                 contract=getattr(self.target, "contract", None),
             )
-        result = apply_recipe(technique, self._recipe_context, self.config.recipe_params.get(technique))
-        atomic_write_bytes(self.run_dir / f"{technique}.tflite", result.tflite)
-        self._write_sidecar(self.run_dir / f"{technique}.tflite")
-        self.manifest.record(stage, inputs, outputs=[f"{technique}.tflite"], wall_s=time.perf_counter() - start, info=result.info)
+        return self._recipe_context
 
-    def _keras_baseline_stage(self, data) -> None:
+    def _recipe_stage(self, technique: str, data) -> Stage:
+        from .fileio import atomic_write_bytes
+
+        artifact = self.run_dir / f"{technique}.tflite"
+
+        def compress() -> StageResult:
+            tflite, info = self.workers.compress(technique, self.config.recipe_params.get(technique),
+                                                 lambda: self._recipe_context_for(data))
+            atomic_write_bytes(artifact, tflite)
+            self._write_sidecar(artifact)
+            return StageResult(outputs=[artifact.name], extra={"info": info})
+
+        return Stage(f"compress:{technique}", lambda: self._recipe_inputs(technique), compress,
+                     running=f"{technique}: compressing from the saved baseline", up_to_date=f"{technique}: up to date")
+
+    def _keras_baseline_stage(self, data) -> Stage:
         """The study's baseline row: Keras accuracy and model.predict on one image. Not comparable with LiteRT."""
-        stage = f"evaluate:{KERAS_BASELINE}"
-        set_current_stage(stage)
-        inputs = {
-            "baseline": self.manifest.output_sha("baseline", "baseline.keras"),
-            "data": self.data_fingerprint,
-            "limit": self.config.limit,
-            **self._measured_on("tf-keras"),
-        }
-        if self.manifest.is_done(stage, inputs):
-            return
-        from .evaluate import accuracy_record, file_sizes
-        from .train import keras_predict_latency, load_baseline, model_inputs
 
-        self.console.stage("baseline-keras: accuracy and the study's model.predict timing")
-        start = time.perf_counter()
-        model = load_baseline(self.run_dir / "baseline.keras")
-        x = model_inputs(self.spec, data.x_test, self.preprocessing)
-        predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
-        record = {
-            "name": KERAS_BASELINE,
-            "artifact": "baseline.h5",
-            "runtime": "keras",
-            "sha256": self.manifest.output_sha("baseline", "baseline.h5"),
-            "accuracy": accuracy_record(predictions, data.y_test, first_n=self.config.limit),
-            # The study averaged model.predict over its 1000 images; at ~70 ms a call, 200 calls give a
-            # stable median and mean for a number that only shows framework overhead.
-            "latency": keras_predict_latency(model, x[:KERAS_TIMING_IMAGES]),
-            "size": file_sizes(self.run_dir / "baseline.h5"),
-            "sparsity": None,
-            "measured_on": self._measured_on_record(inputs),
-        }
-        self.manifest.record(stage, inputs, outputs=[], wall_s=time.perf_counter() - start, record=record)
+        def inputs() -> dict[str, Any]:
+            return {
+                "baseline": self.manifest.output_sha("baseline", "baseline.keras"),
+                "data": self.data_fingerprint,
+                "limit": self.config.limit,
+                **self._measured_on("tf-keras"),
+            }
 
-    def _evaluate_stage(self, technique: str, data) -> None:
-        if technique == KERAS_BASELINE:
-            return  # evaluated in its own stage, which needs TensorFlow
-        from .bench import LatencyConfig, measure_latency
-        from .evaluate import evaluate_accuracy, file_sizes
+        def evaluate() -> StageResult:
+            from .evaluate import file_sizes
+
+            measured = self.workers.evaluate_keras(self.run_dir / "baseline.keras", self.spec, data, limit=self.config.limit,
+                                                   preprocessing=self.preprocessing)
+            record = {
+                "name": KERAS_BASELINE,
+                "artifact": "baseline.h5",
+                "runtime": "keras",
+                "sha256": self.manifest.output_sha("baseline", "baseline.h5"),
+                "accuracy": measured["accuracy"],
+                "latency": measured["latency"],
+                "size": file_sizes(self.run_dir / "baseline.h5"),
+                "sparsity": None,
+                "measured_on": self._measured_on_record(inputs()),
+            }
+            return StageResult(extra={"record": record})
+
+        return Stage(f"evaluate:{KERAS_BASELINE}", inputs, evaluate,
+                     running="baseline-keras: accuracy and the study's model.predict timing")
+
+    def _evaluate_stage(self, technique: str, data) -> Stage:
+        from .bench import LatencyConfig
 
         artifact = self.run_dir / f"{technique}.tflite"
         latency_config = LatencyConfig(threads=self.config.threads)
-        stage = f"evaluate:{technique}"
-        set_current_stage(stage)
-        inputs = {
-            "artifact": sha256_file(artifact),
-            "data": self.data_fingerprint,
-            "limit": self.config.limit,
-            "latency": _jsonable(vars(latency_config)),
-            **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}),
-            **self._measured_on("ai-edge-litert"),
-        }
-        if self.manifest.is_done(stage, inputs):
-            self.console.stage(f"{technique}: evaluation up to date")
-            return
-        self.console.stage(f"{technique}: accuracy on {len(data.y_test)} test images, then latency at {self.config.threads} thread(s)")
-        start = time.perf_counter()
-        record: dict[str, Any] = {
-            "name": technique,
-            "artifact": artifact.name,
-            "runtime": "litert",
-            "sha256": inputs["artifact"],
-            "accuracy": evaluate_accuracy(artifact, data.x_test, data.y_test, first_n=self.config.limit, threads=self.config.threads),
-            "latency": measure_latency(artifact, data.x_test, config=latency_config),
-            "size": file_sizes(artifact),
-            "measured_on": self._measured_on_record(inputs),
-        }
-        record.update(_anatomy_fields(artifact))
-        recipe_stage = self.manifest.stages.get(f"compress:{technique}", {})
-        if recipe_stage:
-            record["recipe"] = {"name": technique, "params": recipe_stage["inputs"].get("params"), "info": recipe_stage.get("info")}
-            from .compress.summary import compression_check  # no TensorFlow: the check reads the artifact's anatomy
 
-            record["compression_check"] = compression_check(recipe_stage.get("info") or {}, record["anatomy"])
-        self.manifest.record(stage, inputs, outputs=[], wall_s=time.perf_counter() - start, record=record)
+        def inputs() -> dict[str, Any]:
+            return {
+                "artifact": sha256_file(artifact),
+                "data": self.data_fingerprint,
+                "limit": self.config.limit,
+                "latency": _jsonable(vars(latency_config)),
+                **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}),
+                **self._measured_on("ai-edge-litert"),
+            }
+
+        def evaluate() -> StageResult:
+            given = inputs()
+            measured = self.workers.evaluate(artifact, data, limit=self.config.limit, threads=self.config.threads,
+                                             latency_config=latency_config)
+            record: dict[str, Any] = {
+                "name": technique,
+                "artifact": artifact.name,
+                "runtime": "litert",
+                "sha256": given["artifact"],
+                "accuracy": measured["accuracy"],
+                "latency": measured["latency"],
+                "size": measured["size"],
+                "measured_on": self._measured_on_record(given),
+            }
+            record.update({k: v for k, v in measured.items() if k not in record})
+            recipe_stage = self.manifest.stages.get(f"compress:{technique}", {})
+            if recipe_stage:
+                record["recipe"] = {"name": technique, "params": recipe_stage["inputs"].get("params"), "info": recipe_stage.get("info")}
+                if "anatomy" in record:
+                    from .compress.summary import compression_check  # no TensorFlow: the check reads the artifact's anatomy
+
+                    record["compression_check"] = compression_check(recipe_stage.get("info") or {}, record["anatomy"])
+            return StageResult(extra={"record": record})
+
+        return Stage(
+            f"evaluate:{technique}", inputs, evaluate,
+            running=(f"{technique}: accuracy on {len(data.y_test)} test images, then latency at "
+                     f"{self.config.threads} thread(s)"),
+            up_to_date=f"{technique}: evaluation up to date",
+        )
 
     def _measured_on(self, runtime_package: str) -> dict[str, Any]:
         """An evaluation's machine and runtime are among its inputs: another machine or runtime re-measures."""
