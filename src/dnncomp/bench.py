@@ -377,6 +377,25 @@ def measure_latency(model: ModelSource, x_uint8: np.ndarray, config: LatencyConf
     return compare_latency([model], x_uint8, config, **kwargs)[0]
 
 
+# A timing whose tail is this many times its median, or whose standard deviation is this fraction of
+# its mean, was disturbed (other processes, frequency scaling): its ratios say little. The 5x tail
+# is issue 12's rule of thumb; a 0.5 coefficient of variation is far above a quiet machine's
+# (0.02-0.2 for these models measured alone).
+NOISY_TAIL_RATIO = 5.0
+NOISY_CV = 0.5
+
+
+def latency_noise(latency: dict[str, Any]) -> str | None:
+    """Why a latency record (p50_ms, p99_ms, mean_ms, std_ms) looks noisy, or None if it does not."""
+    p50, p99, mean, std = (latency.get(k) for k in ("p50_ms", "p99_ms", "mean_ms", "std_ms"))
+    reasons = []
+    if p50 and p99 is not None and p99 > NOISY_TAIL_RATIO * p50:
+        reasons.append(f"p99 {p99:.3g} ms is {p99 / p50:.0f}x p50 {p50:.3g} ms")
+    if mean and std is not None and std / mean > NOISY_CV:
+        reasons.append(f"std/mean {std / mean:.2f}")
+    return "; ".join(reasons) or None
+
+
 def ratios_against_first(latencies: Sequence[dict[str, Any]], key: str = "p50_ms") -> list[float | None]:
     """``latency[key] / first[key]`` per model (1.0 for the first; < 1 is faster)."""
     if not latencies:

@@ -117,6 +117,18 @@ def _remote_options(command):
     return command
 
 
+_WIDE_KEY = "dnncomp.wide"
+# Not an argument of the commands: the table printers ask for it (_wide()), so adding it to a command is one line.
+_wide_option = click.option(
+    "--wide", is_flag=True, expose_value=False, callback=lambda ctx, _param, value: ctx.meta.__setitem__(_WIDE_KEY, value),
+    help="Show every table column even past the terminal's width (default: the columns that fit; the rest are named).")
+
+
+def _wide() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and context.meta.get(_WIDE_KEY))
+
+
 def _device(on: str, remote_python: str | None, accept_new_host_key: bool):
     from .remote import Device
 
@@ -188,6 +200,7 @@ def _input_options(command):
               help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust.")
+@_wide_option
 @_remote_options
 def run_command(dataset, model, val_split, input_range, mean, std, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
                 wait, results_out, quiet, unsafe, on, remote_python, accept_new_host_key):
@@ -228,7 +241,7 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
     from .tables import print_results
 
     results = load_results(run_dir)
-    print_results(results)
+    print_results(results, wide=_wide())
     check = results.get("baseline_check") or {}
     if check.get("message"):
         click.echo(f"warning: {check['message']}", err=True)
@@ -296,6 +309,7 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
 @_input_options
+@_wide_option
 @_remote_options
 def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path, input_range, mean,
                      std, output, on, remote_python, accept_new_host_key):
@@ -329,7 +343,7 @@ def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency
             latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
             output=output, preprocessing=given, say=click.echo,
         )
-        print_evaluation(document)
+        print_evaluation(document, wide=_wide())
     if json_path:
         atomic_write_json(json_path, document)
         click.echo(f"wrote {json_path}")
@@ -372,6 +386,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_input_options
+@_wide_option
 @_remote_options
 def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
@@ -416,7 +431,7 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
         )
         if anatomy:
             _print_anatomies(paths)
-        print_bench(document)
+        print_bench(document, wide=_wide())
     rows = flat_rows(document)
     for path, text in ((json_path, None), (csv_path, csv_text(rows)), (md_path, markdown_table(rows))):
         if path is None:
@@ -429,9 +444,8 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
 
 
 def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
-    from rich.table import Table
-
     from .anatomy import anatomy_lines, inspect_model
+    from .console import Column, print_table
     from .measure import rich_console
 
     console = rich_console()
@@ -443,23 +457,22 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
         for line in anatomy_lines(anatomy):
             console.print("  " + line)
         if tensors:
-            table = Table(title="weight tensors", title_justify="left")
-            for header in ("tensor", "role", "dtype", "shape", "zeros", "unique", "quantization"):
-                table.add_column(header, justify="right" if header in ("zeros", "unique") else "left")
-            for w in anatomy["weights"]:
-                q = w["quantization"]
-                table.add_row(
-                    w["name"].split(";")[0][:60], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
-                    "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}", str(w["unique"] or "–"),
-                    "–" if not q else ("per-channel" if q["per_channel"] else "per-tensor"),
-                )
-            console.print(table)
-            ops = Table(title="ops in execution order", title_justify="left")
-            for header in ("#", "op", "computes in", "output shape", "MACs"):
-                ops.add_column(header, justify="right" if header in ("#", "MACs") else "left")
-            for i, op in enumerate(anatomy["op_list"]):
-                ops.add_row(str(i), op["op"], op["dtype"], "x".join(map(str, op["output_shape"] or [])), f"{op['macs']:,}" if op["macs"] else "")
-            console.print(ops)
+            print_table(
+                [Column("tensor", 0, "left"), Column("role", 3, "left"), Column("dtype", 1, "left"), Column("shape", 2, "left"),
+                 Column("zeros", 0), Column("unique", 2), Column("quantization", 4, "left")],
+                [(w["name"].split(";")[0][:60], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
+                  "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}", str(w["unique"] or "–"),
+                  "–" if not (q := w["quantization"]) else ("per-channel" if q["per_channel"] else "per-tensor"))
+                 for w in anatomy["weights"]],
+                title="weight tensors", wide=_wide(), out=console,
+            )
+            print_table(
+                [Column("#", 1), Column("op", 0, "left"), Column("computes in", 0, "left"), Column("output shape", 2, "left"),
+                 Column("MACs", 1)],
+                [(str(i), op["op"], op["dtype"], "x".join(map(str, op["output_shape"] or [])), f"{op['macs']:,}" if op["macs"] else "")
+                 for i, op in enumerate(anatomy["op_list"])],
+                title="ops in execution order", wide=_wide(), out=console,
+            )
     return anatomies
 
 
@@ -471,6 +484,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
+@_wide_option
 @_remote_options
 def inspect_command(models, json_path, target, dataset, data_dir, limit, on, remote_python, accept_new_host_key):
     """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,

@@ -219,22 +219,24 @@ def xnnpack_warnings(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def rich_console():
-    """Rich wraps tables at 80 columns when stdout is not a terminal; logs and pipes want whole rows."""
-    from rich.console import Console
+    """The terminal's console, else 200 columns for logs and pipes (:func:`dnncomp.console.console`)."""
+    from .console import console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return console()
 
 
-def print_evaluation(document: dict[str, Any], console=None) -> None:
+def print_evaluation(document: dict[str, Any], console=None, *, wide: bool = False) -> None:
+    """evaluate's what/value table; a noisy latency gets a warning. ``wide``: values on one line each."""
     from rich.table import Table
+
+    from .bench import latency_noise
 
     console = console or rich_console()
     variant = document["variants"][0]
     acc, lat, size, anatomy = variant["accuracy"], variant["latency"], variant["size"], variant.get("anatomy") or {}
     table = Table(title=f"{variant['artifact']} on {document.get('dataset')}", title_justify="left", show_header=False)
     table.add_column("what")
-    table.add_column("value")
+    table.add_column("value", no_wrap=wide)
     table.add_row("accuracy, full test set", f"{100 * acc['full']:.2f} % of {acc['full_count']}")
     if acc.get("first_n_count"):
         lo, hi = acc["first_n_ci95"]
@@ -260,20 +262,24 @@ def print_evaluation(document: dict[str, Any], console=None) -> None:
             + ("" if anatomy["sparsity"] is None else f"  sparsity {anatomy['sparsity']:.3f}"),
         )
     console.print(table)
+    if lat and (reason := latency_noise(lat)):
+        console.print(f"warning: noisy timing ({reason}): the machine was busy; rerun on an idle machine before trusting "
+                      "this latency", style="yellow", highlight=False)
 
 
-def print_bench(document: dict[str, Any], console=None) -> None:
-    from rich.table import Table
+def print_bench(document: dict[str, Any], console=None, *, wide: bool = False) -> None:
+    """bench's two tables (models; latency per configuration), fitted to the console's width, and a
+    warning for every noisy timing (:func:`dnncomp.bench.latency_noise`). ``wide`` shows every column."""
+    from .bench import latency_noise
+    from .console import Column, print_table
 
     console = console or rich_console()
     variants = document["variants"]
-    summary = Table(title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})", title_justify="left")
-    for header in ("model", "acc % (full)", "acc % (first N)", "file MB", "gzip MB", "gzip / first", "params", "MACs", "int8/float/hybrid kernel ops", "sparsity", "peak RSS MB"):
-        summary.add_column(header, justify="left" if header == "model" else "right")
     first_gzip = (variants[0].get("size") or {}).get("gzip_bytes")
+    rows = []
     for v in variants:
         acc, size, anatomy, memory = v.get("accuracy") or {}, v.get("size") or {}, v.get("anatomy") or {}, v.get("memory") or {}
-        summary.add_row(
+        rows.append((
             v["name"],
             format_value(acc.get("full"), "pct"),
             format_value(acc.get("first_n"), "pct"),
@@ -285,30 +291,30 @@ def print_bench(document: dict[str, Any], console=None) -> None:
             f"{anatomy.get('int8_kernel_ops', '–')}/{anatomy.get('float_kernel_ops', '–')}/{anatomy.get('hybrid_kernel_ops', '–')}",
             "–" if v.get("sparsity") is None else f"{v['sparsity']:.3f}",
             format_value(memory.get("peak_added_bytes"), "mb"),
-        )
-    console.print(summary)
-
-    latency = Table(title="latency per call (set_tensor + invoke + get_tensor), real test images", title_justify="left")
-    for header in ("model", "threads", "XNNPACK", "batch", "n", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "p50 / first", "images/s", "harness %"):
-        latency.add_column(header, justify="left" if header == "model" else "right")
-    for row in flat_rows(document):
-        latency.add_row(
-            row["variant"],
-            str(row["threads"]),
-            xnnpack_label(row),
-            str(row["batch"]),
-            str(row["count"]),
-            format_value(row["p50_ms"], "ms"),
-            format_value(row["p90_ms"], "ms"),
-            format_value(row["p99_ms"], "ms"),
-            f"{row['mean_ms']:.3f} ± {row['std_ms']:.3f}",
-            format_value(row["p50_ratio"], "ratio"),
-            format_value(row["images_per_s"], "int"),
-            format_value(row["overhead_pct"], "pct1"),
-        )
-    console.print(latency)
-    console.print(
-        "p50 / first < 1 means faster than the first model in the same configuration. Timed rounds of all models "
-        "were interleaved; peak RSS is what the interpreter adds (load + allocate + invoke), measured in a fresh process.",
-        style="dim",
+        ))
+    print_table(
+        [Column("model", 0, "left"), Column("acc % (full)", 0), Column("acc % (first N)", 3), Column("file MB", 4),
+         Column("gzip MB", 0), Column("gzip / first", 1), Column("params", 5), Column("MACs", 5),
+         Column("int8/float/hybrid kernel ops", 6), Column("sparsity", 4), Column("peak RSS MB", 2)],
+        rows, title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})", wide=wide, out=console,
     )
+
+    flat = flat_rows(document)
+    print_table(
+        [Column("model", 0, "left"), Column("threads", 2), Column("XNNPACK", 4), Column("batch", 2), Column("n", 5),
+         Column("p50 ms", 0), Column("p90 ms", 5), Column("p99 ms", 1), Column("mean ± std ms", 3), Column("p50 / first", 0),
+         Column("images/s", 4), Column("harness %", 6)],
+        [(row["variant"], str(row["threads"]), xnnpack_label(row), str(row["batch"]), str(row["count"]),
+          format_value(row["p50_ms"], "ms"), format_value(row["p90_ms"], "ms"), format_value(row["p99_ms"], "ms"),
+          f"{row['mean_ms']:.3f} ± {row['std_ms']:.3f}", format_value(row["p50_ratio"], "ratio"),
+          format_value(row["images_per_s"], "int"), format_value(row["overhead_pct"], "pct1")) for row in flat],
+        title="latency per call (set_tensor + invoke + get_tensor), real test images", wide=wide, out=console,
+        notes=["p50 / first < 1 means faster than the first model in the same configuration. Timed rounds of all models "
+               "were interleaved; peak RSS is what the interpreter adds (load + allocate + invoke), measured in a fresh process."],
+    )
+    noisy = [(row["variant"], reason) for row in flat if (reason := latency_noise(row))]
+    for name, reason in noisy:
+        console.print(f"warning: {name}: noisy timing ({reason})", style="yellow", highlight=False)
+    if noisy:
+        console.print("warning: the machine was busy while timing; rerun on an idle machine (no other jobs, AC power) "
+                      "before trusting these latencies and ratios", style="yellow", highlight=False)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
 
+def print_results(results: dict[str, Any], console=None, *, wide: bool = False) -> None:
+    """Print a results document's variants as one table that fits ``console``'s width.
 
-def print_results(results: dict[str, Any], console=None) -> None:
-    from .measure import rich_console
+    At 80 columns the variant, both accuracies, p50 latency and gzip size are kept; the rest
+    (runtime, p99, file size, sparsity, the study's numbers) is shown as width allows and named
+    under the table otherwise. ``wide`` shows every column.
+    """
+    from .console import Column, print_table
+    from .console import console as default_console
     from .results import flat_rows, format_value
     from .study import DATASET_LABELS, normalize_dataset, study_result
 
-    console = console or rich_console()
+    console = console or default_console()
     dataset = results.get("dataset", "?")
     rows = flat_rows(results)
     # The header names N only when every row was scored on the same N (a row evaluated by an earlier
@@ -22,30 +27,26 @@ def print_results(results: dict[str, Any], console=None) -> None:
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)
     # The study's columns only where the study measured this dataset: a user's folder has none to show.
     with_study = normalize_dataset(dataset) in DATASET_LABELS
-    table = Table(
-        title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s)"
-        + ("; study: Jetson Nano 2GB)" if with_study else ")"),
-        title_justify="left",
-    )
-    study_headers = ("study acc %", "study ms", "study MB") if with_study else ()
-    for header in (
-        "variant",
-        "runtime",
-        "acc % (full)",
-        f"acc % (first {first_n})",
-        "p50 ms",
-        "p99 ms",
-        "file MB",
-        "gzip MB",
-        "sparsity",
-        *study_headers,
-    ):
-        table.add_column(header, justify="left" if header in ("variant", "runtime") else "right")
+    # priority 0 always shows; then what a user compares first (size, tail latency), then the rest
+    columns = [
+        Column("variant", 0, "left"),
+        Column("runtime", 5, "left"),
+        Column("acc % (full)", 0),
+        Column(f"acc % (first {first_n})", 1),
+        Column("p50 ms", 0),
+        Column("p99 ms", 3),
+        Column("file MB", 4),
+        Column("gzip MB", 0),
+        Column("sparsity", 4),
+    ]
+    if with_study:
+        columns += [Column("study acc %", 2), Column("study ms", 6), Column("study MB", 6)]
+    table_rows = []
     for row in rows:
         study = study_result(dataset, row["variant"])
         study_cells = ("-" if study is None else f"{study['accuracy_pct']:.2f}", "-" if study is None else f"{study['latency_ms']:.2f}",
                        "-" if study is None else f"{study['size_mb']:.2f}")
-        table.add_row(
+        table_rows.append((
             row["variant"],
             row["runtime"],
             format_value(row["acc_full"], "pct"),
@@ -56,10 +57,11 @@ def print_results(results: dict[str, Any], console=None) -> None:
             format_value(row["gzip_bytes"], "mb"),
             "-" if row["sparsity"] is None else f"{row['sparsity']:.2f}",
             *(study_cells if with_study else ()),
-        )
-    console.print(table)
-    console.print(
-        "baseline-keras is timed through Keras model.predict on one image, as the study did; it is not comparable "
-        "with the LiteRT rows. gzip MB shows what pruning and clustering buy on disk.",
-        style="dim",
+        ))
+    print_table(
+        columns, table_rows, wide=wide, out=console,
+        title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s)"
+        + ("; study: Jetson Nano 2GB)" if with_study else ")"),
+        notes=["baseline-keras is timed through Keras model.predict on one image, as the study did; it is not comparable "
+               "with the LiteRT rows. gzip MB shows what pruning and clustering buy on disk."],
     )

@@ -1,0 +1,113 @@
+"""Printed tables fit the terminal (no cell cut to "…"), --wide shows all, noisy timings are flagged."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from dnncomp.bench import latency_noise
+from dnncomp.console import Column, fit_columns, format_duration, print_table
+from dnncomp.results import results_document
+
+
+def _latency(p50=1.234, p99=2.5, mean=1.3, std=0.2):
+    return {"p50_ms": p50, "p90_ms": p50 * 1.5, "p95_ms": p50 * 1.8, "p99_ms": p99, "mean_ms": mean, "std_ms": std,
+            "min_ms": p50 * 0.9, "max_ms": p99 * 1.1, "count": 200, "threads": 1, "batch": 1, "xnnpack": True,
+            "init_ms": 3.0, "first_inference_ms": 2.0}
+
+
+def _variant(name, runtime="litert", **latency):
+    return {"name": name, "runtime": runtime, "artifact": f"{name}.tflite",
+            "accuracy": {"full": 0.9912, "full_count": 10000, "first_n": 0.993, "first_n_count": 1000},
+            "size": {"file_bytes": 1234567, "gzip_bytes": 345678, "zip_bytes": 345700},
+            "latency": _latency(**latency), "sparsity": 0.5,
+            "anatomy": {"params": 123456, "macs": 9876543, "int8_kernel_ops": 5, "float_kernel_ops": 0, "hybrid_kernel_ops": 0}}
+
+
+def _run_document():
+    names = ["baseline-keras", "float", "qat", "prune", "cluster", "prune-cluster-qat"]
+    return results_document([_variant(n, "keras" if n == "baseline-keras" else "litert") for n in names],
+                            dataset="mnist", model="study-mnist")
+
+
+def _printed(print_fn, document, width, **kwargs) -> str:
+    console = Console(width=width, record=True)
+    print_fn(document, console=console, **kwargs)
+    return console.export_text()
+
+
+def _fits(text, width):
+    return "…" not in text and all(len(line.rstrip()) <= width for line in text.splitlines())
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_run_table_fits_and_names_what_it_leaves_out(width):
+    from dnncomp.tables import print_results
+
+    text = _printed(print_results, _run_document(), width)
+    assert _fits(text, width), text
+    header = next(line for line in text.splitlines() if "variant" in line)
+    for column in ("acc % (full)", "p50 ms", "gzip MB", "acc % (first 1000)"):
+        assert column in header
+    assert "99.12" in text and "0.346" in text and "prune-cluster-qat" in text  # whole numbers, whole names
+    assert "not shown at" in text and "--wide" in text
+    if width == 120:
+        assert "p99 ms" in header and "study acc %" in header  # more room, more columns, by priority
+
+
+def test_run_table_wide_shows_every_column():
+    from dnncomp.tables import print_results
+
+    text = _printed(print_results, _run_document(), 80, wide=True)
+    header = next(line for line in text.splitlines() if "variant" in line)
+    for column in ("runtime", "p99 ms", "file MB", "sparsity", "study acc %", "study ms", "study MB"):
+        assert column in header
+    assert "…" not in text and "not shown" not in text
+
+
+def test_bench_tables_fit_80_columns_and_warn_when_noisy():
+    from dnncomp.measure import print_bench
+
+    quiet = results_document([_variant("a"), _variant("b")], dataset="mnist")
+    text = _printed(print_bench, quiet, 80)
+    assert _fits(text, 80), text
+    assert "p50 / first" in text and "gzip MB" in text and "warning" not in text
+
+    noisy = results_document([_variant("a"), _variant("b", p50=1.0, p99=9.0, mean=2.0, std=1.5)], dataset="mnist")
+    text = _printed(print_bench, noisy, 80)
+    assert "warning: b: noisy timing (p99 9 ms is 9x p50 1 ms; std/mean 0.75)" in text
+    assert "warning: a:" not in text and "rerun on an idle machine" in text
+
+
+def test_latency_noise_rule():
+    assert latency_noise(_latency()) is None
+    assert "p99" in latency_noise(_latency(p50=1.0, p99=5.1))
+    assert latency_noise(_latency(p50=1.0, p99=5.0)) is None  # exactly 5x is not beyond it
+    assert latency_noise(_latency(mean=1.0, std=0.6)) == "std/mean 0.60"
+    assert latency_noise({"p50_ms": None, "p99_ms": None}) is None
+
+
+def test_fit_columns_keeps_priorities_then_order():
+    columns = [Column("name", 0, "left"), Column("low", 9), Column("high", 1), Column("mid", 5)]
+    rows = [["x" * 20, "1" * 10, "2" * 10, "3" * 10]]
+    assert fit_columns(columns, rows, 200) == [0, 1, 2, 3]
+    assert fit_columns(columns, rows, 40) == [0, 2]  # name + high: 20 + 10 + 7 borders = 37
+    assert fit_columns(columns, rows, 10) == [0]  # priority 0 always stays
+
+
+def test_print_table_returns_what_it_showed():
+    console = Console(width=30, record=True)
+    shown = print_table([Column("a", 0), Column("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1)], [["1", "2"]], out=console, notes=["n"])
+    assert shown == ["a"] and "not shown at 30 columns:" in console.export_text()
+
+
+def test_durations():
+    assert [format_duration(s) for s in (12.3, 95, 4000)] == ["12s", "1m 35s", "1h 06m"]
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "bench", "inspect"])
+def test_wide_flag_on_the_table_commands(command, capsys):
+    from dnncomp.cli import main
+
+    assert main([command, "--help"]) == 0
+    assert "--wide" in capsys.readouterr().out
