@@ -200,10 +200,15 @@ def _input_options(command):
               help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust.")
+@click.option("--mcu", is_flag=True,
+              help="Also measure each int8 variant with TFLite Micro (pip install 'dnncomp[mcu]'): tensor arena (searched), "
+                   "flash, op list, TFLM-vs-LiteRT top-1 agreement; in results.json as `mcu`.")
+@click.option("--mcu-images", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="With --mcu: compare TFLM with LiteRT on the first N test images (0: all).")
 @_wide_option
 @_remote_options
 def run_command(dataset, model, val_split, input_range, mean, std, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
-                wait, results_out, quiet, unsafe, on, remote_python, accept_new_host_key):
+                wait, results_out, quiet, unsafe, mcu, mcu_images, on, remote_python, accept_new_host_key):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
@@ -219,13 +224,19 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
         raise click.UsageError("--on needs --eval-only: train and compress here, then evaluate on the device")
     if on and results_out is not None:
         raise click.UsageError("--on keeps the device's results in the run dir; leave out --results-out")
+    if mcu:
+        if on:
+            raise click.UsageError("--mcu runs TFLite Micro on this machine; leave out --on")
+        from .micro import require_tflm
+
+        require_tflm("--mcu")  # before an hour of training, not after
     with unsafe_loading(unsafe):  # every load in the run: the user's file, then the baseline adopted from it
         run_dir = run_pipeline(
             dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
             batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
             eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
             preprocessing=preprocessing_from_options(input_range, mean, std),
-            wait=wait, results_out=results_out, skip_bad=skip_bad,
+            wait=wait, results_out=results_out, skip_bad=skip_bad, mcu_images=mcu_images if mcu else None,
         )
     if on:  # the device's records join the manifest's; the host run then writes them into results.json
         from .remote import evaluate_run_on_device, print_side_by_side
@@ -253,6 +264,12 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
         )
     if on:
         print_side_by_side(results)
+    if mcu:  # issue 15: what a firmware engineer needs, per variant
+        from .micro import mcu_summary_line
+
+        for variant in results.get("variants", []):
+            if "mcu" in variant:
+                click.echo("TFLite Micro " + mcu_summary_line(variant["name"], variant["mcu"]))
     others = [m for m in (results.get("measurements") or {}) if m != results.get("machine_id")]
     if others:
         click.echo(f"also measured on {len(others)} other machine(s): {', '.join(others)} (results.json `measurements`)")

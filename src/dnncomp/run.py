@@ -77,6 +77,9 @@ class RunConfig:
     skip_bad: bool = False  # skip unreadable images (the data fingerprint records what was loaded)
     val_split: str | None = None
     preprocessing: Any = None  # a dnncomp.preprocess.Preprocessing from --input-range/--mean/--std
+    # Issue 15 (run --mcu): TFLite Micro arena, flash, ops and TFLM-vs-LiteRT agreement of each int8
+    # variant on the first N test images (0: all); None: not measured.
+    mcu_images: int | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -612,6 +615,8 @@ class Pipeline:
             stages += [self._recipe_stage(technique, data) for technique in self.config.techniques]
             stages.append(self._keras_baseline_stage(data))
         stages += [self._evaluate_stage(technique, data) for technique in self._techniques_to_evaluate()]
+        if self.config.mcu_images is not None:  # issue 15: run --mcu
+            stages += [self._mcu_stage(technique, data) for technique in self._techniques_to_evaluate() if technique != KERAS_BASELINE]
         return stages
 
     def _load_data(self):
@@ -827,6 +832,26 @@ class Pipeline:
             up_to_date=f"{technique}: evaluation up to date",
         )
 
+    def _mcu_stage(self, technique: str, data) -> Stage:
+        """Issue 15 (``mcu_images`` set): TFLite Micro's arena, flash, op list and top-1 agreement with LiteRT."""
+        from .micro import mcu_stage_record, require_tflm, tflm_version
+
+        require_tflm("dnncomp run --mcu")
+        artifact = self.run_dir / f"{technique}.tflite"
+        images = self.config.mcu_images or len(data.y_test)
+
+        def inputs() -> dict[str, Any]:
+            return {"artifact": sha256_file(artifact), "data": self.data_fingerprint, "mcu_images": self.config.mcu_images,
+                    "machine": self.machine, "runtime": f"tflite-micro {tflm_version()}"}
+
+        def measure() -> StageResult:
+            record = mcu_stage_record(artifact, data.x_test, images=self.config.mcu_images, dataset=self.config.dataset)
+            return StageResult(extra={"record": record})
+
+        return Stage(f"mcu:{technique}", inputs, measure,
+                     running=f"{technique}: TFLite Micro arena search, then TFLM against LiteRT on {images} test images",
+                     up_to_date=f"{technique}: TFLite Micro measurement up to date")
+
     def _measured_on(self, runtime_package: str) -> dict[str, Any]:
         """An evaluation's machine and runtime are among its inputs: another machine or runtime re-measures."""
         from importlib import metadata
@@ -868,7 +893,7 @@ class Pipeline:
             stages = held.get("stages") or {}
             earlier = [stage.split(":", 1)[1] for stage in stages if stage.startswith("evaluate:")]
             records = [
-                stages[f"evaluate:{name}"]["record"]
+                _with_mcu(stages[f"evaluate:{name}"], stages.get(f"mcu:{name}"))
                 for name in dict.fromkeys(requested + earlier)
                 if "record" in stages.get(f"evaluate:{name}", {}) and self._is_current(name, stages[f"evaluate:{name}"])
             ]
@@ -954,6 +979,14 @@ def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_
         "accuracy_change_points": round((accuracy(best) - accuracy(reference)) * 100, 2),
         "rule": rule,
     }
+
+
+def _with_mcu(evaluated: dict[str, Any], mcu: dict[str, Any] | None) -> dict[str, Any]:
+    """A variant's evaluation record, with its TFLite Micro measurement (``mcu``) if one was made of the same artifact."""
+    record = evaluated["record"]
+    if not mcu or "record" not in mcu or mcu["inputs"].get("artifact") != evaluated["inputs"].get("artifact"):
+        return record
+    return {**record, "mcu": mcu["record"]}
 
 
 def _file_or_dir_sha(path: Path) -> str:
