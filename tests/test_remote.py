@@ -182,6 +182,13 @@ def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_
     assert board["accuracy"] == host["accuracy"]  # the same artifact on the same images
     assert board["measured_on"]["machine_id"] == "test-board" and board["measured_on"]["target"] == device["target"]
     assert measurements["test-board"]["environment"]["remote"]["glibc"]
+    # labelled with the device's identity: board, CPU, cores, OS, glibc, Python, runtime and version, governor
+    env = measurements["test-board"]["environment"]
+    assert env["machine_id"] == "test-board" and env["cpu_model"] and env["python"] and "board" in env
+    remote = env["remote"]
+    assert remote["os"] and remote["cores"] >= 1 and remote["glibc"].startswith("glibc") and "governor" in remote
+    assert env["runtime"]["name"] == "ai-edge-litert" and remote["runtime"] == f"ai-edge-litert {env['runtime']['version']}"
+    assert board["measured_on"]["runtime"] == remote["runtime"] and board["latency"]["xnnpack_applied"] is not None
     # a later host-only run keeps the device's records beside its own
     assert main(args) == 0
     assert set(json.loads((run_dir / "results.json").read_text())["measurements"]) == {"test-host", "test-board"}

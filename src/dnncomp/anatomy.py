@@ -2,7 +2,8 @@
 
 The flatbuffer is parsed with the schema module that ai-edge-litert ships
 (``ai_edge_litert.schema_py_generated``, built on the ``flatbuffers`` package,
-both part of the device install). From it:
+both part of the device install), or with the ``tflite`` package's where only
+tflite-runtime is installed (:mod:`dnncomp.litert_backend`). From it:
 
 - weight tensors (constant tensors holding parameters: float or quantized
   integer values, and int32 biases that carry a quantization scale; shape
@@ -38,6 +39,7 @@ import numpy as np
 
 from .errors import ModelError
 from .evaluate import ModelSource, file_sizes, model_label, read_model_bytes
+from .litert_backend import enum_names, read_model_object, schema_module
 
 # Builtin ops whose input 1 is the kernel (weights) and, where present, input 2 the bias.
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
@@ -67,37 +69,19 @@ _FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 _QUANT_TYPES = {"INT8", "UINT8", "INT16", "INT4", "INT2", "UINT4"}
 
 
-def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError as exc:  # very old or very new wheels
-        raise ModelError(f"cannot read flatbuffers: ai_edge_litert.schema_py_generated is missing ({exc})") from exc
-    return schema
-
-
-def _enum_names(enum_class) -> dict[int, str]:
-    return {value: name for name, value in vars(enum_class).items() if not name.startswith("_") and isinstance(value, int)}
-
-
 def read_flatbuffer(data: bytes):
-    """The flatbuffer as the schema's object API (``ModelT``)."""
-    schema = _schema()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError("not a LiteRT/TFLite flatbuffer (file identifier TFL3 missing)")
-    try:
-        return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    except Exception as exc:  # a corrupt flatbuffer raises anything from struct.error to IndexError
-        raise ModelError(f"corrupt flatbuffer ({type(exc).__name__}: {exc})") from exc
+    """The flatbuffer as the schema's object API (``ModelT``, or a view of the ``tflite`` package's tables)."""
+    return read_model_object(data)
 
 
 class _Graph:
     """Subgraph 0 of a model with its tensors' names, dtypes and constant values resolved."""
 
     def __init__(self, data: bytes):
-        schema = _schema()
+        schema = schema_module()
         self.model = read_flatbuffer(data)
-        self.type_names = _enum_names(schema.TensorType)
-        self.op_names = _enum_names(schema.BuiltinOperator)
+        self.type_names = enum_names(schema.TensorType)
+        self.op_names = enum_names(schema.BuiltinOperator)
         if not self.model.subgraphs:
             raise ModelError("the flatbuffer has no subgraph")
         self.subgraph = self.model.subgraphs[0]

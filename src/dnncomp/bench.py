@@ -446,7 +446,9 @@ def _memory_probe(model_path: str, input_npy: str, input_index: int, output_inde
     No interpreter exists before the baseline reading (one that was freed could
     leave heap behind that the measured one reuses), only the imported modules.
     """
-    import ai_edge_litert.interpreter  # noqa: F401  (imported before the baseline on purpose)
+    from .litert_backend import backend
+
+    backend()  # the runtime imported before the baseline on purpose
 
     x = np.load(input_npy)
     proc = _proc_status() is not None

@@ -139,16 +139,26 @@ info = {
     "memory": meminfo(), "workdir": workdir, "free_disk_bytes": shutil.disk_usage(probe).free,
     "jetson_release": (first("/etc/nv_tegra_release") or "").splitlines()[0:1] or None,
 }
-for module, key in (("ai_edge_litert.interpreter", "litert"), ("dnncomp.cli", "dnncomp")):
+# The runtime: ai-edge-litert, else tflite-runtime (dnncomp.litert_backend's order); litert_error when neither loads.
+info["runtime"], failures = None, []
+for module, name in (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime")):
     try:
         __import__(module)
-        info[key + "_error"] = None
+        info["runtime"] = name
+        break
     except Exception as exc:
-        info[key + "_error"] = "%s: %s" % (type(exc).__name__, exc)
+        failures.append("%s: %s: %s" % (name, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
+info["runtime_fallback_reason"] = "; ".join(failures) or None if info["runtime"] else None
+info["litert_error"] = None if info["runtime"] else "; ".join(failures)
+try:
+    __import__("dnncomp.cli")
+    info["dnncomp_error"] = None
+except Exception as exc:
+    info["dnncomp_error"] = "%s: %s" % (type(exc).__name__, exc)
 try:
     from importlib import metadata
     info["versions"] = {}
-    for name in ("ai-edge-litert", "dnncomp", "numpy", "pillow"):
+    for name in ("ai-edge-litert", "tflite-runtime", "tflite", "dnncomp", "numpy", "pillow"):
         try:
             info["versions"][name] = metadata.version(name)
         except Exception:
@@ -574,8 +584,22 @@ def device_environment(identity: dict[str, Any], target: Target) -> dict[str, An
         "target": target.text, "os": identity.get("os"), "glibc": identity.get("glibc"), "cores": identity.get("cores"),
         "governor": identity.get("governor"), "memory_bytes": (identity.get("memory") or {}).get("MemTotal"),
         "litert": (identity.get("versions") or {}).get("ai-edge-litert"), "python_executable": identity.get("python_executable"),
+        "runtime": runtime_label(identity),
     }
     return env
+
+
+def runtime_label(identity: dict[str, Any]) -> str:
+    """The device's LiteRT runtime and version as results record it: ``"ai-edge-litert 2.3.0"``, ``"tflite-runtime 2.14.0"``.
+
+    From the device's own dnncomp (its environment's ``runtime``) when it has one, else from the identity probe.
+    """
+    record = (identity.get("environment") or {}).get("runtime") or {}
+    name = record.get("name") or identity.get("runtime")
+    if not name:
+        return "no LiteRT runtime"
+    version = record.get("version") or (identity.get("versions") or {}).get(name)
+    return f"{name} {version}" if version else name
 
 
 def describe_device(identity: dict[str, Any]) -> str:
@@ -583,7 +607,7 @@ def describe_device(identity: dict[str, Any]) -> str:
     env = identity.get("environment") or {}
     parts = [identity.get("board") or identity.get("hostname") or "?", env.get("cpu_model") or identity.get("arch"),
              f"{identity.get('cores')} cores", identity.get("os"), identity.get("glibc"), f"Python {identity.get('python')}",
-             f"ai-edge-litert {(identity.get('versions') or {}).get('ai-edge-litert')}"]
+             runtime_label(identity)]
     if identity.get("governor"):
         parts.append(f"governor {identity['governor']}")
     return ", ".join(str(p) for p in parts if p)
@@ -680,7 +704,7 @@ def evaluate_run_on_device(device: Device, run_dir: Path, dataset: str, *, limit
         if status != 0:
             raise RemoteError(f"{device.target.text}: `dnncomp evaluate` of {path.name} failed on the device (exit {status}; its error is above)")
         record = device.get_json(out)["variants"][0]
-        runtime = f"ai-edge-litert {env.get('packages', {}).get('ai-edge-litert') or env['remote'].get('litert')}"
+        runtime = env["remote"]["runtime"]
         record.update(name=variant["name"], artifact=path.name)
         for key in ("recipe", "compression_check"):  # what the artifact holds: the same file on both machines
             if key in variant:
@@ -783,14 +807,20 @@ def device_checks(device: Device) -> list[Check]:
                         "use the container route in docs/DEVICE.md"))
     glibc = _version_tuple((info.get("glibc") or "").rpartition("-")[2])
     needs_glibc = info.get("arch") in ("aarch64", "arm64")
-    glibc_ok = not needs_glibc or (bool(glibc) and glibc >= MIN_GLIBC)
-    checks.append(Check("glibc >= 2.34 (ai-edge-litert on aarch64)", glibc_ok, f"{info.get('glibc') or 'unknown'} on {info.get('arch')}",
-                        "" if glibc_ok else "upgrade the OS (Ubuntu 22.04+/JetPack 6, Debian 12) or use the container route "
-                        "in docs/DEVICE.md"))
+    # tflite-runtime (the fallback) needs only glibc 2.27: a device where it loads passes, and says so.
+    fallback = info.get("runtime") == "tflite-runtime"
+    glibc_ok = not needs_glibc or (bool(glibc) and glibc >= MIN_GLIBC) or fallback
+    checks.append(Check("glibc >= 2.34 (ai-edge-litert on aarch64)", glibc_ok,
+                        f"{info.get('glibc') or 'unknown'} on {info.get('arch')}" + (" (tflite-runtime in use instead)" if fallback else ""),
+                        "" if glibc_ok else "upgrade the OS (Ubuntu 22.04+/JetPack 6, Debian 12), use tflite-runtime "
+                        "(pip install 'dnncomp[device-legacy]') or the container route in docs/DEVICE.md"))
     litert_ok = info.get("litert_error") is None
     dnncomp_ok = info.get("dnncomp_error") is None
     setup = f"dnncomp device setup {target}"
-    checks.append(Check("ai-edge-litert imports", litert_ok, (info.get("versions") or {}).get("ai-edge-litert") or info.get("litert_error") or "?",
+    found = runtime_label(info) if litert_ok else info.get("litert_error") or "?"
+    if litert_ok and info.get("runtime_fallback_reason"):
+        found += f" (ai-edge-litert does not load: {info['runtime_fallback_reason'].partition(': ')[2]})"
+    checks.append(Check("LiteRT runtime loads (ai-edge-litert, else tflite-runtime)", litert_ok, found,
                         "" if litert_ok else setup))
     checks.append(Check("dnncomp device install", dnncomp_ok, (info.get("versions") or {}).get("dnncomp") or info.get("dnncomp_error") or "?",
                         "" if dnncomp_ok else setup + "   (or with --wheels DIR for a device without internet)"))

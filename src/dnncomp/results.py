@@ -26,13 +26,15 @@ from .errors import ResultsError
 
 RESULTS_SCHEMA = "dnncomp.results/1"
 
-PACKAGES = ("numpy", "pillow", "ai-edge-litert", "flatbuffers", "tensorflow", "tf-keras", "tensorflow-model-optimization")
+PACKAGES = ("numpy", "pillow", "ai-edge-litert", "tflite-runtime", "flatbuffers", "tensorflow", "tf-keras",
+            "tensorflow-model-optimization")
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
 
 
 def environment() -> dict[str, Any]:
-    """Where a measurement ran: Python, OS, CPU, package versions, and whether this is a Jetson."""
+    """Where a measurement ran: Python, OS, CPU, package versions, LiteRT runtime, and whether this is a Jetson."""
     from . import __version__
+    from .litert_backend import runtime_record
 
     packages = {}
     for name in PACKAGES:
@@ -57,6 +59,8 @@ def environment() -> dict[str, Any]:
         "machine_id": machine_id(),
         "hostname": platform.node() or None,
         "board": _board_model(),
+        # which LiteRT runtime measured (ai-edge-litert, else tflite-runtime: dnncomp.litert_backend)
+        "runtime": runtime_record(),
     }
     if JETSON_RELEASE.exists():
         try:

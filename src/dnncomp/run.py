@@ -860,6 +860,10 @@ class Pipeline:
             version = metadata.version(runtime_package)
         except metadata.PackageNotFoundError:
             version = None
+        if runtime_package == "ai-edge-litert":  # the LiteRT runtime that loads here: ai-edge-litert, else tflite-runtime
+            from .litert_backend import runtime_label
+
+            return {"machine": self.machine, "runtime": runtime_label()}
         return {"machine": self.machine, "runtime": f"{runtime_package} {version}"}
 
     def _measured_on_record(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -56,11 +56,9 @@ class InputRescaling:
 
 
 def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError as exc:  # very old or very new wheels
-        raise ModelError(f"cannot read flatbuffers: ai_edge_litert.schema_py_generated is missing ({exc})") from exc
-    return schema
+    from .litert_backend import schema_module
+
+    return schema_module()  # ai-edge-litert's, or the tflite package's with tflite-runtime
 
 
 class _Graph:
