@@ -170,6 +170,15 @@ def _input_options(command):
                                 "Default: the sidecar beside the .tflite, else inferred from the model (and said).")(command)
 
 
+def _fit_option(command):
+    """--fit (dnncomp.preprocess.Fit): how images of another size than the model's input reach it."""
+    return click.option(
+        "--fit", type=click.Choice(["resize", "pad", "crop"]), default=None,
+        help="Images of another size than the model's input: resize (Pillow), pad (centred on the background, "
+             "the LeNet convention for 28x28 digits on 32x32) or crop (the centre). Default: the sidecar's, else pad "
+             "for smaller grey images and resize otherwise (said). Stored in the .tflite's sidecar.")(command)
+
+
 
 @app.command("run")
 @click.argument("dataset")
@@ -181,6 +190,7 @@ def _input_options(command):
               help="Validation fraction held out of the training images, stratified by class and seeded (default: the "
                    "model's, 0.1 or the study's 0.2; the study's models on their own datasets keep the study's split).")
 @_pixel_range_options(TRAINED_RANGE_HELP, prefix="With --model FILE: ")
+@_fit_option
 @click.option("--techniques", "--recipes", "techniques", default=None,
               help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
@@ -207,7 +217,7 @@ def _input_options(command):
               help="With --mcu: compare TFLM with LiteRT on the first N test images (0: all).")
 @_wide_option
 @_remote_options
-def run_command(dataset, model, val_split, input_range, mean, std, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
+def run_command(dataset, model, val_split, input_range, mean, std, fit, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
                 wait, results_out, quiet, unsafe, mcu, mcu_images, on, remote_python, accept_new_host_key):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
@@ -235,7 +245,7 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
             dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
             batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
             eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
-            preprocessing=preprocessing_from_options(input_range, mean, std),
+            preprocessing=preprocessing_from_options(input_range, mean, std, fit),
             wait=wait, results_out=results_out, skip_bad=skip_bad, mcu_images=mcu_images if mcu else None,
         )
     if on:  # the device's records join the manifest's; the host run then writes them into results.json
@@ -247,7 +257,7 @@ def run_command(dataset, model, val_split, input_range, mean, std, techniques, o
         run_dir = run_pipeline(
             dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, seed=seed, limit=limit,
             threads=threads, eval_only=True, verbose=0, wait=wait, skip_bad=skip_bad, val_split=val_split,
-            preprocessing=preprocessing_from_options(input_range, mean, std),
+            preprocessing=preprocessing_from_options(input_range, mean, std, fit),
         )
     from .tables import print_results
 
@@ -326,10 +336,11 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
 @_input_options
+@_fit_option
 @_wide_option
 @_remote_options
 def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path, input_range, mean,
-                     std, output, on, remote_python, accept_new_host_key):
+                     std, output, fit, on, remote_python, accept_new_host_key):
     """Accuracy (full test set and first N), batch-1 latency and size of any single-input LiteRT classifier.
 
     Input layout (NHWC, channel-first, HxW, flat), batch, dtype and quantization are read from
@@ -345,7 +356,7 @@ def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency
 
     (path,) = check_model_paths([model])
     given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
-    data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad)
+    data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad, fit=fit)
     _say_data_notes(data, [path])
     if on:  # the device prints its own evaluation as it runs
         from .remote import measure_on_device
@@ -403,11 +414,12 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_input_options
+@_fit_option
 @_wide_option
 @_remote_options
 def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
                   max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
-                  csv_path, md_path, quiet, input_range, mean, std, output, on, remote_python, accept_new_host_key):
+                  csv_path, md_path, quiet, input_range, mean, std, output, fit, on, remote_python, accept_new_host_key):
     """Latency, throughput, memory and accuracy of LiteRT models, side by side.
 
     Timed rounds of the models are interleaved (A B C A B C ...) and ratios are
@@ -427,7 +439,7 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
         min_count=min_count, min_seconds=min_seconds, max_seconds=max_seconds, warmup_min_count=warmup_count,
         warmup_min_seconds=warmup_seconds, samples=samples,
     )
-    data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad)
+    data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad, fit=fit)
     _say_data_notes(data, paths)
     if on:  # the device prints its own tables as it runs
         from .remote import measure_on_device
@@ -672,13 +684,14 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
                    "size and classes must match the file's. Default: the model of runs/<dataset>/<model>/, else none "
                    "(input shape, classes and logits/softmax always come from the file).")
 @_pixel_range_options(TRAINED_RANGE_HELP)
+@_fit_option
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
 @click.option("--evaluate/--no-evaluate", "evaluate", default=True, show_default=True,
               help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write what the recipe did as JSON.")
 @click.option("--quiet", is_flag=True, help="No training progress.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
-def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, seed, evaluate,
+def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, fit, seed, evaluate,
                      json_path, quiet, unsafe):
     """Compress a saved Keras model with one recipe and write the LiteRT flatbuffer.
 
@@ -699,11 +712,10 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
         training_spec_for,
         with_image_shape,
     )
-    from .data import load_dataset
     from .errors import ModelError
     from .fileio import atomic_write_bytes, atomic_write_json
     from .model_io import load_model
-    from .preprocess import preprocessing_from_options, write_sidecar
+    from .preprocess import load_fitted, preprocessing_from_options, write_sidecar
 
     overrides = _parse_key_values(params, recipe)
     get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
@@ -716,9 +728,10 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     contract = read_contract(loaded.model, path=baseline)
     preprocessing = resolve_preprocessing(contract, given)
     training_spec = training_spec_for(baseline, dataset, model, contract)
-    data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(contract.image_size))
+    data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
+    preprocessing = preprocessing.with_fit(chosen_fit)  # the sidecar makes the device fit images alike
     contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
-    notes = check_data_fits(contract, data, dataset)  # before any fine-tuning
+    notes = check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])  # before any fine-tuning
     spec = spec_from_contract(contract, dataset, training_spec)
     if training_spec is not None and training_spec.output != contract.output:
         notes.append(f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, which the loss follows")
@@ -781,10 +794,11 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
 @click.option("--input-range", default=None, metavar="LO..HI", help="Real value of pixels 0 and 255 the model was trained with.")
 @click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
 @click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
+@_fit_option
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split sample and calibration.")
 @click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
 def sensitivity_command(baseline, dataset, technique, sparsity, clusters, validation, max_images, out, data_dir, model, input_range,
-                        mean, std, seed, unsafe):
+                        mean, std, fit, seed, unsafe):
     """Per-layer sensitivity: the validation accuracy drop when only one layer is compressed (no fine-tuning).
 
     Prints a table (most sensitive first), writes OUT/sensitivity-<technique>.json and a plot
@@ -795,7 +809,7 @@ def sensitivity_command(baseline, dataset, technique, sparsity, clusters, valida
     from .preprocess import preprocessing_from_options
 
     ctx, notes = context_for(baseline, dataset, data_dir=data_dir, model=model, seed=seed, unsafe=unsafe,
-                             preprocessing=preprocessing_from_options(input_range, mean, std))
+                             preprocessing=preprocessing_from_options(input_range, mean, std), fit=fit)
     for note in notes:
         click.echo(f"note: {note}")
     record = layer_sensitivity(ctx, technique=technique, sparsity=sparsity, clusters=clusters, validation=validation, max_images=max_images)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
-from .preprocess import InputLayout, Preprocessing, input_layout
+from .preprocess import InputLayout, Preprocessing, input_layout, range_given
 
 # Layers that pass the image through unchanged in value (only its shape or nothing), looked
 # through when searching for the model's own normalisation at its input.
@@ -302,8 +302,12 @@ def resolve_preprocessing(contract: ModelContract, given: Preprocessing | None) 
     """The pixel mapping for ``contract``: the model's own, the user's (``given``), or the assumed 0..1.
 
     A model that normalises its own input decides; a ``given`` mapping that differs from it
-    is refused (ModelError). With neither, 0..1 (pixel/255) with ``assumed=True``.
+    is refused (ModelError). With neither, 0..1 (pixel/255) with ``assumed=True``. ``given.fit``
+    (``--fit``) is kept in every case; a ``given`` carrying only ``--fit`` gives no range.
     """
+    fit = given.fit if given is not None else None
+    if not range_given(given):  # --fit alone: the range is the model's own or assumed
+        given = None
     own = contract.preprocessing
     if own is not None:
         if given is not None and (given.input_range != own.input_range or given.mean or given.std):
@@ -311,10 +315,10 @@ def resolve_preprocessing(contract: ModelContract, given: Preprocessing | None) 
                 f"{Path(contract.path).name} normalises its own input ({contract.normalisation}: it takes "
                 f"{own.describe()}); --input-range {given.describe()} contradicts it: leave --input-range/--mean/--std out"
             )
-        return own
+        return own.with_fit(fit)
     if given is not None:
         return given
-    return Preprocessing(input_range=(0.0, 1.0), source="assumed", assumed=True)
+    return Preprocessing(input_range=(0.0, 1.0), source="assumed", assumed=True, fit=fit)
 
 
 ASSUMED_RANGE_NOTE = "assumed input range 0..1 (pixel/255); pass --input-range if the model was trained otherwise"

@@ -45,7 +45,7 @@ from .preprocess import (
     read_sidecar,
 )
 from .results import wilson_interval
-from .signature import first_layer_gain, input_rescaling
+from .signature import first_layer_gain, input_rescaling, read_metadata
 
 ModelSource = str | os.PathLike | bytes
 
@@ -465,7 +465,8 @@ def resolve_preprocessing(
     range is read like an integer input's, or a first layer whose weights are sized for raw
     pixels (the converter folds a Rescaling into the first kernel; assumed); else 0..1
     (dnncomp's convention, assumed).
-    TFLite metadata (NormalizationOptions) is not read: no maintained TensorFlow-free reader.
+    After the sidecar, the model's TFLite Support metadata decides when it states a normalisation
+    (NormalizationOptions mean/std, else Stats; :func:`dnncomp.signature.read_metadata`).
     Raises ModelError for an unreadable sidecar.
     """
     if explicit is not None:
@@ -474,6 +475,12 @@ def resolve_preprocessing(
         found = read_sidecar(model)
         if found is not None:
             return found
+    try:  # a model published with TFLite Support metadata states its normalisation
+        stated = read_metadata(read_model_bytes(model))
+    except ModelError:
+        stated = None  # unreadable metadata decides nothing; what follows is said to be assumed
+    if stated is not None and stated.preprocessing() is not None:
+        return stated.preprocessing()
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
         lo, hi = quantized_real_range(scale, zero_point, dtype)

@@ -38,16 +38,25 @@ def check_model_paths(paths: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def load_for_model(dataset: str, model: Path, data_dir: Path | None = None, skip_bad: bool = False):
+def load_for_model(dataset: str, model: Path, data_dir: Path | None = None, skip_bad: bool = False, fit: str | None = None):
     """The dataset at the first model's input size (GTSRB's images are resized by the loader).
 
+    Images of another size are fitted as ``fit`` (``--fit``: resize, pad or crop) says, else as
+    the model's sidecar says (what compress chose), else as :func:`dnncomp.preprocess.choose_fit`
+    chooses; the choice is in ``data.meta["fit"]`` and said in ``data.meta["notes"]``.
     Only the model's input is read here: which output holds the class scores is decided
     once the dataset's classes are known.
     """
-    from .data import load_dataset
+    from .preprocess import load_fitted, read_sidecar
 
     layout = model_input_layout(model)
-    return load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=layout.image_size)
+    if fit is None:
+        stored = read_sidecar(model) if isinstance(model, (str, Path)) else None
+        fit = stored.fit if stored is not None else None
+    data, _, note = load_fitted(dataset, layout.image_size, fit, data_dir=data_dir, skip_bad=skip_bad)
+    if note:
+        data.meta.setdefault("notes", []).append(note)
+    return data
 
 
 def input_lines(spec: InputSpec, name: str | None = None) -> list[str]:

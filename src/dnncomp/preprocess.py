@@ -5,8 +5,10 @@ read from the model and never assumed from dnncomp's own conventions:
 
 - :class:`InputLayout`: where height, width and channels sit in the input tensor
   (``HW`` grey, ``HWC``, channel-first ``CHW``, or a flat vector such as an MLP's
-  784), read from the input shape; images are resized with Pillow and converted
-  between grey and colour (ITU-R 601-2 luma, as Pillow's ``convert("L")``).
+  784), read from the input shape; images are converted between grey and colour
+  (ITU-R 601-2 luma, as Pillow's ``convert("L")``) and brought to the input's size
+  as :class:`Fit` says: resized with Pillow, or padded/cropped around the centre
+  (28x28 digits on a LeNet's 32x32 input are padded with the background).
 - :class:`Preprocessing`: the real value a pixel becomes, ``((lo + p / 255 * (hi - lo)) - mean[c]) / std[c]``
   for an input range ``lo..hi`` (``0..1`` for dnncomp's and the study's models, ``-1..1``
   for MobileNet-style ones, ``0..255`` for raw pixels, e.g. a model with its own
@@ -59,6 +61,7 @@ class Preprocessing:
     std: tuple[float, ...] = ()
     source: str = "default"
     assumed: bool = False  # True when nothing (flag, sidecar, metadata, model) said so: print it
+    fit: Fit | None = None  # how images of another size reach the input's; None: resized (Pillow)
 
     def __post_init__(self):
         lo, hi = self.input_range
@@ -104,6 +107,7 @@ class Preprocessing:
             "std": list(self.std) or None,
             "source": self.source,
             "assumed": self.assumed,
+            "fit": self.fit.to_dict() if self.fit is not None else None,
         }
 
     @classmethod
@@ -116,12 +120,19 @@ class Preprocessing:
                 std=tuple(float(v) for v in (data.get("std") or ())),
                 source=source or str(data.get("source", "record")),
                 assumed=bool(data.get("assumed", False)) if source is None else False,
+                fit=Fit.from_dict(data["fit"], source) if isinstance(data.get("fit"), dict) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"preprocessing record {data!r} is malformed ({exc})") from None
 
     def with_source(self, source: str, assumed: bool = False) -> Preprocessing:
-        return Preprocessing(self.input_range, self.mean, self.std, source, assumed)
+        return Preprocessing(self.input_range, self.mean, self.std, source, assumed, self.fit)
+
+    def with_fit(self, fit: Fit | None) -> Preprocessing:
+        """The same mapping with ``fit`` (what a sidecar stores so the device fits images alike)."""
+        if fit == self.fit:
+            return self
+        return Preprocessing(self.input_range, self.mean, self.std, self.source, self.assumed, fit)
 
 
 def _per_channel(values: Sequence[float], channels: int, what: str) -> np.ndarray:
@@ -159,16 +170,32 @@ def parse_floats(text: str | None, what: str) -> tuple[float, ...]:
     return values
 
 
-def preprocessing_from_options(input_range: str | None, mean: str | None, std: str | None) -> Preprocessing | None:
-    """The CLI's ``--input-range/--mean/--std`` as a Preprocessing, or None when none was given."""
+def preprocessing_from_options(
+    input_range: str | None, mean: str | None, std: str | None, fit: str | None = None
+) -> Preprocessing | None:
+    """The CLI's ``--input-range/--mean/--std`` (and ``--fit``) as a Preprocessing, or None when none was given.
+
+    ``--fit`` alone gives a Preprocessing with ``assumed=True`` and source ``"--fit only"``: it
+    carries the fit, and the range still comes from the model (:func:`dnncomp.contract.resolve_preprocessing`).
+    """
+    chosen = Fit(fit, (), "--fit") if fit is not None else None
     if input_range is None and mean is None and std is None:
-        return None
+        return None if chosen is None else Preprocessing(source=FIT_ONLY, assumed=True, fit=chosen)
     return Preprocessing(
         input_range=parse_input_range(input_range) if input_range is not None else (0.0, 1.0),
         mean=parse_floats(mean, "--mean"),
         std=parse_floats(std, "--std"),
         source="command line",
+        fit=chosen,
     )
+
+
+FIT_ONLY = "--fit only"  # the source of a Preprocessing that carries --fit and no range: the model's range applies
+
+
+def range_given(preprocessing: Preprocessing | None) -> bool:
+    """True when ``preprocessing`` says a pixel range (not only ``--fit``)."""
+    return preprocessing is not None and preprocessing.source != FIT_ONLY
 
 
 # ---- the sidecar next to a .tflite ----------------------------------------------------
@@ -237,11 +264,12 @@ class InputLayout:
             self.kind
         ] + f", {self.height}x{self.width}x{self.channels}"
 
-    def arrange(self, x_uint8: np.ndarray, what: str = "model") -> np.ndarray:
-        """uint8 NHWC (or NHW) images -> uint8 in this layout: resized, grey/colour converted, transposed or flattened."""
+    def arrange(self, x_uint8: np.ndarray, what: str = "model", fit: Fit | None = None) -> np.ndarray:
+        """uint8 NHWC (or NHW) images -> uint8 in this layout: grey/colour converted, fitted to its size
+        (``fit``; None: resized), transposed or flattened."""
         x = _as_nhwc(x_uint8, what)
         x = convert_channels(x, self.channels, what)
-        x = resize_images(x, (self.height, self.width))
+        x = (fit or Fit()).apply(x, (self.height, self.width))
         return self.from_nhwc(x)
 
     def from_nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -354,14 +382,207 @@ def resize_images(x: np.ndarray, size: tuple[int, int], resample: int | None = N
     return out
 
 
-def fit_to_input_shape(x: np.ndarray, input_shape: tuple[int, ...], what: str = "model") -> np.ndarray:
-    """Resize, convert channels and arrange uint8 NHWC images for a model input shape (without batch).
+# ---- fitting images of another size: resize, pad or crop ------------------------------
+
+FIT_MODES = ("resize", "pad", "crop")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How images whose size differs from the model's input are brought to it.
+
+    ``mode``: ``"resize"`` (Pillow's resize, the aspect ratio is not kept), ``"pad"`` (the image
+    is centred on a canvas of the input's size filled with ``fill``, the background; a side
+    longer than the input's is cropped around the centre) or ``"crop"`` (the centre of the image
+    is cut out; a side shorter than the input's is padded with ``fill``). Pad and crop keep the
+    scale of the image: what a LeNet trained on 28x28 digits padded to 32x32 needs.
+    ``fill`` is one uint8 value per channel (one value: every channel). ``source`` says who
+    chose (``--fit``, a sidecar, or dnncomp, and why).
+    """
+
+    mode: str = "resize"
+    fill: tuple[int, ...] = ()
+    source: str = "default"
+
+    def __post_init__(self):
+        if self.mode not in FIT_MODES:
+            raise ModelError(f"--fit {self.mode!r}: expected one of {', '.join(FIT_MODES)}")
+        if any(not 0 <= int(v) <= 255 for v in self.fill):
+            raise ModelError(f"fit fill {self.fill}: expected pixel values 0..255")
+
+    def describe(self) -> str:
+        """``"pad (background 0)"``, ``"resize"``."""
+        if self.mode == "resize":
+            return "resize"
+        return f"{self.mode} (background {', '.join(str(int(v)) for v in self.fill) or '0'})"
+
+    def apply(self, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """uint8 NHWC images -> (N, size[0], size[1], C) uint8, as ``mode`` says."""
+        if tuple(x.shape[1:3]) == tuple(size):
+            return x
+        if self.mode == "resize":
+            return resize_images(x, size)
+        return _centre_on_canvas(x, size, self.fill)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "fill": [int(v) for v in self.fill] or None, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> Fit:
+        try:
+            return cls(str(data.get("mode", "resize")), tuple(int(v) for v in (data.get("fill") or ())),
+                       source or str(data.get("source", "record")))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"fit record {data!r} is malformed ({exc})") from None
+
+
+def _centre_on_canvas(x: np.ndarray, size: tuple[int, int], fill: Sequence[int]) -> np.ndarray:
+    """Centre each image on a (height, width) canvas of ``fill``: shorter sides padded, longer ones cropped.
+
+    An odd difference puts the extra row/column after the image (bottom/right), as
+    ``np.pad(x, 2)`` for 28 -> 32 and Keras' ``ZeroPadding2D`` do for even ones.
+    """
+    height, width = size
+    n, h, w, c = x.shape
+    canvas = np.empty((n, height, width, c), dtype=np.uint8)
+    canvas[...] = np.asarray(_per_channel_fill(fill, c), dtype=np.uint8)
+    # Source window (cropped when longer) and target offset (padded when shorter), per axis.
+    top, src_top = max(0, (height - h) // 2), max(0, (h - height) // 2)
+    left, src_left = max(0, (width - w) // 2), max(0, (w - width) // 2)
+    rows, cols = min(h, height), min(w, width)
+    canvas[:, top : top + rows, left : left + cols] = x[:, src_top : src_top + rows, src_left : src_left + cols]
+    return canvas
+
+
+def _per_channel_fill(fill: Sequence[int], channels: int) -> list[int]:
+    values = [int(v) for v in fill] or [0]
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        return [round(sum(values) / len(values))] * channels  # grey/colour converted after the fill was measured
+    return values
+
+
+def background_fill(x: np.ndarray, max_images: int = 1000) -> tuple[int, ...]:
+    """The background of uint8 NHWC images: per channel, the median of their outermost pixel ring.
+
+    MNIST's is 0 (black); a folder of dark digits on white paper gives 255. Up to ``max_images``
+    evenly spaced images are looked at.
+    """
+    if x.ndim == 3:
+        x = x[..., None]
+    if not len(x):
+        return (0,) * x.shape[-1]
+    sample = x[:: max(1, len(x) // max_images)][:max_images]
+    ring = np.concatenate(
+        [sample[:, 0].reshape(-1, x.shape[-1]), sample[:, -1].reshape(-1, x.shape[-1]),
+         sample[:, :, 0].reshape(-1, x.shape[-1]), sample[:, :, -1].reshape(-1, x.shape[-1])]
+    )
+    return tuple(int(v) for v in np.median(ring, axis=0).round())
+
+
+def choose_fit(
+    images: np.ndarray, size: tuple[int, int], requested: str | Fit | None = None, what: str = "the data"
+) -> tuple[Fit | None, str | None]:
+    """How ``images`` (uint8 NHWC, a sample of the data) reach a model input of ``size`` = (height, width).
+
+    Returns ``(fit, note)``: ``(None, None)`` when the sizes agree. ``requested`` is ``--fit``'s
+    mode or a :class:`Fit` read from a sidecar (kept as it is, its background too). Without
+    one: images smaller than the input on both sides with one channel (digits, as MNIST's
+    28x28 on a LeNet's 32x32) are padded with their background, the LeNet convention; anything
+    else is resized. ``note`` says which was chosen and why, for the user.
+    """
+    have = tuple(int(d) for d in images.shape[1:3])
+    size = (int(size[0]), int(size[1]))
+    if have == size:
+        return None, None
+    sizes = f"{what}'s {have[0]}x{have[1]} images on the model's {size[0]}x{size[1]} input"
+    if isinstance(requested, Fit):
+        fit = requested
+        if fit.mode != "resize" and not fit.fill:
+            fit = Fit(fit.mode, background_fill(images), fit.source)
+        return fit, f"{sizes}: {fit.describe()} ({fit.source})"
+    if requested is not None:
+        fit = Fit(requested, background_fill(images) if requested != "resize" else (), "--fit")
+        return fit, f"{sizes}: {fit.describe()} (--fit)"
+    channels = images.shape[-1] if images.ndim == 4 else 1
+    if have[0] <= size[0] and have[1] <= size[1] and channels == 1:
+        fit = Fit("pad", background_fill(images), "chosen: grey images smaller than the input are padded, the LeNet convention")
+        return fit, (f"{sizes}: padded around the centre with the background "
+                     f"{', '.join(map(str, fit.fill))} (the LeNet convention for smaller grey digits); "
+                     "--fit resize stretches them instead")
+    fit = Fit("resize", (), "chosen: the default for images that are larger or in colour")
+    return fit, f"{sizes}: resized (Pillow); --fit pad or --fit crop keeps their scale instead"
+
+
+def native_image_size(dataset: str) -> tuple[int, int] | None:
+    """The size a published dataset's images have (MNIST 28x28, CIFAR-10 32x32), None when they vary (GTSRB)
+    or the dataset is a folder (read at its own size)."""
+    from .data.registry import REGISTRY, folder_root, normalize_name
+
+    if folder_root(dataset) is not None or str(dataset).startswith("npz:"):
+        return None
+    spec = REGISTRY.get(normalize_name(dataset))
+    shape = getattr(getattr(spec, "expected", None), "image_shape", None)
+    return (int(shape[0]), int(shape[1])) if shape else None
+
+
+def load_fitted(dataset: str, size: tuple[int, int], requested: str | Fit | None = None, **load_options):
+    """Load ``dataset`` (:func:`dnncomp.data.load_dataset`) with its images brought to ``size`` = (height, width).
+
+    ``requested`` as for :func:`choose_fit`. A resize of a dataset whose images vary in size
+    (GTSRB) is done by the loader from each original, as before; otherwise the images are read
+    at their own size and fitted here. Returns ``(data, fit, note)``: ``fit`` None when nothing
+    was fitted; ``data.meta["fit"]`` records it. Raises what the loader raises.
+    """
+    from .data import load_dataset
+
+    mode = requested.mode if isinstance(requested, Fit) else requested
+    native = native_image_size(dataset)
+    loader_resizes = native is None and not _reads_own_size(dataset)  # GTSRB: from each original
+    if mode is None and (loader_resizes or native == tuple(size)):
+        return load_dataset(dataset, image_size=tuple(size), **load_options), None, None
+    if mode == "resize":
+        data = load_dataset(dataset, image_size=tuple(size), **load_options)
+        fit = requested if isinstance(requested, Fit) else Fit("resize", (), "--fit")
+        data.meta["fit"] = fit.to_dict()
+        note = None
+        if native is not None and tuple(native) != tuple(size):
+            note = (f"{_short_name(dataset)}'s {native[0]}x{native[1]} images on the model's {size[0]}x{size[1]} input: "
+                    f"resized ({fit.source})")
+        return data, fit, note
+    data = load_dataset(dataset, **load_options)
+    sample = data.x_train if len(data.x_train) else data.x_test
+    fit, note = choose_fit(sample, size, requested, what=_short_name(dataset))
+    if fit is not None:
+        data.meta["own_image_size"] = [int(d) for d in sample.shape[1:3]]
+        data.x_train = fit.apply(data.x_train, size)
+        data.x_test = fit.apply(data.x_test, size)
+        data.meta["fit"] = fit.to_dict()
+        data.meta["image_size"] = [int(size[0]), int(size[1])]
+    return data, fit, note
+
+
+def _reads_own_size(dataset: str) -> bool:
+    from .data.registry import folder_root
+
+    return folder_root(dataset) is not None or str(dataset).startswith("npz:")
+
+
+def _short_name(dataset: str) -> str:
+    text = str(dataset)
+    return Path(text.split(":", 1)[1]).name if text.startswith(("folder:", "npz:")) else text
+
+
+def fit_to_input_shape(x: np.ndarray, input_shape: tuple[int, ...], what: str = "model", fit: Fit | None = None) -> np.ndarray:
+    """Resize (or pad/crop as ``fit`` says), convert channels and arrange uint8 NHWC images for a model
+    input shape (without batch).
 
     Any layout :func:`input_layout` knows: ``(H, W)`` (the study's MNIST model), ``(H, W, C)``,
     ``(C, H, W)``, or a flat vector.
     """
     image_shape = tuple(x.shape[1:]) if x.ndim == 4 else None
-    return input_layout(input_shape, what, image_shape).arrange(x, what)
+    return input_layout(input_shape, what, image_shape).arrange(x, what, fit)
 
 
 def to_float_input(x: np.ndarray, preprocessing: Preprocessing | None = None) -> np.ndarray:
@@ -391,7 +612,9 @@ def quantized_real_range(scale: float, zero_point: int, dtype: np.dtype) -> tupl
 def model_input(
     x_uint8: np.ndarray, layout: InputLayout, preprocessing: Preprocessing | None = None, what: str = "model"
 ) -> np.ndarray:
-    """uint8 NHWC images -> float32 model input in ``layout``: resized, channels converted, mapped by ``preprocessing``."""
+    """uint8 NHWC images -> float32 model input in ``layout``: channels converted, fitted to its size
+    (``preprocessing.fit``; resized when None), mapped by ``preprocessing``."""
     x = _as_nhwc(x_uint8, what)
-    x = resize_images(convert_channels(x, layout.channels, what), layout.image_size)
+    fit = preprocessing.fit if preprocessing is not None and preprocessing.fit is not None else Fit()
+    x = fit.apply(convert_channels(x, layout.channels, what), layout.image_size)
     return layout.from_nhwc(to_float_input(x, preprocessing))

@@ -52,10 +52,16 @@ class RunTarget:
     # (its own Rescaling/Normalization, --input-range/--mean/--std, or the assumed 0..1).
     contract: Any = None
     preprocessing: Any = None
+    # The data's own (height, width) when its images are padded or cropped to the model's input
+    # (preprocessing.fit): then they are loaded at that size and fitted where they become model input.
+    data_image_size: tuple[int, int] | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(height, width) the data is loaded at: the contract's (any layout), else the spec's."""
+        """(height, width) the data is loaded at: the data's own when it is padded/cropped to the model
+        (``preprocessing.fit``), else the contract's (any layout), else the spec's."""
+        if self.data_image_size is not None:
+            return tuple(self.data_image_size)
         return tuple(self.contract.image_size) if self.contract is not None else tuple(self.spec.image_size)
 
 
@@ -128,15 +134,20 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
     notes: list[str] = []
     model_file: Path | None = None
     if preprocessing is not None and not is_model_file(model):
-        raise ModelError("--input-range/--mean/--std describe your own model's input (--model my.keras); "
-                         "the models dnncomp trains take pixel/255")
+        from .preprocess import range_given
+
+        if range_given(preprocessing):
+            raise ModelError("--input-range/--mean/--std describe your own model's input (--model my.keras); "
+                             "the models dnncomp trains take pixel/255")
+        raise ModelError("--fit says how your own model (--model my.keras) takes images of another size; "
+                         "the models dnncomp trains are built for the data's size")
 
     if is_model_file(model):
         model_file = Path(str(model)).expanduser()
-        spec, contract, mapping = _user_model(model_file, dataset, root, notes, data_dir, skip_bad, preprocessing)
+        spec, contract, mapping, data_size = _user_model(model_file, dataset, root, notes, data_dir, skip_bad, preprocessing)
         notes.insert(0, f"baseline: your model {model_file} as it is (not trained by dnncomp)")
         return RunTarget(dataset=dataset, spec=spec, model_file=model_file, notes=tuple(notes), contract=contract,
-                         preprocessing=mapping)
+                         preprocessing=mapping, data_image_size=data_size)
     elif root is None:
         spec = _spec_for_published(dataset, model, notes)
     else:
@@ -239,12 +250,14 @@ def load_user_model(path: Path, notes: list[str] | None = None):
 
 
 def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], data_dir, skip_bad: bool, given):
-    """(spec, contract, preprocessing) of the user's model file, checked against the data before any work.
+    """(spec, contract, preprocessing, data size) of the user's model file, checked against the data before any work.
 
     Input shape and layout, classes and logits/softmax come from the file
     (:func:`dnncomp.contract.read_contract`); a class count other than the data's is refused
     at once, other channels of a published dataset too (the data is loaded to check);
-    a folder's grey/colour conversion and resizing are noted.
+    a folder's grey/colour conversion and resizing are noted. Images of another size are fitted
+    as ``given.fit`` (``--fit``) says, else as :func:`dnncomp.preprocess.choose_fit` chooses (said);
+    the data size returned is the images' own when they are padded or cropped (else None).
     """
     if not path.exists():
         raise ModelError(f"{path}: model file not found; pass a .keras or .h5 file, or a model name (`dnncomp run --help`)")
@@ -256,20 +269,24 @@ def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], d
         spec_from_contract,
         with_image_shape,
     )
-    from .data import load_dataset
+    from .preprocess import load_fitted
 
     model = load_user_model(path, notes)
     name = safe_name(f"user-{path.stem}")
 
     contract = read_contract(model, path=path)
     _check_classes_fit(contract, dataset, root, path)  # cheap: before the images are read
-    data = load_dataset(dataset, data_dir=data_dir, image_size=tuple(contract.image_size), skip_bad=skip_bad)
+    data, fit, fit_note = load_fitted(dataset, tuple(contract.image_size), given.fit if given is not None else None,
+                                      data_dir=data_dir, skip_bad=skip_bad)
     contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
     notes.extend(check_data_fits(contract, data, dataset))
-    preprocessing = resolve_preprocessing(contract, given)
+    if fit_note:
+        notes.append(fit_note)
+    preprocessing = resolve_preprocessing(contract, given).with_fit(fit)
     notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
     spec = replace(spec_from_contract(contract, dataset), name=name, base="")
-    return spec, contract, preprocessing
+    data_size = tuple(data.meta["own_image_size"]) if fit is not None and fit.mode != "resize" else None
+    return spec, contract, preprocessing, data_size
 
 
 def _check_classes_fit(spec, dataset: str, root: Path | None, model_file: Path) -> None:

@@ -312,3 +312,207 @@ def describe_tensor(record: dict[str, Any]) -> str:
         lo, hi = q["real_range"]
         text += f", quantized scale {q['scale']:.6g} zero point {q['zero_point']} (real {lo:.4g}..{hi:.4g})"
     return text
+
+
+# ---- TFLite Support metadata (the "TFLITE_METADATA" buffer) ----------------------------
+#
+# A model published with TFLite Support metadata says, for its image input, the mean/std its
+# pixels are normalised with (NormalizationOptions), the value range after it (Stats), the
+# colour space and size (ImageProperties), and carries a labels file (an associated file of
+# type TENSOR_AXIS_LABELS, zipped onto the end of the .tflite). tflite-support 0.4.4, the only
+# package that reads it, was last released in 2023, pins protobuf<4 (TensorFlow 2.21 and
+# ai-edge-litert need newer) and weighs 60 MB; so the few fields used here are read with the
+# flatbuffers runtime (already a dependency of ai-edge-litert), field slots taken from the
+# published metadata_schema.fbs (tensorflow/tflite-support, file identifier "M001").
+
+_METADATA_NAME = "TFLITE_METADATA"
+_METADATA_IDENTIFIER = b"M001"
+_NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union: NormalizationOptions
+_IMAGE_PROPERTIES = 2  # ContentProperties union: ImageProperties (FeatureProperties is 1)
+_TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+_COLOR_SPACES = {0: "unknown", 1: "RGB", 2: "grayscale"}
+
+
+@dataclass(frozen=True)
+class TFLiteMetadata:
+    """What a model's TFLite Support metadata says about its first input and its classes.
+
+    ``mean``/``std``: NormalizationOptions of the input, in pixel units (the model takes
+    ``(pixel - mean) / std``); empty when absent. ``stats``: the (min, max) value range the
+    metadata gives for the input (Stats), or None. ``color_space`` and ``image_size``
+    (width, height) from ImageProperties. ``labels``: the class names of the output's labels
+    file, in order, when the file is inside the model. ``name``: the model's metadata name.
+    """
+
+    name: str = ""
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    stats: tuple[float, float] | None = None
+    color_space: str | None = None
+    image_size: tuple[int, int] | None = None
+    labels: tuple[str, ...] = ()
+    labels_file: str | None = None
+
+    def describe(self) -> str:
+        """``"TFLite metadata: NormalizationOptions mean 127.5, std 127.5"`` (what decided the range)."""
+        parts = []
+        if self.mean or self.std:
+            parts.append(f"NormalizationOptions mean {_floats(self.mean)}, std {_floats(self.std)}")
+        elif self.stats is not None:
+            parts.append(f"Stats {self.stats[0]:g}..{self.stats[1]:g}")
+        if self.labels:
+            parts.append(f"{len(self.labels)} labels in {self.labels_file}")
+        return "TFLite metadata" + (f" ({self.name})" if self.name else "") + (": " + "; ".join(parts) if parts else "")
+
+    def preprocessing(self):
+        """The pixel mapping the metadata states, as a :class:`dnncomp.preprocess.Preprocessing`, or None.
+
+        NormalizationOptions ``(pixel - mean) / std`` with one value for every channel is the
+        input range ``-mean/std .. (255 - mean)/std`` (mean 127.5, std 127.5 is -1..1; mean 0,
+        std 255 is 0..1; mean 0, std 1 is raw 0..255); per-channel values stay mean/std on
+        0..255. Without NormalizationOptions, Stats min/max give the range.
+        """
+        from .preprocess import INPUT_RANGES, Preprocessing
+
+        source = self.describe()
+        if self.mean or self.std:
+            mean = self.mean or (0.0,)
+            std = self.std or (1.0,)
+            if len(set(mean)) == 1 and len(set(std)) == 1:
+                m, s = mean[0], std[0]
+                lo, hi = sorted(((0.0 - m) / s, (255.0 - m) / s))
+                lo, hi = next((r for r in INPUT_RANGES.values() if abs(r[0] - lo) < 1e-4 and abs(r[1] - hi) < 1e-4), (lo, hi))
+                return Preprocessing((lo, hi), source=source)
+            return Preprocessing((0.0, 255.0), mean=tuple(mean), std=tuple(std), source=source)
+        if self.stats is not None and self.stats[1] > self.stats[0]:
+            return Preprocessing(tuple(self.stats), source=source)
+        return None
+
+
+def _floats(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values) if values else "-"
+
+
+def read_metadata(model_bytes: bytes) -> TFLiteMetadata | None:
+    """The TFLite Support metadata of a .tflite (its bytes), or None when it has none.
+
+    Raises ModelError naming the problem when the metadata buffer exists but is not a
+    ``M001`` metadata flatbuffer.
+    """
+    schema = _schema()
+    data = bytes(model_bytes)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        return None
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if (entry.Name() or b"").decode("utf-8", "replace") != _METADATA_NAME:
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.DataLength():
+            raw = buffer.DataAsNumpy().tobytes()
+        elif buffer.Offset() > 1:
+            raw = data[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        else:
+            return None
+        return _parse_metadata(raw, data)
+    return None
+
+
+def _parse_metadata(raw: bytes, model_data: bytes) -> TFLiteMetadata:
+    from flatbuffers import encode, number_types, table
+
+    if len(raw) < 8 or raw[4:8] != _METADATA_IDENTIFIER:
+        raise ModelError("TFLITE_METADATA is not a TFLite Support metadata flatbuffer (identifier M001 missing)")
+
+    def root(buf: bytes) -> table.Table:
+        return table.Table(buf, encode.Get(number_types.UOffsetTFlags.packer_type, buf, 0))
+
+    def offset(t: table.Table, slot: int) -> int:
+        return t.Offset(4 + 2 * slot)
+
+    def sub(t: table.Table, slot: int) -> table.Table | None:
+        o = offset(t, slot)
+        return table.Table(t.Bytes, t.Indirect(o + t.Pos)) if o else None
+
+    def string(t: table.Table, slot: int) -> str:
+        o = offset(t, slot)
+        return t.String(o + t.Pos).decode("utf-8", "replace") if o else ""
+
+    def scalar(t: table.Table, slot: int, flags, default=0):
+        o = offset(t, slot)
+        return t.Get(flags, o + t.Pos) if o else default
+
+    def tables(t: table.Table, slot: int) -> list[table.Table]:
+        o = offset(t, slot)
+        if not o:
+            return []
+        start, n = t.Vector(o), t.VectorLen(o)
+        return [table.Table(t.Bytes, t.Indirect(start + 4 * k)) for k in range(n)]
+
+    def floats(t: table.Table, slot: int) -> tuple[float, ...]:
+        o = offset(t, slot)
+        if not o:
+            return ()
+        start, n = t.Vector(o), t.VectorLen(o)
+        # float32 in the file: read back as its shortest decimal (127.5, 58.4), as the writer was given it
+        return tuple(float(str(np.float32(t.Get(number_types.Float32Flags, start + 4 * k)))) for k in range(n))
+
+    def union(t: table.Table, type_slot: int) -> tuple[int, table.Table | None]:
+        kind = scalar(t, type_slot, number_types.Uint8Flags)
+        o = offset(t, type_slot + 1)
+        if not kind or not o:
+            return kind, None
+        return kind, table.Table(t.Bytes, t.Indirect(o + t.Pos))
+
+    meta = root(raw)
+    name = string(meta, 0)  # ModelMetadata: name, description, version, subgraph_metadata, author, ...
+    subgraphs = tables(meta, 3)
+    mean, std, stats, color, size, labels_file = (), (), None, None, None, None
+    if subgraphs:
+        graph = subgraphs[0]  # SubGraphMetadata: name, description, inputs 2, outputs 3, files 4, in units 5
+        inputs = tables(graph, 2)
+        units = list(tables(inputs[0], 4)) if inputs else []  # TensorMetadata.process_units
+        units += tables(graph, 5)  # input_process_units (shared by all inputs)
+        for unit in units:  # ProcessUnit: options_type 0, options 1
+            kind, options = union(unit, 0)
+            if kind == _NORMALIZATION_OPTIONS and options is not None:
+                mean, std = floats(options, 0), floats(options, 1)
+                break
+        if inputs:
+            tensor = inputs[0]  # TensorMetadata: name, description, dimension_names, content 3, units 4, stats 5
+            stat = sub(tensor, 5)
+            if stat is not None:
+                highs, lows = floats(stat, 0), floats(stat, 1)
+                if highs and lows:
+                    stats = (min(lows), max(highs))
+            content = sub(tensor, 3)  # Content: properties_type 0, properties 1, range 2
+            if content is not None:
+                kind, properties = union(content, 0)
+                if kind == _IMAGE_PROPERTIES and properties is not None:
+                    color = _COLOR_SPACES.get(scalar(properties, 0, number_types.Int8Flags), "unknown")
+                    default_size = sub(properties, 1)
+                    if default_size is not None:
+                        size = (scalar(default_size, 0, number_types.Uint32Flags),
+                                scalar(default_size, 1, number_types.Uint32Flags))
+        for output in tables(graph, 3)[:1]:
+            for file in tables(output, 6):  # AssociatedFile: name 0, description 1, type 2
+                if scalar(file, 2, number_types.Int8Flags) == _TENSOR_AXIS_LABELS:
+                    labels_file = string(file, 0)
+                    break
+    labels = _zipped_lines(model_data, labels_file) if labels_file else ()
+    return TFLiteMetadata(name=name, mean=mean, std=std, stats=stats, color_space=color, image_size=size,
+                          labels=labels, labels_file=labels_file)
+
+
+def _zipped_lines(model_data: bytes, name: str) -> tuple[str, ...]:
+    """The lines of ``name`` in the zip the metadata writer appends to a .tflite, else ()."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_data)) as archive:
+            text = archive.read(name).decode("utf-8", "replace")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return ()
+    return tuple(line.strip() for line in text.splitlines() if line.strip())

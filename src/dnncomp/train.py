@@ -146,12 +146,13 @@ def model_inputs(spec: ModelSpec, x: np.ndarray, preprocessing: Preprocessing | 
 
     Images are arranged in the layout of ``spec.input_shape`` (HW, HWC, CHW or flat: the
     model file's own shape when the spec comes from :func:`dnncomp.contract.spec_from_contract`),
-    resized and grey/colour converted, then mapped by ``preprocessing`` (input range and
-    per-channel mean/std); None is dnncomp's ``pixel / 255``.
+    fitted to its size (``preprocessing.fit``: resized, padded or cropped; resized when None) and
+    grey/colour converted, then mapped by ``preprocessing`` (input range and per-channel mean/std);
+    None is dnncomp's ``pixel / 255``.
     """
     if x.dtype == np.uint8:
         if preprocessing is None or preprocessing.is_identity_unit:  # the study's path, bit for bit
-            return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name))
+            return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name, fit=preprocessing and preprocessing.fit))
         image_shape = tuple(x.shape[1:]) if x.ndim == 4 else None
         layout = input_layout(spec.input_shape, spec.name, image_shape)
         return model_input(x, layout, preprocessing, what=spec.name)

@@ -286,12 +286,13 @@ def plot(record: dict[str, Any], path: Path) -> Path:
 
 def context_for(
     baseline: Path, dataset: str, *, data_dir=None, model: str | None = None, preprocessing=None, seed: int = 0, unsafe: bool = False,
-    skip_bad: bool = False,
+    skip_bad: bool = False, fit: str | None = None,
 ) -> tuple[RecipeContext, list[str]]:
     """The RecipeContext ``dnncomp compress`` would build for ``baseline`` on ``dataset``, and its notes.
 
     As in compress, the model file decides shape, classes, output kind and its own pixel
-    mapping; ``preprocessing`` is the --input-range/--mean/--std given (or None).
+    mapping; ``preprocessing`` is the --input-range/--mean/--std given (or None), ``fit`` --fit
+    (:func:`dnncomp.preprocess.load_fitted`: resize, pad or crop; None chooses and says so).
     Raises ModelError/DataError as compress does.
     """
     from ..contract import (
@@ -303,9 +304,9 @@ def context_for(
         training_spec_for,
         with_image_shape,
     )
-    from ..data import load_dataset
     from ..errors import ModelError
     from ..model_io import load_model
+    from ..preprocess import load_fitted
 
     baseline = Path(baseline)
     if not baseline.exists():
@@ -314,9 +315,10 @@ def context_for(
     contract = read_contract(loaded.model, path=baseline)
     resolved = resolve_preprocessing(contract, preprocessing)
     training_spec = training_spec_for(baseline, dataset, model, contract)
-    data = load_dataset(dataset, data_dir=data_dir, skip_bad=skip_bad, image_size=tuple(contract.image_size))
+    data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
+    resolved = resolved.with_fit(chosen_fit)
     contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
-    notes = check_data_fits(contract, data, dataset)
+    notes = check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])
     if loaded.note:
         notes.insert(0, loaded.note)
     notes.append(ASSUMED_RANGE_NOTE if resolved.assumed else f"input range {resolved.describe()} ({resolved.source})")
