@@ -24,7 +24,8 @@ from PIL import Image
 from dnncomp import report as report_mod
 from dnncomp.cli import main
 from dnncomp.errors import MissingDependencyError, RunError
-from dnncomp.report import load_run, pareto_front, variant_rows, wilson_interval, write_report
+from dnncomp.report import load_run, pareto_front, variant_rows, write_report
+from dnncomp.results import wilson_interval
 from dnncomp.study import study_result, study_results, study_variant_name
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -41,17 +42,12 @@ FAKE_LAYERS = [("sequential/conv2d/Conv2D", [32, 5, 5, 1]), ("sequential/conv2d_
                ("sequential/dense/MatMul", [1024, 3136]), ("sequential/dense_1/MatMul", [10, 1024])]
 
 
-def _latency(p50: float, threads: int, samples: bool, keras: bool) -> dict:
+def _latency(p50: float, threads: int, keras: bool) -> dict:
     record = {
         "threads": threads, "xnnpack": None if keras else True, "batch": 1, "init_ms": 3.0, "first_inference_ms": 2 * p50,
         "warmup_count": 20, "count": 200, "min_ms": 0.8 * p50, "max_ms": 3.1 * p50, "mean_ms": 1.07 * p50,
         "std_ms": 0.1 * p50, "p50_ms": p50, "p90_ms": 1.2 * p50, "p95_ms": 1.35 * p50, "p99_ms": 1.8 * p50,
     }
-    if samples:
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        record["samples_ms"] = (p50 * (0.85 + rng.gamma(2.0, 0.08, size=200))).round(5).tolist()
     return record
 
 
@@ -71,7 +67,7 @@ def _anatomy(name: str, sparsity: float | None) -> dict:
 
 
 def make_run(root: Path, dataset: str = "mnist", model: str | None = None, variants=None, *, history: bool = True,
-             manifest: bool = True, anatomy: bool = True, samples=("qat", "float"), threads: int = 1) -> Path:
+             manifest: bool = True, anatomy: bool = True, threads: int = 1) -> Path:
     """A fabricated run directory shaped like `dnncomp run`'s output (FOR TESTS ONLY)."""
     model = model or f"study-{dataset}"
     run_dir = root / dataset / model
@@ -80,11 +76,11 @@ def make_run(root: Path, dataset: str = "mnist", model: str | None = None, varia
     for name in variants or FAKE_VARIANTS:
         runtime, full, first, p50, file_bytes, gzip_bytes, sparsity = FAKE_VARIANTS[name]
         keras = runtime == "keras"
-        lo, hi = wilson_interval(first, 1000)
+        lo, hi = wilson_interval(round(first * 1000), 1000)
         record = {
             "name": name, "artifact": "baseline.h5" if keras else f"{name}.tflite", "runtime": runtime, "sha256": "ab" * 32,
             "accuracy": {"full": full, "full_count": 10000, "first_n": first, "first_n_count": 1000, "first_n_ci95": [lo, hi]},
-            "latency": _latency(p50, threads, name in samples, keras),
+            "latency": _latency(p50, threads, keras),
             "size": {"file_bytes": file_bytes, "gzip_bytes": gzip_bytes, "zip_bytes": gzip_bytes + 120},
             "sparsity": sparsity,
         }
@@ -143,10 +139,10 @@ def test_pareto_front_edge_cases():
 
 
 def test_wilson_interval_on_1000_images_is_about_one_point():
-    lo, hi = wilson_interval(0.988, 1000)
+    lo, hi = wilson_interval(988, 1000)
     assert lo < 0.988 < hi
     assert 0.004 < (hi - lo) / 2 < 0.01
-    lo, hi = wilson_interval(0.79, 1000)
+    lo, hi = wilson_interval(790, 1000)
     assert 0.02 < (hi - lo) / 2 < 0.03
 
 
@@ -214,7 +210,7 @@ def test_single_run_report_has_tables_plots_and_provenance(tmp_path):
 
 @pytest.mark.plots
 def test_combined_report_over_three_datasets(tmp_path):
-    runs = [make_run(tmp_path / "runs", d, anatomy=False, history=False, samples=()) for d in ("mnist", "cifar10", "gtsrb")]
+    runs = [make_run(tmp_path / "runs", d, anatomy=False, history=False) for d in ("mnist", "cifar10", "gtsrb")]
     out = tmp_path / "combined"
     paths = write_report(runs, out, title="Three datasets")
     markdown = paths["markdown"].read_text()
@@ -232,7 +228,7 @@ def test_combined_report_over_three_datasets(tmp_path):
 
 @pytest.mark.plots
 def test_missing_pieces_do_not_crash(tmp_path):
-    run_dir = make_run(tmp_path / "runs", variants=["qat", "prune"], history=False, manifest=False, anatomy=False, samples=())
+    run_dir = make_run(tmp_path / "runs", variants=["qat", "prune"], history=False, manifest=False, anatomy=False)
     paths = write_report([run_dir], tmp_path / "out")
     markdown = paths["markdown"].read_text()
     assert "No history.json" in markdown
@@ -245,7 +241,7 @@ def test_missing_pieces_do_not_crash(tmp_path):
 
 @pytest.mark.plots
 def test_a_run_with_no_variants_and_nulls(tmp_path):
-    run_dir = make_run(tmp_path / "runs", variants=["float"], history=False, anatomy=False, samples=())
+    run_dir = make_run(tmp_path / "runs", variants=["float"], history=False, anatomy=False)
     results = json.loads((run_dir / "results.json").read_text())
     results["variants"][0]["latency"] = None
     results["variants"][0]["accuracy"] = {"full": None, "first_n": None}
@@ -281,12 +277,11 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
 # ---- CLI ----------------------------------------------------------------------------------
 
 
-@pytest.mark.plots
 def test_report_command_defaults_to_the_run_dir(tmp_path, capsys):
-    run_dir = make_run(tmp_path / "runs", anatomy=False, samples=())
-    assert main(["report", str(run_dir)]) == 0
+    run_dir = make_run(tmp_path / "runs", anatomy=False)
+    assert main(["report", str(run_dir), "--no-figures"]) == 0
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
-    assert "report.md" in capsys.readouterr().out
+    assert "report.md" in capsys.readouterr().out and not list(run_dir.glob("*.png"))
 
 
 @pytest.mark.plots
@@ -301,7 +296,7 @@ def test_reproduce_runs_each_dataset_then_writes_one_report(tmp_path, monkeypatc
     def fake_run_pipeline(dataset, **kwargs):
         real_signature.bind(dataset, **kwargs)  # the real orchestrator would accept these arguments
         calls.append((dataset, kwargs))
-        return make_run(Path(kwargs["out"]), dataset, anatomy=False, history=False, samples=())
+        return make_run(Path(kwargs["out"]), dataset, anatomy=False, history=False)
 
     monkeypatch.setattr("dnncomp.run.run_pipeline", fake_run_pipeline)
     out = tmp_path / "docs"
@@ -348,10 +343,9 @@ def test_layers_follow_the_network_not_the_flatbuffer_order():
     assert rows[0]["label"] == "conv 5×5\n1→32" and rows[-1]["label"] == "dense\n1024→10"
 
 
-@pytest.mark.plots
 def test_a_dataset_the_study_never_used_gets_no_study_columns_filled(tmp_path):
-    run_dir = make_run(tmp_path / "runs", "flowers", model="tiny-flowers", history=False, samples=())
-    markdown = write_report([run_dir], tmp_path / "out")["markdown"].read_text()
+    run_dir = make_run(tmp_path / "runs", "flowers", model="tiny-flowers", history=False)
+    markdown = write_report([run_dir], tmp_path / "out", figures=False)["markdown"].read_text()
     assert "The study and ours, side by side" not in markdown
     qat_row = next(line for line in markdown.splitlines() if line.startswith("| `qat` |"))
     header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
@@ -363,11 +357,11 @@ def test_a_dataset_the_study_never_used_gets_no_study_columns_filled(tmp_path):
 def test_accuracy_against_training_time(tmp_path):
     """Runs whose history has elapsed_s get one shared curve plot; a run with only a manifest wall time
     contributes its end-of-training points; a report with no elapsed_s anywhere has no such section."""
-    timed = make_run(tmp_path / "runs", "cifar10", "improved-cifar10", anatomy=False, samples=())
+    timed = make_run(tmp_path / "runs", "cifar10", "improved-cifar10", anatomy=False)
     history = json.loads((timed / "history.json").read_text())
     history["elapsed_s"] = [55.0 * (e + 1) for e in range(len(history["val_accuracy"]))]
     (timed / "history.json").write_text(json.dumps(history))
-    untimed = make_run(tmp_path / "runs", "cifar10", anatomy=False, samples=())
+    untimed = make_run(tmp_path / "runs", "cifar10", anatomy=False)
 
     points = report_mod.training_time_points(load_run(timed))
     assert points["curve"][0] == pytest.approx((55.0 / 60, 100 * history["val_accuracy"][0]))
@@ -383,3 +377,107 @@ def test_accuracy_against_training_time(tmp_path):
 
     alone = write_report([untimed], tmp_path / "alone")
     assert "Accuracy against training time" not in alone["markdown"].read_text()
+
+
+# ---- sections without figures, and every machine side by side ------------------------------------
+
+
+def test_sections_without_figures_need_no_matplotlib(tmp_path, monkeypatch):
+    """figures=False writes every section and table, draws nothing and never imports matplotlib."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    run_dir = make_run(tmp_path / "runs")
+    paths = write_report([run_dir], tmp_path / "out", figures=False)
+    markdown = paths["markdown"].read_text()
+    assert paths["figures"] == [] and not list((tmp_path / "out").glob("*.png"))
+    for heading in ("### Results", "### Accuracy against size and latency", "### Latency distribution",
+                    "### Inside the pruned and clustered models", "### Training history", "### Provenance",
+                    "## The study and ours, side by side", "### Why the numbers differ"):
+        assert heading in markdown, heading
+    assert "![" not in markdown and "data:image/png" not in paths["html"].read_text()
+    assert re.search(r"^\| `qat` \| litert \| 99\.18 \| 98\.70 \[", markdown, re.M)
+
+
+class _Workers:
+    """The pipeline's workers without TensorFlow or LiteRT: files of a few bytes, and one latency per machine."""
+
+    def __init__(self, p50_ms: float):
+        self.p50_ms = p50_ms
+
+    def data(self, dataset, *, data_dir, image_size, skip_bad):
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        return SimpleNamespace(x_train=rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), y_train=np.arange(40) % 10,
+                               x_test=rng.integers(0, 255, (20, 28, 28, 1), dtype=np.uint8), y_test=np.arange(20) % 10,
+                               num_classes=10, meta={})
+
+    def train(self, spec, data, settings, run_dir, verbose):
+        for name in ("baseline.keras", "baseline.h5"):
+            (run_dir / name).write_bytes(name.encode())
+        return [run_dir / "baseline.keras", run_dir / "baseline.h5"], {"loss": [1.0], "val_accuracy": [0.5]}
+
+    def compress(self, technique, params, context):
+        return f"tflite of {technique}".encode(), {"recipe": technique}
+
+    def evaluate(self, artifact, data, *, limit, threads, latency_config):
+        p50 = self.p50_ms * (0.5 if artifact.stem == "ptq-int8" else 1.0)
+        return {"accuracy": {"full": 0.9, "full_count": 20, "first_n": 0.9, "first_n_count": 10},
+                "latency": {"count": 50, "mean_ms": p50 * 1.1, "p50_ms": p50, "p99_ms": p50 * 2, "threads": threads},
+                "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size}}
+
+    def evaluate_keras(self, baseline, spec, data, *, limit, preprocessing):
+        return {"accuracy": {"full": 0.9, "full_count": 20}, "latency": {"count": 10, "mean_ms": 70.0, "p50_ms": 70.0}}
+
+    def run(self, out: Path, eval_only: bool) -> Path:
+        from dnncomp.run import Pipeline, RunConfig, Workers
+
+        config = RunConfig("mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=out, eval_only=eval_only,
+                           limit=10, verbose=0)
+        workers = Workers(load_data=self.data, train=self.train, compress=self.compress, evaluate=self.evaluate,
+                          evaluate_keras=self.evaluate_keras)
+        return Path(Pipeline(config, workers=workers).run())
+
+
+def test_host_and_device_side_by_side_in_the_results_table(tmp_path, monkeypatch):
+    """A run dir measured on the workstation, then `--eval-only` on a Raspberry Pi, then the workstation again:
+    results.json (written by the pipeline itself) holds both machines and the report shows both, labelled."""
+    import platform
+
+    from dnncomp import results as results_module
+
+    monkeypatch.setenv("DNNCOMP_MACHINE_ID", "workstation-1")
+    run_dir = _Workers(p50_ms=0.5).run(tmp_path, eval_only=False)
+    with monkeypatch.context() as pi:  # what environment() reads on a Pi 5
+        pi.setenv("DNNCOMP_MACHINE_ID", "pi5-lab")
+        pi.setattr(results_module, "_board_model", lambda: "Raspberry Pi 5 Model B Rev 1.0")
+        pi.setattr(results_module, "_cpu_model", lambda: "Cortex-A76")
+        pi.setattr(platform, "machine", lambda: "aarch64")
+        assert _Workers(p50_ms=4.0).run(tmp_path, eval_only=True) == run_dir
+    _Workers(p50_ms=0.5).run(tmp_path, eval_only=True)  # up to date here: rewrites results.json as the host's
+    document = json.loads((run_dir / "results.json").read_text())
+    assert document["machine_id"] == "workstation-1" and set(document["measurements"]) == {"workstation-1", "pi5-lab"}
+
+    markdown = write_report([run_dir], tmp_path / "out", figures=False)["markdown"].read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
+    assert "acc. % on Raspberry Pi 5 Model B Rev 1.0 (other machine)" in header
+    assert "p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)" in header
+    float_row = next(line for line in markdown.splitlines() if line.startswith("| `float` |")).split(" | ")
+    headers = header.split(" | ")
+    assert float_row[headers.index("p50 ms")] == "0.500"  # the workstation's
+    assert float_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "4.000"  # the Pi's
+    int8_row = next(line for line in markdown.splitlines() if line.startswith("| `ptq-int8` |")).split(" | ")
+    assert int8_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "2.000"
+    assert "workstation, aarch64, Cortex-A76" in markdown and "machine id `pi5-lab`" in markdown
+    keras_row = next(line for line in markdown.splitlines() if line.startswith("| `baseline-keras` |")).split(" | ")
+    assert keras_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "–"  # not measured there

@@ -270,7 +270,7 @@ def test_report_results_table_of_a_folder_has_no_study_columns(tmp_path):
     from test_report import make_run
 
     for dataset, shown in (("folder-photos", False), ("mnist", True)):
-        run = load_run(make_run(tmp_path / dataset, dataset=dataset, model="tiny", anatomy=False, samples=()))
+        run = load_run(make_run(tmp_path / dataset, dataset=dataset, model="tiny", anatomy=False))
         table = _results_table(run, variant_rows(run))
         assert any(h.startswith("study acc") for h in table.headers) == shown
         assert all(len(row) == len(table.headers) == len(table.align) for row in table.rows)

@@ -869,17 +869,19 @@ def recipes_command(names, as_json):
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where report.md, report.html and the PNGs go. Default: the run dir for one run, else ./report.")
 @click.option("--title", default=None, help="Report title. Default: the runs' datasets and models.")
-def report_command(run_dirs, out, title):
+@click.option("--no-figures", is_flag=True, help="Tables and text only: draw no plots (no matplotlib needed).")
+def report_command(run_dirs, out, title, no_figures):
     """Write report.md, a self-contained report.html and PNG plots for one or more run directories.
 
     Tables (accuracy, latency, size, sparsity, compression ratios, the study's numbers beside ours),
     plots (accuracy vs size and latency with the Pareto front, sizes, latency, per-layer sparsity,
-    training curves, accuracy against training time across runs) and provenance. Needs matplotlib: pip install 'dnncomp[report]'.
+    training curves, accuracy against training time across runs) and provenance. Needs matplotlib and Jinja2:
+    pip install 'dnncomp[report]' (--no-figures: Jinja2 only).
     """
     from .report import write_report
 
     out = out or (run_dirs[0] if len(run_dirs) == 1 else Path("report"))
-    paths = write_report(list(run_dirs), out, title=title)
+    paths = write_report(list(run_dirs), out, title=title, figures=not no_figures)
     click.echo(f"report: {paths['markdown']}")
     click.echo(f"html:   {paths['html']}  ({len(paths['figures'])} plots embedded)")
 
@@ -902,7 +904,7 @@ def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed,
     and clustering, LiteRT conversion, accuracy on the full test set and the first 1000 images,
     latency; then the study's table and ours side by side, the differences explained.
     """
-    from .report import reproduce_study
+    from .reproduce import reproduce_study
 
     paths = reproduce_study(
         _csv_list(datasets), out=out, runs_root=runs_root, data_dir=data_dir, epochs=epochs,

@@ -26,6 +26,10 @@ from .errors import ResultsError
 
 RESULTS_SCHEMA = "dnncomp.results/1"
 
+# The variant names every reader of results relies on.
+FLOAT_VARIANT = "float"  # the float LiteRT model: the reference every compressed variant is compared with
+KERAS_BASELINE = "baseline-keras"  # the study's way of timing the baseline: Keras model.predict, one image
+
 PACKAGES = ("numpy", "pillow", "ai-edge-litert", "tflite-runtime", "flatbuffers", "tensorflow", "tf-keras",
             "tensorflow-model-optimization")
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
@@ -186,6 +190,11 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "message": {"type": ["string", "null"]},
             },
         },
+        "best_variant": {
+            "type": ["object", "null"],
+            "description": "dnncomp run: the compressed variant with the smallest gzip size within a point of float's "
+            "test accuracy (name, gzip_bytes, gzip_ratio_vs_float, accuracy, accuracy_change_points, rule)",
+        },
         "measurements": {
             "type": ["object", "null"],
             "description": "dnncomp run: every machine's records of this run dir, keyed by machine id (this one's too)",
@@ -235,6 +244,11 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "recipe": {"type": ["object", "null"]},
                 "compression_check": {"$ref": "#/$defs/compression_check"},
                 "preprocessing": {"$ref": "#/$defs/preprocessing"},
+                "mcu": {
+                    "type": ["object", "null"],
+                    "description": "dnncomp run --mcu: TFLite Micro's arena_bytes, flash, ops and equivalence with LiteRT, "
+                    "or {skipped: reason}",
+                },
                 "measured_on": {
                     "type": ["object", "null"],
                     "description": "dnncomp run: the machine and runtime that measured this record",
@@ -398,7 +412,10 @@ class _Record:
             if f.name in ("extra", "_keys_read"):
                 continue
             value = getattr(self, f.name)
-            if value is None and f.name not in self._required and f.name not in self._keys_read:  # type: ignore[attr-defined]
+            read = self._keys_read  # type: ignore[attr-defined]
+            # A None is written where the source had the key, or (records built in code) where the schema
+            # requires it; a key the source lacked is never filled in with an invented value.
+            if value is None and f.name not in read and (read or f.name not in self._required):
                 continue
             if f.name in self._nested and value is not None:
                 value = value.to_json()
@@ -449,9 +466,9 @@ class Accuracy(_Record):
 class Latency(_Record):
     """One latency configuration's statistics over ``count`` timed runs, in milliseconds per call."""
 
-    count: int = 0
-    mean_ms: float = 0.0
-    p50_ms: float = 0.0
+    count: int | None = None
+    mean_ms: float | None = None
+    p50_ms: float | None = None
     threads: int | None = None
     xnnpack: bool | None = None
     xnnpack_applied: bool | None = None
@@ -551,6 +568,7 @@ class Variant(_Record):
     compression_check: dict[str, Any] | None = None
     preprocessing: dict[str, Any] | None = None
     measured_on: MeasuredOn | None = None
+    mcu: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _nested = {"accuracy": Accuracy, "latency": Latency, "memory": Memory, "size": Size, "anatomy": Anatomy,
