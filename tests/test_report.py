@@ -66,8 +66,21 @@ def _anatomy(name: str, sparsity: float | None) -> dict:
     return {"params": 1_111_946, "sparsity": sparsity, "weights": weights}
 
 
+def _mcu(name: str, file_bytes: int) -> dict:
+    """Shaped like dnncomp.micro.mcu_stage_record (see /work/notes/s4/NOTICE-G.md): int8 variants only."""
+    if name != "qat":
+        return {"skipped": "not an int8 model (its convolutions or dense layers compute in float)"}
+    return {"tflm_version": "0.dev20251001", "runs": True, "error": None, "missing_ops": [],
+            "arena_bytes": file_bytes // 20, "arena_reported_bytes": file_bytes // 20,
+            "flash": {"model_bytes": file_bytes, "aligned_bytes": file_bytes + 16, "c_array_adds_bytes": 20,
+                      "total_bytes": file_bytes + 36},
+            "ops": ["CONV_2D", "FULLY_CONNECTED"], "resolver": ["AddConv2D", "AddFullyConnected"], "int8_io": True,
+            "equivalence": {"dataset": "cifar10", "images": 10000, "top1_agreement": 0.9987, "disagreements": 13,
+                            "max_abs_diff": 1.0, "outputs_identical": 9950}}
+
+
 def make_run(root: Path, dataset: str = "mnist", model: str | None = None, variants=None, *, history: bool = True,
-             manifest: bool = True, anatomy: bool = True, threads: int = 1) -> Path:
+             manifest: bool = True, anatomy: bool = True, threads: int = 1, mcu: bool = False, scale: float = 1.0) -> Path:
     """A fabricated run directory shaped like `dnncomp run`'s output (FOR TESTS ONLY)."""
     model = model or f"study-{dataset}"
     run_dir = root / dataset / model
@@ -75,6 +88,7 @@ def make_run(root: Path, dataset: str = "mnist", model: str | None = None, varia
     records = []
     for name in variants or FAKE_VARIANTS:
         runtime, full, first, p50, file_bytes, gzip_bytes, sparsity = FAKE_VARIANTS[name]
+        file_bytes, gzip_bytes = int(file_bytes * scale), int(gzip_bytes * scale)  # another model's size
         keras = runtime == "keras"
         lo, hi = wilson_interval(round(first * 1000), 1000)
         record = {
@@ -86,6 +100,8 @@ def make_run(root: Path, dataset: str = "mnist", model: str | None = None, varia
         }
         if anatomy and not keras:
             record["anatomy"] = _anatomy(name, sparsity)
+        if mcu and not keras:
+            record["mcu"] = _mcu(name, file_bytes)
         records.append(record)
     environment = {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "machine": "x86_64", "cpu_count": 2,
                    "packages": {"numpy": "2.4.6", "ai-edge-litert": "2.3.0"}, "device": "workstation"}
@@ -224,6 +240,7 @@ def test_combined_report_over_three_datasets(tmp_path):
     assert "File size vs gzip size" in markdown and "Jetson Nano vs this machine" in markdown
     assert len({p.name for p in paths["figures"]}) == len(paths["figures"])
     assert all(p.parent == out for p in paths["figures"])
+    assert "CIFAR-10: the models side by side" not in markdown  # one model per dataset here
 
 
 @pytest.mark.plots
@@ -374,6 +391,9 @@ def test_accuracy_against_training_time(tmp_path):
     figure = tmp_path / "out" / "accuracy-vs-training-time.png"
     assert figure in paths["figures"]
     _png_ok(figure.read_bytes())
+    models = tmp_path / "out" / "cifar10-models-accuracy-vs-size.png"  # two models of one dataset: one plot of both
+    assert models in paths["figures"] and "## CIFAR-10: the models side by side" in paths["markdown"].read_text()
+    _png_ok(models.read_bytes())
 
     alone = write_report([untimed], tmp_path / "alone")
     assert "Accuracy against training time" not in alone["markdown"].read_text()
@@ -481,3 +501,26 @@ def test_host_and_device_side_by_side_in_the_results_table(tmp_path, monkeypatch
     assert "workstation, aarch64, Cortex-A76" in markdown and "machine id `pi5-lab`" in markdown
     keras_row = next(line for line in markdown.splitlines() if line.startswith("| `baseline-keras` |")).split(" | ")
     assert keras_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "–"  # not measured there
+
+
+def test_micro_models_beside_resnet8_with_arena_and_flash(tmp_path):
+    """Two models of one dataset (issue 15): a section with both, TFLM arena and flash from `run --mcu` per int8
+    variant, and the same columns in each run's results table (a dash where TFLM did not run it)."""
+    micro = make_run(tmp_path / "runs", "cifar10", "micro-cifar10", ["float", "qat"], mcu=True, scale=0.05,
+                     history=False, anatomy=False)
+    resnet8 = make_run(tmp_path / "runs", "cifar10", "resnet8-cifar10", ["float", "qat"], mcu=True, scale=0.08,
+                       history=False, anatomy=False)
+    markdown = write_report([micro, resnet8], tmp_path / "out", figures=False)["markdown"].read_text()
+    section = markdown.split("## CIFAR-10: the models side by side")[1].split("\n## ")[0]
+    rows = [line.strip("| ").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    header, body = rows[0], rows[1:]  # the alignment row starts "|---"
+    assert [(r[0], r[1]) for r in body] == [("micro-cifar10", "`float`"), ("micro-cifar10", "`qat`"),
+                                            ("resnet8-cifar10", "`float`"), ("resnet8-cifar10", "`qat`")]
+    arena, flash = header.index("TFLM arena kB"), header.index("flash kB")
+    assert body[1][arena] == f"{1_130_000 * 0.05 // 20 / 1e3:.1f}" and body[3][flash] == f"{(int(1_130_000 * 0.08) + 36) / 1e3:.1f}"
+    assert body[0][arena] == "–"  # float: not for microcontrollers
+    table = next(line for line in markdown.splitlines() if line.startswith("| variant |") and "TFLM arena kB" in line)
+    qat = next(line for line in markdown.splitlines() if line.startswith("| `qat` |")).split(" | ")
+    assert qat[table.split(" | ").index("TFLM = LiteRT top-1 %")] == "99.87"
+    alone = write_report([micro], tmp_path / "alone", figures=False)["markdown"].read_text()
+    assert "the models side by side" not in alone

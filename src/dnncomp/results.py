@@ -550,6 +550,34 @@ class MeasuredOn(_Record):
 
 
 @dataclass
+class Mcu(_Record):
+    """``dnncomp run --mcu``: the variant on TFLite Micro (dnncomp.micro.mcu_stage_record): the smallest tensor
+    arena that runs it, the flash it takes, its ops, and top-1 agreement with LiteRT; or ``skipped`` and why."""
+
+    skipped: str | None = None
+    runs: bool | None = None
+    error: str | None = None
+    tflm_version: str | None = None
+    arena_bytes: int | None = None
+    flash: dict[str, Any] | None = None
+    ops: list[str] | None = None
+    int8_io: bool | None = None
+    equivalence: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def flash_bytes(self) -> int | None:
+        """Model, alignment and the C array's few bytes: what the firmware image grows by."""
+        return (self.flash or {}).get("total_bytes")
+
+    @property
+    def top1_agreement(self) -> float | None:
+        """Fraction (0..1) of test images on which TFLM and LiteRT give the same class."""
+        return (self.equivalence or {}).get("top1_agreement")
+
+
+@dataclass
 class Variant(_Record):
     """One model variant (a .tflite, or the Keras baseline) and what was measured of it."""
 
@@ -568,11 +596,11 @@ class Variant(_Record):
     compression_check: dict[str, Any] | None = None
     preprocessing: dict[str, Any] | None = None
     measured_on: MeasuredOn | None = None
-    mcu: dict[str, Any] | None = None
+    mcu: Mcu | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _nested = {"accuracy": Accuracy, "latency": Latency, "memory": Memory, "size": Size, "anatomy": Anatomy,
-               "measured_on": MeasuredOn}
+               "measured_on": MeasuredOn, "mcu": Mcu}
     _lists = {"latency_runs": Latency}
     _required = ("name", "artifact", "runtime", "accuracy", "latency", "size")
 

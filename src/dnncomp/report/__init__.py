@@ -9,7 +9,8 @@ The package, by job: :mod:`.load` (run directories, typed results), :mod:`.rows`
 (a variant's numbers in display units, the Pareto front), :mod:`.document` (the
 blocks and their Markdown), :mod:`.html` (the page, from a Jinja2 template),
 :mod:`.plots` (one module per family of figures, one shared style),
-:mod:`.sections` (a run's section) and :mod:`.study` (the study beside ours).
+:mod:`.sections` (a run's section), :mod:`.models` (several models of one dataset side by
+side) and :mod:`.study` (the study beside ours).
 Running the study's protocol is :func:`dnncomp.reproduce.reproduce_study`.
 
 Only the numbers the runs measured are shown; a missing measurement is a dash,
@@ -28,6 +29,7 @@ from ..fileio import atomic_write_text
 from .document import Block, Bullets, Heading, Para, Plot, Table, render_markdown
 from .html import render_html
 from .load import RunData, load_run
+from .models import models_section
 from .plots import (
     MATPLOTLIB_HINT,
     matplotlib_parts,
@@ -86,6 +88,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
             "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
             "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
             "else the machine was running; see each run's provenance.")))
+    blocks += models_section(runs, out_dir, drawn)
     for run in runs:
         blocks += _run_section(run, out_dir, drawn, level=2)
     if len(runs) == 1:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..results import FLOAT_VARIANT, Accuracy, Latency, Size, Variant, wilson_interval
+from ..results import FLOAT_VARIANT, Accuracy, Latency, Mcu, Size, Variant, wilson_interval
 from ..study import STUDY_TEST_IMAGES
 from .load import RunData
 
@@ -75,6 +75,11 @@ class VariantRow:
     sparsity_pct: float | None
     file_ratio: float | None  # float file size / this file size
     gzip_ratio: float | None  # float gzip size / this gzip size
+    params: int | None = None  # from the flatbuffer (anatomy)
+    macs: int | None = None  # multiply-accumulates per image (anatomy)
+    arena_kb: float | None = None  # TFLM tensor arena, kB (1e3 bytes), `run --mcu`
+    flash_kb: float | None = None  # TFLM flash: model + alignment + C array, kB
+    tflm_agreement_pct: float | None = None  # TFLM and LiteRT top-1 agree on this share of test images
 
     @property
     def comparable(self) -> bool:
@@ -94,6 +99,7 @@ class VariantRow:
 def variant_row(v: Variant, reference: Variant | None = None) -> VariantRow:
     """One variant as a row; ``reference`` (the float model) gives the size ratios."""
     accuracy, latency, size = v.accuracy or Accuracy(), v.latency or Latency(), v.size or Size()
+    mcu = v.mcu or Mcu()
     ref_size = (reference.size if reference else None) or Size()
     ref_file, ref_gzip = num(ref_size.file_bytes), num(ref_size.gzip_bytes)
     full, first = num(accuracy.full), num(accuracy.first_n)
@@ -126,6 +132,11 @@ def variant_row(v: Variant, reference: Variant | None = None) -> VariantRow:
         sparsity_pct=None if sparsity is None else 100 * sparsity,
         file_ratio=ref_file / file_bytes if ref_file and file_bytes else None,
         gzip_ratio=ref_gzip / gzip_bytes if ref_gzip and gzip_bytes else None,
+        params=v.anatomy.params if v.anatomy else None,
+        macs=v.anatomy.macs if v.anatomy else None,
+        arena_kb=None if mcu.arena_bytes is None else mcu.arena_bytes / 1e3,
+        flash_kb=None if mcu.flash_bytes is None else mcu.flash_bytes / 1e3,
+        tflm_agreement_pct=None if mcu.top1_agreement is None else 100 * mcu.top1_agreement,
     )
 
 

@@ -22,6 +22,9 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
         "variant", "runtime", f"acc. % (all {full_n or '?'})", f"acc. % (first {first_n}) [95% CI]",
         "p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float file", "×float gzip",
     ]
+    mcu = any(r.arena_kb is not None for r in rows)  # `run --mcu`: TFLite Micro's numbers per int8 variant
+    if mcu:
+        headers += ["TFLM arena kB", "flash kB", "TFLM = LiteRT top-1 %"]
     others = other_machines(run)
     for machine in others:
         headers += [f"acc. % on {machine.label}", f"p50 ms on {machine.label}"]
@@ -39,6 +42,8 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
             format_number(r.sparsity_pct, 1),
             format_value(r.file_ratio, "times"), format_value(r.gzip_ratio, "times"),
         ]
+        if mcu:
+            cells += [format_number(r.arena_kb, 1), format_number(r.flash_kb, 1), format_number(r.tflm_agreement_pct)]
         for machine in others:
             there = machine.variants.get(r.name)
             row = variant_row(there) if there is not None else None
@@ -91,6 +96,11 @@ def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
         )
     if not run.variant(FLOAT_VARIANT):
         notes.append("No `float` variant in this run, so no compression ratios.")
+    if any(r.arena_kb is not None for r in rows):
+        notes.append("TFLM (`run --mcu`, TensorFlow Lite Micro's Python interpreter): arena = the smallest tensor arena "
+                     "that allocates and runs the model; flash = the model, its alignment and the C array's few bytes "
+                     "(kB = 1e3 bytes); top-1 = the share of test images on which TFLM and LiteRT give the same class. "
+                     "A dash: not measured there (float models are not for microcontrollers).")
     others = other_machines(run)
     if others:
         host = next((m for m in run.results.machines() if m.is_host), None)
