@@ -208,6 +208,16 @@ def test_cpuinfo_lines_at_allocation_are_folded_too(fresh_backend, monkeypatch, 
     assert "Error in cpuinfo" not in err and err.count("note:") == 1
 
 
+def test_device_setup_picks_the_legacy_runtime_below_glibc_2_34():
+    from dnncomp.remote import legacy_runtime_needed
+
+    assert legacy_runtime_needed({"arch": "aarch64", "glibc": "glibc-2.27"})  # Jetson Nano, JetPack 4.6
+    assert legacy_runtime_needed({"arch": "aarch64", "glibc": "glibc-2.31"})  # JetPack 5 / Ubuntu 20.04
+    assert not legacy_runtime_needed({"arch": "aarch64", "glibc": "glibc-2.35"})  # JetPack 6
+    assert not legacy_runtime_needed({"arch": "x86_64", "glibc": "glibc-2.27"})  # x86 wheels need less
+    assert not legacy_runtime_needed({"arch": "aarch64", "glibc": ""})  # unknown (musl): do not guess
+
+
 def test_a_model_the_runtime_refuses_is_one_line(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(64))

@@ -194,6 +194,27 @@ def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_
     assert set(json.loads((run_dir / "results.json").read_text())["measurements"]) == {"test-host", "test-board"}
 
 
+def test_device_with_tflite_runtime_only(device, mnist_300, tmp_path, capsys):
+    """A device where only tflite-runtime loads (CI's .venv-tflrt): device check names it, evaluate uses it."""
+    legacy = Path(__file__).resolve().parents[1] / ".venv-tflrt" / "bin" / "python"
+    if not legacy.exists():
+        pytest.skip(f"{legacy} not found: .ci/run makes it (tests/test_device_fallback.py says how)")
+    python = tmp_path / "legacy-python"
+    python.write_text(f"#!/bin/sh\nDNNCOMP_MACHINE_ID=legacy-board exec {legacy} \"$@\"\n")
+    python.chmod(0o755)
+    assert main(["device", "check", device["target"], "--remote-python", str(python)]) == 0
+    assert "tflite-runtime" in capsys.readouterr().out
+    model = _reference()
+    local, remote = tmp_path / "local.json", tmp_path / "remote.json"
+    assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency", "--json", str(local)]) == 0
+    assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency", "--json", str(remote),
+                 "--on", device["target"], "--remote-python", str(python)]) == 0
+    here, there = json.loads(local.read_text()), json.loads(remote.read_text())
+    assert there["environment"]["runtime"]["name"] == "tflite-runtime"
+    assert there["environment"]["remote"]["runtime"].startswith("tflite-runtime ")
+    assert there["variants"][0]["accuracy"]["full"] == here["variants"][0]["accuracy"]["full"]
+
+
 def test_inspect_on_device(device, tmp_path):
     model = _reference()
     assert main(["inspect", str(model), "--json", str(tmp_path / "a.json"), "--on", device["target"], "--remote-python", device["python"]]) == 0

@@ -725,29 +725,23 @@ def evaluate_run_on_device(device: Device, run_dir: Path, dataset: str, *, limit
 
 
 def side_by_side_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows: each variant's accuracy and p50 latency on every machine that measured it."""
-    measurements = results.get("measurements") or {}
-    machines = list(measurements)
-    host = results.get("machine_id")
-    if host in machines:
-        machines.remove(host)
-        machines.insert(0, host)
-    labels = []
-    for machine in machines:
-        env = measurements[machine].get("environment") or {}
-        where = "this machine" if machine == host else (env.get("remote") or {}).get("target") or machine
-        labels.append(f"{env.get('board') or env.get('hostname') or machine} ({where})")
-    names = list(dict.fromkeys(v["name"] for m in machines for v in measurements[m].get("variants", [])))
-    headers = ["variant"] + [f"{label} {what}" for label in labels for what in ("acc %", "p50 ms")]
+    """Headers and rows: each variant's accuracy and p50 latency on every machine that measured it.
+
+    The machines and their labels are :meth:`dnncomp.results.ResultsDocument.machines` (this machine
+    first), the same the report's results table uses.
+    """
+    from .results import ResultsDocument, format_value
+
+    machines = ResultsDocument.from_json(results).machines()
+    names = list(dict.fromkeys(name for machine in machines for name in machine.variants))
+    headers = ["variant"] + [f"{machine.label} {what}" for machine in machines for what in ("acc %", "p50 ms")]
     rows = []
     for name in names:
         row = [name]
         for machine in machines:
-            record = next((v for v in measurements[machine].get("variants", []) if v["name"] == name), None)
-            accuracy = (record or {}).get("accuracy") or {}
-            latency = (record or {}).get("latency") or {}
-            row.append(f"{accuracy['full'] * 100:.2f}" if accuracy.get("full") is not None else "–")
-            row.append(f"{latency['p50_ms']:.3f}" if latency.get("p50_ms") is not None else "–")
+            record = machine.variants.get(name)
+            row.append(format_value(record.accuracy.full if record and record.accuracy else None, "pct"))
+            row.append(format_value(record.latency.p50_ms if record and record.latency else None, "ms"))
         rows.append(row)
     return headers, rows
 
@@ -865,13 +859,20 @@ def build_own_wheel(out_dir: Path, say: Callable[[str], None]) -> Path:
     return wheels[-1]
 
 
+def legacy_runtime_needed(info: dict[str, Any]) -> bool:
+    """True for an aarch64 device whose glibc is older than ai-edge-litert's 2.34: it needs tflite-runtime."""
+    glibc = _version_tuple((info.get("glibc") or "").rpartition("-")[2])
+    return info.get("arch") in ("aarch64", "arm64") and bool(glibc) and glibc < MIN_GLIBC
+
+
 def setup_device(device: Device, wheels: Path | None = None) -> str:
     """Install dnncomp's device side into a venv on the device; returns that venv's python.
 
     dnncomp's own wheel is built here and pushed; its dependencies come from the registries the
     device reaches, or, with ``wheels`` (a directory of .whl files, pushed too), from those alone
-    (``pip --no-index``). Raises RemoteError when the device's Python is too old, pip fails
-    (its last line), or the install does not import afterwards.
+    (``pip --no-index``). An aarch64 device with glibc < 2.34 gets ``dnncomp[device-legacy]``
+    (tflite-runtime beside ai-edge-litert, which installs there but cannot load). Raises RemoteError
+    when the device's Python is too old, pip fails (its last line), or the install does not import afterwards.
     """
     info = device.identity()
     venv = f"{device.remote_dir}/{DEVICE_VENV}"
@@ -888,6 +889,10 @@ def setup_device(device: Device, wheels: Path | None = None) -> str:
             device.put(wheel, remote)
             remote_wheels.append(remote)
     own = next(r for r in remote_wheels if r.rpartition("/")[2].startswith("dnncomp-"))
+    if legacy_runtime_needed(info):  # ai-edge-litert's aarch64 libraries would install but not load there
+        device.say(f"{device.target.text}: glibc {info.get('glibc')} on {info.get('arch')} is older than 2.34: installing "
+                   "dnncomp[device-legacy] (tflite-runtime, used where ai-edge-litert cannot load)")
+        own += "[device-legacy]"
     python = shlex.quote(info.get("python_executable") or device.python())
     pip = shlex.quote(f"{venv}/bin/python") + " -m pip"
     offline = f" --no-index --find-links {shlex.quote(remote_dir)}" if wheels else ""
