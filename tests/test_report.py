@@ -490,17 +490,17 @@ def test_host_and_device_side_by_side_in_the_results_table(tmp_path, monkeypatch
 
     markdown = write_report([run_dir], tmp_path / "out", figures=False)["markdown"].read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
-    assert "acc. % on Raspberry Pi 5 Model B Rev 1.0 (other machine)" in header
-    assert "p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)" in header
+    assert "acc. % on Raspberry Pi 5 Model B Rev 1.0 (pi5-lab)" in header
+    assert "p50 ms on Raspberry Pi 5 Model B Rev 1.0 (pi5-lab)" in header
     float_row = next(line for line in markdown.splitlines() if line.startswith("| `float` |")).split(" | ")
     headers = header.split(" | ")
     assert float_row[headers.index("p50 ms")] == "0.500"  # the workstation's
-    assert float_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "4.000"  # the Pi's
+    assert float_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (pi5-lab)")] == "4.000"  # the Pi's
     int8_row = next(line for line in markdown.splitlines() if line.startswith("| `ptq-int8` |")).split(" | ")
-    assert int8_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "2.000"
+    assert int8_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (pi5-lab)")] == "2.000"
     assert "workstation, aarch64, Cortex-A76" in markdown and "machine id `pi5-lab`" in markdown
     keras_row = next(line for line in markdown.splitlines() if line.startswith("| `baseline-keras` |")).split(" | ")
-    assert keras_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (other machine)")] == "–"  # not measured there
+    assert keras_row[headers.index("p50 ms on Raspberry Pi 5 Model B Rev 1.0 (pi5-lab)")] == "–"  # not measured there
 
 
 def test_micro_models_beside_resnet8_with_arena_and_flash(tmp_path):

@@ -154,3 +154,22 @@ def test_missing_values_are_one_mark():
     assert format_value(None, "pct") == format_number(None) == format_value("", None) == MISSING == "–"
     assert format_value(0.25, "ratio") == "0.25x" and format_value(4.0, "times") == "4.00×"
     assert format_value(48.04, "ms_short") == "48.0" and format_value(0.6123, "ms_short") == "0.612"
+
+
+def test_runs_table_marks_every_missing_value_the_same_way():
+    """`dnncomp run`'s table once showed "-" for a missing sparsity or study number beside "–" elsewhere."""
+    import re
+
+    from rich.console import Console
+
+    from dnncomp.results import MISSING
+    from dnncomp.tables import print_results
+
+    float_variant = _variant("float", 0.4)  # the study never timed a float model: its study cells are missing
+    float_variant["size"]["gzip_bytes"] = None
+    console = Console(width=200, record=True)
+    print_results(results_document([float_variant], dataset="mnist", model="study-mnist"), console=console, wide=True)
+    row = next(line for line in console.export_text().splitlines() if "float" in line and "litert" in line)
+    cells = [c.strip() for c in re.split(r"[│┃|]", row) if c.strip()]
+    assert cells.count(MISSING) == 5  # gzip, sparsity, three study cells
+    assert "-" not in cells

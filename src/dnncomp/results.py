@@ -693,8 +693,8 @@ class ResultsDocument(_Record):
     def machines(self) -> list[MachineColumn]:
         """Every machine that measured this run, the writing machine first; [] without ``measurements``.
 
-        Each is labelled by its board or host name (``DNNCOMP_MACHINE_ID`` or the digest when neither
-        is known) and, for a device measured over SSH, the target it was reached at.
+        Each is labelled by its board or host name (the machine id when neither is known) and where it
+        is: "this machine", the SSH target a device was reached at, else its machine id.
         """
         held = self.measurements or {}
         order = sorted(held, key=lambda m: m != self.machine_id)
@@ -703,7 +703,7 @@ class ResultsDocument(_Record):
             env = held[machine].environment
             name = (env.board or env.hostname) if env else None
             target = ((env.extra.get("remote") or {}).get("target") if env else None)
-            where = "this machine" if machine == self.machine_id else (target or "other machine")
+            where = "this machine" if machine == self.machine_id else (target or machine)
             columns.append(MachineColumn(machine, f"{name or machine} ({where})", machine == self.machine_id, env,
                                          {v.name: v for v in held[machine].variants}))
         return columns

@@ -14,7 +14,7 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     """
     from .console import Column, print_table
     from .console import console as default_console
-    from .results import flat_rows, format_value
+    from .results import flat_rows, format_number, format_value
     from .study import DATASET_LABELS, normalize_dataset, study_result
 
     console = console or default_console()
@@ -44,8 +44,7 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     table_rows = []
     for row in rows:
         study = study_result(dataset, row["variant"])
-        study_cells = ("-" if study is None else f"{study['accuracy_pct']:.2f}", "-" if study is None else f"{study['latency_ms']:.2f}",
-                       "-" if study is None else f"{study['size_mb']:.2f}")
+        study_cells = tuple(format_number(None if study is None else study[key]) for key in ("accuracy_pct", "latency_ms", "size_mb"))
         table_rows.append((
             row["variant"],
             row["runtime"],
@@ -55,7 +54,7 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
             format_value(row["p99_ms"], "ms"),
             format_value(row["file_bytes"], "mb"),
             format_value(row["gzip_bytes"], "mb"),
-            "-" if row["sparsity"] is None else f"{row['sparsity']:.2f}",
+            format_number(row["sparsity"]),
             *(study_cells if with_study else ()),
         ))
     print_table(
