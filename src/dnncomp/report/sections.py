@@ -104,15 +104,24 @@ def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
     others = other_machines(run)
     if others:
         host = next((m for m in run.results.machines() if m.is_host), None)
+        host_name = host.label.rsplit(" (", 1)[0] if host else "this machine"
         notes.append(
-            f"Machines: the columns without a machine's name were measured on {host.label if host else 'this machine'}"
-            f"{' (' + machine_text(host.environment) + ')' if host and machine_text(host.environment) else ''}; "
-            + "; ".join(f"“on {m.label}”: {machine_text(m.environment) or 'environment not recorded'}, machine id `{m.machine_id}`"
-                        for m in others)
+            f"Machines: the columns without a machine's name are this machine's ({host_name}: "
+            f"{_identity(host.environment if host else run.results.environment)}); "
+            + "; ".join(f"“on {m.label}”: {_identity(m.environment)}, machine id `{m.machine_id}`" for m in others)
             + ". Accuracy there is the full test set where it was measured, else the first N; the same artifacts "
               "(sha256 in each record), each machine's own runtime. Latencies compare between machines only as "
               "measured, batch 1, at each machine's thread count.")
     return notes
+
+
+def _identity(env: Environment | None) -> str:
+    """A machine in a few words: what it is and the LiteRT runtime that measured there."""
+    if env is None:
+        return "environment not recorded"
+    runtime = env.extra.get("runtime")
+    runtime = f"{runtime.get('name')} {runtime.get('version')}" if isinstance(runtime, dict) and runtime.get("name") else None
+    return ", ".join(p for p in (machine_text(env), runtime) if p) or "environment not recorded"
 
 
 def machine_text(env: dict[str, Any] | Environment | None) -> str:
