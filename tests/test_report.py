@@ -224,11 +224,10 @@ def test_single_run_report_has_tables_plots_and_provenance(tmp_path):
     assert html.count("<tr>") >= len(FAKE_VARIANTS) + 1
 
 
-@pytest.mark.plots
 def test_combined_report_over_three_datasets(tmp_path):
     runs = [make_run(tmp_path / "runs", d, anatomy=False, history=False) for d in ("mnist", "cifar10", "gtsrb")]
     out = tmp_path / "combined"
-    paths = write_report(runs, out, title="Three datasets")
+    paths = write_report(runs, out, title="Three datasets", figures=False)  # text only: the figures are tested below
     markdown = paths["markdown"].read_text()
     assert markdown.startswith("# Three datasets")
     assert markdown.index("The study and ours, side by side") < markdown.index("## MNIST / study-mnist")
@@ -238,9 +237,19 @@ def test_combined_report_over_three_datasets(tmp_path):
     assert study_table.count("| `float` |") == 3
     assert "1000 images vs the full test set" in markdown and "Keras `predict` vs LiteRT" in markdown
     assert "File size vs gzip size" in markdown and "Jetson Nano vs this machine" in markdown
-    assert len({p.name for p in paths["figures"]}) == len(paths["figures"])
-    assert all(p.parent == out for p in paths["figures"])
     assert "CIFAR-10: the models side by side" not in markdown  # one model per dataset here
+
+
+@pytest.mark.plots
+def test_figures_of_several_runs_have_distinct_names_in_the_out_dir(tmp_path):
+    runs = [make_run(tmp_path / root, "mnist", variants=["float", "qat"], anatomy=False, history=False)
+            for root in ("a", "b")]  # the same dataset and model twice
+    out = tmp_path / "combined"
+    paths = write_report(runs, out, title="Twice")
+    names = [p.name for p in paths["figures"]]
+    assert len(set(names)) == len(names) and "study-vs-ours.png" in names
+    assert {"mnist-study-mnist-sizes.png", "mnist-study-mnist-2-sizes.png"} <= set(names)
+    assert all(p.parent == out and p.is_file() for p in paths["figures"])
 
 
 @pytest.mark.plots
