@@ -32,6 +32,7 @@ import PIL  # noqa: E402
 from dnncomp import __version__  # noqa: E402
 from dnncomp.data import load_dataset  # noqa: E402
 from dnncomp.data.images import decode_images, default_workers  # noqa: E402
+from dnncomp.results import markdown_grid  # noqa: E402
 
 CASES = (("mnist", None), ("cifar10", None), ("gtsrb", None), ("gtsrb", (30, 30)))
 
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
                 second.append(t)
         shape = "x".join(map(str, ds.x_train.shape[1:]))
         cached = "yes" if again.meta.get("from_cache") else "nothing to cache"
-        rows.append(f"| {name} | {shape} | {len(ds.y_train):,} + {len(ds.y_test):,} | {min(first):.2f} | {min(second):.2f} | {cached} |")
+        rows.append([name, shape, f"{len(ds.y_train):,} + {len(ds.y_test):,}", f"{min(first):.2f}", f"{min(second):.2f}", cached])
         print(f"{name} {shape}: first {min(first):.2f} s, second {min(second):.2f} s", file=sys.stderr)
 
     command = "python benchmarks/data_load.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -85,17 +86,14 @@ def main(argv=None) -> int:
           f"{platform.system()} {platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
           f"Pillow {PIL.__version__}, dnncomp {__version__}; {time.strftime('%Y-%m-%d %H:%M')}; "
           f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the loads\n")
-    print("| dataset | image | train + test | first load s (empty cache) | second load s | second load from cache |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(markdown_grid(["dataset", "image", "train + test", "first load s (empty cache)", "second load s",
+                         "second load from cache"], rows, align="llllll"))
 
     if not args.no_executors:
         gtsrb = args.data_dir / "GTSRB"
         paths = sorted((gtsrb / "Final_Training" / "Images").glob("*/*.ppm")) + sorted((gtsrb / "Final_Test" / "Images").glob("*.ppm"))
         print(f"\nGTSRB decode alone ({len(paths):,} images, resized to 30x30), by executor; rounds interleaved "
               f"(serial, thread, process, serial, ...), {args.repeat} each:\n")
-        print("| executor | best s | median s | images/s (best) |")
-        print("|---|---|---|---|")
         executors = ("serial", "thread", "process")
         times = {executor: [] for executor in executors}
         for _ in range(args.repeat):
@@ -103,9 +101,11 @@ def main(argv=None) -> int:
                 start = time.perf_counter()
                 decode_images(paths, (30, 30), executor=executor, progress=False)
                 times[executor].append(time.perf_counter() - start)
+        cells = []
         for executor in executors:
             best, median = min(times[executor]), float(np.median(times[executor]))
-            print(f"| {executor} | {best:.2f} | {median:.2f} | {len(paths) / best:,.0f} |")
+            cells.append([executor, f"{best:.2f}", f"{median:.2f}", f"{len(paths) / best:,.0f}"])
+        print(markdown_grid(["executor", "best s", "median s", "images/s (best)"], cells, align="llll"))
     return 0
 
 
