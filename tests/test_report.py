@@ -533,3 +533,19 @@ def test_micro_models_beside_resnet8_with_arena_and_flash(tmp_path):
     assert qat[table.split(" | ").index("TFLM = LiteRT top-1 %")] == "99.87"
     alone = write_report([micro], tmp_path / "alone", figures=False)["markdown"].read_text()
     assert "the models side by side" not in alone
+
+
+def test_missing_jinja2_says_how_to_install_and_writes_nothing(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "jinja2" or name.startswith("jinja2."):
+            raise ImportError("No module named 'jinja2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        write_report([make_run(tmp_path / "runs")], tmp_path / "out", figures=False)
+    assert not (tmp_path / "out" / "report.md").exists()

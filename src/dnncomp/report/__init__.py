@@ -94,6 +94,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     if len(runs) == 1:
         blocks += comparison
 
+    page = render_html(title, blocks)  # first: without Jinja2 nothing is written
     md_path = atomic_write_text(out_dir / "report.md", render_markdown(title, blocks))
-    html_path = atomic_write_text(out_dir / "report.html", render_html(title, blocks))
+    html_path = atomic_write_text(out_dir / "report.html", page)
     return {"markdown": md_path, "html": html_path, "figures": drawn or []}
