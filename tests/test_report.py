@@ -383,11 +383,11 @@ def test_a_dataset_the_study_never_used_gets_no_study_columns_filled(tmp_path):
 def test_accuracy_against_training_time(tmp_path):
     """Runs whose history has elapsed_s get one shared curve plot; a run with only a manifest wall time
     contributes its end-of-training points; a report with no elapsed_s anywhere has no such section."""
-    timed = make_run(tmp_path / "runs", "cifar10", "improved-cifar10", anatomy=False)
+    timed = make_run(tmp_path / "runs", "cifar10", "improved-cifar10", variants=["float", "qat"], anatomy=False)
     history = json.loads((timed / "history.json").read_text())
     history["elapsed_s"] = [55.0 * (e + 1) for e in range(len(history["val_accuracy"]))]
     (timed / "history.json").write_text(json.dumps(history))
-    untimed = make_run(tmp_path / "runs", "cifar10", anatomy=False)
+    untimed = make_run(tmp_path / "runs", "cifar10", variants=["float", "qat"], anatomy=False)
 
     points = report_mod.training_time_points(load_run(timed))
     assert points["curve"][0] == pytest.approx((55.0 / 60, 100 * history["val_accuracy"][0]))
