@@ -820,6 +820,75 @@ def sensitivity_command(baseline, dataset, technique, sparsity, clusters, valida
     click.echo(f"wrote {json_path} and {plot(record, out / f'sensitivity-{technique}.png')}")
 
 
+@app.command("tune")
+@click.argument("baseline", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", default=None, help="Training data: fine-tuning, the validation split that selects, the test set read once at the end.")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Accuracy budget: points of validation accuracy below the float baseline, judged on the upper end of the drop's 95 % paired interval.")
+@click.option("--objective", type=click.Choice(["gzip", "file", "p50", "p95"]), default="gzip", show_default=True,
+              help="What to minimise, measured on each produced .tflite (p50/p95: batch-1 LiteRT latency at --latency-threads).")
+@click.option("--max-gzip", default=None, metavar="SIZE", help="Budget on the gzip size, e.g. 256KB (1000 B) or 250KiB.")
+@click.option("--max-file", default=None, metavar="SIZE", help="Budget on the .tflite file size.")
+@click.option("--max-p95-ms", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget on the batch-1 p95 latency (ms).")
+@click.option("--max-peak-memory", default=None, metavar="SIZE", help="Budget on the peak memory the interpreter adds (a fresh process per trial).")
+@click.option("--recipes", default=None, metavar="NAMES", help="Recipe families to search (default: every recipe but float; `dnncomp recipes`).")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Finished trials to run (complete, pruned or failed).")
+@click.option("--time-budget", default=None, metavar="DURATION", help="Stop starting trials after this much tune time (all sessions), e.g. 60m, 1h30m.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Trials in parallel on Ray actors (1: in this process, no Ray).")
+@click.option("--ray-address", default=None, metavar="ADDR", help="Run the trials on an existing Ray cluster (`ray start --head`), e.g. 10.0.0.5:6379.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Tune directory (tune.db, trials/, best.tflite). Default: tune/<dataset>-<baseline name>. Rerun to resume.")
+@click.option("--status", "status_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Show the progress of the tune in this directory (trials done/failed/running, best so far, budget used) and exit.")
+@click.option("--train-images", type=click.IntRange(min=1), default=None, help="Fine-tune on a seeded stratified sample of this many training images.")
+@click.option("--val-images", type=click.IntRange(min=1), default=None, help="Select on a seeded stratified sample of this many validation images.")
+@click.option("--validation", default=None, metavar="MODE:F", help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).")
+@click.option("--prune-margin", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Stop a trial after a fine-tuning epoch whose validation drop is surely (lower 95 % bound) above max-drop + this many points.")
+@click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True, help="Optuna's multi-objective sampler (both take the constraints).")
+@click.option("--latency-threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT threads for p50/p95.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--model", default=None, help="A registered architecture the file was trained as (its validation split and training defaults).")
+@_pixel_range_options(TRAINED_RANGE_HELP)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split, the sampler and every trial.")
+@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
+def tune_command(baseline, dataset, max_drop, objective, max_gzip, max_file, max_p95_ms, max_peak_memory, recipes, trials, time_budget,
+                 workers, ray_address, out, status_dir, train_images, val_images, validation, prune_margin, sampler, latency_threads,
+                 data_dir, model, input_range, mean, std, seed, unsafe):
+    """Search the recipe catalogue for the smallest (or fastest) variant within an accuracy budget (Optuna).
+
+    Multi-objective (validation accuracy, the objective) with the budgets as constraints; the
+    study lives in OUT/tune.db, so rerunning the same command resumes a killed tune. Prints one
+    line per finished trial, then the Pareto set with its test accuracy (the test set is read
+    once, at the end, for the Pareto set only) and copies the chosen variant to OUT/best.tflite.
+    Exit code 3 when no trial meets the budgets (the best so far and what it fails are printed).
+    """
+    from .tune import TuneConfig, parse_duration, parse_size, run_tune, tune_status
+    from .tune.report import budget_bar, outcome_lines, print_outcome, status_lines
+
+    if status_dir is not None:
+        for line in status_lines(tune_status(status_dir)):
+            click.echo(line)
+        return
+    if baseline is None or dataset is None:
+        raise click.UsageError("give BASELINE and --dataset (or --status DIR)")
+    config = TuneConfig(
+        baseline=str(baseline.resolve()), dataset=dataset, out=str(out or Path("tune") / f"{dataset.replace(':', '-').replace('/', '-')}-{baseline.stem}"),
+        max_drop=max_drop, objective=objective, max_gzip=parse_size(max_gzip, "--max-gzip"), max_file=parse_size(max_file, "--max-file"),
+        max_p95_ms=max_p95_ms, max_peak_memory=parse_size(max_peak_memory, "--max-peak-memory"), recipes=_csv_list(recipes) or [],
+        trials=trials, time_budget_s=parse_duration(time_budget), workers=workers, ray_address=ray_address, seed=seed,
+        validation=validation, train_images=train_images, val_images=val_images, prune_margin=prune_margin, latency_threads=latency_threads,
+        data_dir=str(data_dir.resolve()) if data_dir else None, model=model, input_range=input_range, mean=mean, std=std, unsafe=unsafe,
+        sampler=sampler,
+    )
+    outcome = run_tune(config, say=click.echo, progress=lambda *args: click.echo(budget_bar(*args)))
+    print_outcome(outcome.summary)
+    for line in outcome_lines(outcome.summary):
+        click.echo(line)
+    if outcome.exit_code:
+        raise click.exceptions.Exit(outcome.exit_code)
+
+
 @app.command("recipes")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
@@ -878,6 +947,12 @@ def report_command(run_dirs, out, title, no_figures):
     training curves, accuracy against training time across runs) and provenance. Needs matplotlib and Jinja2:
     pip install 'dnncomp[report]' (--no-figures: Jinja2 only).
     """
+    from .tune.report import is_tune_dir, write_tune_report
+
+    if len(run_dirs) == 1 and is_tune_dir(run_dirs[0]):  # a `dnncomp tune` directory: its Pareto report
+        paths = write_tune_report(run_dirs[0], out)
+        click.echo(f"report: {paths['markdown']} ({len(paths['figures'])} plot)")
+        return
     from .report import write_report
 
     out = out or (run_dirs[0] if len(run_dirs) == 1 else Path("report"))
@@ -950,7 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     try:
-        app.main(args=argv, prog_name="dnncomp", standalone_mode=False)
+        code = app.main(args=argv, prog_name="dnncomp", standalone_mode=False)
     except DnncompError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -973,7 +1048,8 @@ def _main(argv: list[str] | None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    # Outside standalone mode click returns a command's click.exceptions.Exit code (tune: 3 when no trial is feasible).
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,230 @@
+"""dnncomp tune (issue 14): the paired drop interval, budgets, the search space from the registry, the Pareto
+set; and, on a tiny MNIST model, a tune killed with SIGKILL mid-trial that resumes with no trial lost or
+duplicated, --status, the report, and a tune on a two-node Ray cluster whose budget cannot be met (exit 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="dnncomp tune needs the [tune] extra: pip install 'dnncomp[tune]'")
+
+from dnncomp.cli import main  # noqa: E402
+from dnncomp.compress import list_recipes  # noqa: E402
+from dnncomp.tune.engine import TuneConfig, TuneError, binding_budget, judge, pareto, parse_duration, parse_size  # noqa: E402
+from dnncomp.tune.space import candidate_recipes, params_from_optuna, searched_params, suggest  # noqa: E402
+from dnncomp.tune.stats import paired_drop  # noqa: E402
+
+# ---- the drop and its interval -----------------------------------------------------------
+
+
+def test_paired_drop_counts_only_disagreements_and_its_interval_narrows_with_images():
+    base = np.array([True] * 90 + [False] * 10)
+    variant = base.copy()
+    variant[:5] = False  # five images only the baseline gets right
+    variant[95] = True  # one only the variant gets right
+    drop = paired_drop(base, variant)
+    assert drop["drop_points"] == pytest.approx(4.0)
+    assert (drop["baseline_only"], drop["variant_only"]) == (5, 1)
+    assert drop["low_points"] < 0 < 4.0 < drop["high_points"]  # 5 against 1 of 100 images: could be chance
+    tenfold = paired_drop(np.tile(base, 10), np.tile(variant, 10))
+    assert tenfold["drop_points"] == pytest.approx(4.0) and 0 < tenfold["low_points"] < 4.0 < tenfold["high_points"]  # 50 against 10: a loss
+    same = paired_drop(base, base)
+    assert same["drop_points"] == 0 and same["low_points"] < 0 < same["high_points"]
+    wider = paired_drop(np.tile(base, 10), np.tile(base, 10))
+    assert wider["high_points"] < same["high_points"]  # more images, a tighter bound
+    with pytest.raises(ValueError):
+        paired_drop(base, base[:10])
+
+
+def test_budgets_parse_and_judge_uses_the_upper_end_of_the_interval():
+    assert parse_size("256KB", "--max-gzip") == 256_000
+    assert parse_size("1.5MiB", "--max-gzip") == 1_572_864
+    assert parse_size("4096", "--max-gzip") == 4096
+    assert parse_duration("60m") == 3600 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    with pytest.raises(TuneError):
+        parse_size("big", "--max-gzip")
+    with pytest.raises(TuneError):
+        parse_duration("soon")
+    config = TuneConfig(baseline="b.keras", dataset="mnist", out="t", max_drop=0.5, max_gzip=10_000)
+    metrics = {"drop": {"drop_points": 0.2, "low_points": -0.1, "high_points": 0.6}, "gzip_bytes": 9_000}
+    verdict = judge(metrics, config)
+    assert verdict["failing"] == ["drop"]  # 0.2 measured, but the data cannot rule out 0.6 > 0.5
+    assert verdict["constraints"] == [pytest.approx(0.1), -1000.0] and verdict["objective"] == 9_000
+    assert judge({**metrics, "drop": {**metrics["drop"], "high_points": 0.4}}, config)["feasible"]
+
+
+# ---- the search space is the registry's ------------------------------------------------------
+
+
+def test_every_searched_range_fits_its_parameter_and_draws_resolve():
+    for recipe in list_recipes():
+        for key, param in searched_params(recipe).items():
+            search = param.search
+            values = search.choices if search.choices is not None else (search.low, search.high)
+            for value in values:
+                param.convert(f"{recipe.name}.{key}", value)  # raises if the range leaves the parameter's bounds
+    recipes = candidate_recipes()
+    assert "float" not in {r.name for r in recipes} and {"pcqat", "prune", "cluster", "qat", "ptq-int8"} <= {r.name for r in recipes}
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        name, params = suggest(trial, recipes)
+        assert params_from_optuna(trial.params) == (name, params)
+        if "alpha" in params:
+            assert params["distill"] is True  # alpha/temperature are drawn only with distillation on
+        if name == "pcqat":
+            assert 0.5 <= params["final_sparsity"] <= 0.95 and params["number_of_clusters"] in (4, 8, 16, 32)
+            assert isinstance(params["epochs"], int)
+        seen.add(name)
+        study.tell(trial, [0.5, 1.0])
+    assert len(seen) > 5
+
+
+def test_pareto_and_binding_budget():
+    def row(number, accuracy, gzip, failing=()):
+        return {"number": number, "state": "COMPLETE", "values": [accuracy, gzip], "failing": list(failing), "duplicate_of": None}
+
+    rows = [row(0, 0.99, 5000), row(1, 0.98, 3000), row(2, 0.97, 4000), row(3, 0.90, 1000, ["drop"]), row(4, 0.95, 2000, ["drop"])]
+    front = pareto(rows)
+    assert [r["number"] for r in front] == [1, 0]  # 2 is dominated by 1; 3 and 4 fail the drop budget
+    binding = binding_budget(rows, front[0])
+    assert binding["budget"] == "drop" and binding["trials"] == 2
+
+
+# ---- a real tune on a tiny MNIST model --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(real_data_dir, tmp_path_factory):
+    """A small conv net trained 2 epochs on 600 real MNIST images, saved as .keras (about 85 % on the test set)."""
+    from dnncomp.data import load_dataset
+    from dnncomp.keras_env import import_keras
+
+    _, keras = import_keras()
+    keras.utils.set_random_seed(0)
+    data = load_dataset("mnist", data_dir=real_data_dir)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(data.x_train[:600] / 255.0, data.y_train[:600], epochs=2, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("tune") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def _args(baseline, data_dir, out, *extra):
+    return [
+        "tune", str(baseline), "--dataset", "mnist", "--data-dir", str(data_dir), "--out", str(out),
+        "--train-images", "200", "--val-images", "300", "--max-drop", "3", *extra,
+    ]
+
+
+def _trials(out: Path):
+    study = optuna.load_study(study_name="dnncomp-tune", storage=f"sqlite:///{out / 'tune.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.plots
+def test_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tiny_mnist, real_data_dir, tmp_path, capsys):
+    out = tmp_path / "tune"
+    args = _args(tiny_mnist, real_data_dir, out, "--trials", "3", "--recipes", "prune-ptq-int8", "--seed", "1")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "dnncomp.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_number = None
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.3)
+            if not (out / "tune.db").exists():
+                continue
+            trials = _trials(out)
+            running = [t for t in trials if t.state.name == "RUNNING"]
+            if any(t.state.name == "COMPLETE" for t in trials) and running:
+                killed_number = running[0].number
+                killed_params = dict(running[0].params)
+                os.kill(process.pid, signal.SIGKILL)
+                break
+    finally:
+        if process.poll() is None and killed_number is None:
+            process.kill()
+        process.wait()
+    assert killed_number is not None, f"never saw a trial running after one completed: {process.stderr.read().decode()[-2000:]}"
+
+    # --status of a killed tune: the trial stays 'running' in the study, and nobody holds the directory.
+    assert main(["tune", "--status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "1 running" in status and "no tune process holds it now" in status
+
+    assert main(args) == 0  # the same command resumes
+    printed = capsys.readouterr().out
+    assert f"trial {killed_number} was interrupted by the last stop: queued again with the same parameters" in printed
+    trials = _trials(out)
+    finished = [t for t in trials if t.state.name == "COMPLETE"]
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert [t.number for t in interrupted] == [killed_number] and interrupted[0].state.name == "FAIL"
+    assert len(finished) == 3  # none lost: three trials asked for, three finished
+    rerun = [t for t in finished if t.user_attrs.get("resumes") == killed_number]
+    assert len(rerun) == 1 and rerun[0].params == killed_params  # re-run once, with its own parameters
+    keys = [json.dumps(t.params, sort_keys=True) for t in finished]
+    assert len(set(keys)) == 3  # none repeated
+    directories = sorted(p.name for p in (out / "trials").iterdir())
+    assert directories == [f"{t.number:04d}" for t in finished]  # the killed trial left no artifact behind
+
+    summary = json.loads((out / "tune.json").read_text())
+    chosen = summary["chosen"]
+    assert (out / "best.tflite").read_bytes() == (out / chosen["artifact"]).read_bytes()
+    assert (out / "best.preprocessing.json").is_file()
+    assert "read once, after the search" in summary["test"]["note"]
+    assert set(summary["test"]["pareto"]) == {str(n) for n in summary["pareto"]}  # the test set scored the Pareto set only
+    assert "Pareto set" in printed and "binding budget:" in printed
+
+    assert main(["tune", "--status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "3 of 3 done" in status and "best so far: trial" in status
+
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Pareto set" in report and "## Every trial" in report and (out / "pareto.png").stat().st_size > 0
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_tune_on_a_two_node_ray_cluster_with_an_impossible_budget_exits_3(tiny_mnist, real_data_dir, tmp_path, capsys):
+    pytest.importorskip("ray", reason="the Ray part of the [tune] extra")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    out = tmp_path / "tune"
+    try:
+        code = main(_args(tiny_mnist, real_data_dir, out, "--trials", "2", "--recipes", "cluster-ptq-int8", "--workers", "2",
+                          "--ray-address", cluster.address, "--max-gzip", "1KB"))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    printed = capsys.readouterr().out
+    assert code == 3
+    assert "no trial meets the budgets" in printed and "gzip by" in printed
+    summary = json.loads((out / "tune.json").read_text())
+    complete = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
+    assert len(complete) == 2 and all("gzip" in t["failing"] for t in complete)
+    assert len({t["node"] for t in complete}) == 2  # one trial on each node of the cluster
+    assert not (out / "best.tflite").exists()
