@@ -101,6 +101,24 @@ def test_pareto_and_binding_budget():
     assert binding["budget"] == "drop" and binding["trials"] == 2
 
 
+def test_a_failed_or_pruned_trial_is_recorded_with_its_reason_and_never_stops_the_study(tmp_path):
+    from dnncomp.tune.engine import _record, trial_rows
+
+    config = TuneConfig(baseline="b.keras", dataset="mnist", out=str(tmp_path), max_gzip=1000)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    said = []
+    for state, key in (("failed", "error"), ("pruned", "reason")):
+        trial = study.ask()
+        trial.suggest_categorical("recipe", ["qat"])
+        outcome = {"number": trial.number, "recipe": "qat", "params": {}, "state": state, key: "RecipeError: recipe qat failed (boom)", "wall_s": 1.0}
+        _record(study, trial, outcome, config, None, tmp_path, said.append)
+    rows = trial_rows(study)
+    assert [r["state"] for r in rows] == ["FAIL", "PRUNED"]
+    assert all(r["error"] == "RecipeError: recipe qat failed (boom)" for r in rows)
+    assert all(t.constraints == {"drop": 1.0, "gzip": 1.0} for t in study.get_trials())  # infeasible to the sampler
+    assert "FAILED: RecipeError" in said[0] and "PRUNED" in said[1]
+
+
 # ---- a real tune on a tiny MNIST model --------------------------------------------------------
 
 

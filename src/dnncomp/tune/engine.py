@@ -502,7 +502,7 @@ def run_tune(config: TuneConfig, *, say: Callable[[str], None] = print, progress
         )
         if previous is not None:
             say(f"resuming {out}: {sum(counted(t) for t in study.get_trials(deepcopy=False))} trial(s) done")
-        from .space import candidate_recipes
+        from .space import candidate_recipes, describe_space
 
         recipes = candidate_recipes(config.recipes or None)
         pool = _RayPool(config, baseline_correct) if (config.workers > 1 or config.ray_address) else None
@@ -511,6 +511,7 @@ def run_tune(config: TuneConfig, *, say: Callable[[str], None] = print, progress
         def elapsed() -> float:
             return elapsed_before + time.perf_counter() - session_start
 
+        study.set_user_attr("space", describe_space(recipes))
         try:
             _search(study, config, recipes, runner, pool, out, say, progress, elapsed)
         finally:
@@ -796,6 +797,7 @@ def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> T
         "config": asdict(config),
         "split": runner.split,
         "drop_method": paired_method(),
+        "space": study.user_attrs.get("space"),
         "baseline_val_accuracy": float(np.mean(runner.baseline_correct)),
         "counts": _counts(rows),
         "elapsed_s": study.user_attrs.get("elapsed_s"),
