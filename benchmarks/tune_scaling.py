@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default="prune-ptq-int8,cluster-ptq-int8")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("extra", nargs="*", help="further dnncomp tune options (after --)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # the rest (after --) goes to dnncomp tune as it is
+    args.extra = [a for a in extra if a != "--"]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
