@@ -218,6 +218,40 @@ def test_device_setup_picks_the_legacy_runtime_below_glibc_2_34():
     assert not legacy_runtime_needed({"arch": "aarch64", "glibc": ""})  # unknown (musl): do not guess
 
 
+def test_device_setup_installs_the_legacy_extra_on_an_old_aarch64_board(tmp_path):
+    """setup_device's pip command on a glibc-2.31 aarch64 board asks for dnncomp[device-legacy] (a fake device: no SSH)."""
+    from dnncomp.remote import parse_target, setup_device
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "dnncomp-0.1.0-py3-none-any.whl").write_bytes(b"")  # pushed as is: nothing is built here
+
+    class OldBoard:
+        target, remote_dir = parse_target("ssh://jetson@orin"), ".cache/dnncomp-remote"
+        commands, lines = [], []
+
+        def identity(self):
+            return {"python": "3.10.12", "python_executable": "/usr/bin/python3.10", "arch": "aarch64", "glibc": "glibc-2.31"}
+
+        def put(self, local, remote):
+            pass
+
+        def say(self, line):
+            self.lines.append(line)
+
+        def run_shell_streamed(self, command):
+            self.commands.append(command)
+            return 0
+
+        def require_install(self):
+            return {}
+
+    board = OldBoard()
+    setup_device(board, wheels)
+    assert "dnncomp-0.1.0-py3-none-any.whl[device-legacy]" in board.commands[0]
+    assert any("older than 2.34" in line and "device-legacy" in line for line in board.lines)
+
+
 def test_a_model_the_runtime_refuses_is_one_line(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(64))

@@ -645,7 +645,9 @@ def device_setup_command(target, wheels, remote_python, accept_new_host_key):
     """Install dnncomp's device side (numpy, Pillow, ai-edge-litert; no TensorFlow) into a venv on the device.
 
     dnncomp's own wheel is built here and pushed; its dependencies come from the registries the
-    device reaches, or only from --wheels DIR. `--on` then uses that venv by default.
+    device reaches, or only from --wheels DIR. `--on` then uses that venv by default. An aarch64
+    board with glibc < 2.34 gets dnncomp[device-legacy] (tflite-runtime, used where ai-edge-litert
+    cannot load; its wheels: docs/DEVICE.md).
     """
     from .remote import Device, setup_device
 
@@ -701,50 +703,22 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     the recipe changed and left alone, what the flatbuffer holds, and its test accuracy.
     """
     from .anatomy import anatomy_lines, inspect_model
-    from .compress import RecipeContext, apply_recipe, get_recipe
+    from .compress import apply_recipe, get_recipe
     from .compress.summary import summary_lines
-    from .contract import (
-        ASSUMED_RANGE_NOTE,
-        check_data_fits,
-        read_contract,
-        resolve_preprocessing,
-        spec_from_contract,
-        training_spec_for,
-        with_image_shape,
-    )
-    from .errors import ModelError
+    from .contract import prepare_compression
     from .fileio import atomic_write_bytes, atomic_write_json
-    from .model_io import load_model
-    from .preprocess import load_fitted, preprocessing_from_options, write_sidecar
+    from .preprocess import preprocessing_from_options, write_sidecar
 
     overrides = _parse_key_values(params, recipe)
     get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
     given = preprocessing_from_options(input_range, mean, std)  # so does a malformed range
-    if not baseline.exists():
-        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file or a SavedModel directory")
-    loaded = load_model(baseline, unsafe=unsafe)  # a Keras 3 file is translated here, once
-    if loaded.note and not loaded.info.is_keras3:  # a translation is reported once checked on the images, below
-        click.echo(f"note: {loaded.note}")
-    contract = read_contract(loaded.model, path=baseline)
-    preprocessing = resolve_preprocessing(contract, given)
-    training_spec = training_spec_for(baseline, dataset, model, contract)
-    data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
-    preprocessing = preprocessing.with_fit(chosen_fit)  # the sidecar makes the device fit images alike
-    contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
-    notes = check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])  # before any fine-tuning
-    spec = spec_from_contract(contract, dataset, training_spec)
-    if training_spec is not None and training_spec.output != contract.output:
-        notes.append(f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, which the loss follows")
-    notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
+    setup = prepare_compression(baseline, dataset, model=model, preprocessing=given, fit=fit, data_dir=data_dir,
+                                skip_bad=skip_bad, seed=seed, unsafe=unsafe, verbose=0 if quiet else 1)
+    ctx, contract, preprocessing, data, notes = setup.context, setup.contract, setup.preprocessing, setup.data, setup.notes
+    spec, training_spec = ctx.spec, setup.training_spec
     click.echo(f"model: {contract.describe()}")
     for note in notes:
         click.echo(f"note: {note}")
-    ctx = RecipeContext(
-        baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=0 if quiet else 1,
-        preprocessing=preprocessing, contract=contract, unsafe=unsafe,
-    )
-    if loaded.info.is_keras3:  # Keras 3 and its Keras 2 translation must agree on the user's own images too
-        click.echo(f"note: {load_model(baseline, unsafe=unsafe, probe=ctx.inputs[:64]).note}")
     result = apply_recipe(recipe, ctx, overrides)
     out = out or Path(f"{recipe}.tflite")
     atomic_write_bytes(out, result.tflite)
