@@ -347,7 +347,9 @@ class TrialRunner:
                 drop = paired_drop(reference, np.argmax(scores, axis=-1) == y)
                 self.history.append({"stage": self.stage, "epoch": epoch + 1, "accuracy": round(float(np.mean(np.argmax(scores, axis=-1) == y)), 5),
                                      "drop_points": drop["drop_points"], "low_points": drop["low_points"]})
-                if drop["low_points"] > limit:
+                last = epoch + 1 >= int((self.params or {}).get("epochs") or 0)
+                # Judged at the end of a stage only: mid-stage the pruning schedule may not have finished, nor the recovery.
+                if last and drop["low_points"] > limit:
                     raise TrialPruned(
                         f"fine-tuning stage {self.stage} epoch {epoch + 1}: validation drop at least {drop['low_points']:.2f} points "
                         f"(95 % interval, {count} images) > max-drop {self.config_text}"
@@ -568,6 +570,7 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
                 continue
             if pool is None:
                 _record(study, trial, runner.run(trial.number, recipe, params), config, runner, out, say)
+                study.set_user_attr("elapsed_s", round(elapsed(), 1))  # what --status reads while the tune runs
                 if progress:
                     progress(done(), config.trials, elapsed(), config.time_budget_s)
                 break
@@ -581,6 +584,7 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
         ref, outcome = pool.wait_one(in_flight)
         trial = in_flight.pop(ref)
         _record(study, trial, outcome, config, runner, out, say)
+        study.set_user_attr("elapsed_s", round(elapsed(), 1))
         if progress:
             progress(done(), config.trials, elapsed(), config.time_budget_s)
     if config.time_budget_s is not None and elapsed() >= config.time_budget_s and done() < config.trials:
