@@ -111,3 +111,38 @@ def test_wide_flag_on_the_table_commands(command, capsys):
 
     assert main([command, "--help"]) == 0
     assert "--wide" in capsys.readouterr().out
+
+
+def test_tensorflow_noise_on_fd2_is_dropped_and_the_rest_passes(capfd, monkeypatch):
+    import os
+
+    from dnncomp.keras_env import CONVERTER_NOISE, STARTUP_NOISE, native_stderr_filtered
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    capfd.readouterr()
+    with native_stderr_filtered(CONVERTER_NOISE) as dropped:
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32\n")
+        os.write(2, b"error: a real problem\n")
+    assert capfd.readouterr().err == "error: a real problem\n"
+    assert dropped == ["fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32"]
+    startup = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+               b"I0000 00:00:1796056524.001089    4311 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+               b"I0000 00:00:1796056524.001530    4311 cudart_stub.cc:31] Could not find cuda drivers on your machine\n")
+    with native_stderr_filtered(STARTUP_NOISE) as dropped:
+        os.write(2, startup)
+    assert capfd.readouterr().err == "" and len(dropped) == 3
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user asked to see TensorFlow's logs
+    with native_stderr_filtered(STARTUP_NOISE):
+        os.write(2, startup)
+    assert capfd.readouterr().err == startup.decode()
+
+
+def test_tfmot_gradient_warnings_are_filtered():
+    import logging
+
+    from dnncomp.keras_env import _DropGradientWarnings
+
+    keep = _DropGradientWarnings()
+    record = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Gradients do not exist for variables %s", (["x"],), None)
+    assert not keep.filter(record)
+    assert keep.filter(logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Something else", (), None))

@@ -554,5 +554,10 @@ def _main(argv: list[str]) -> int:
     return 2
 
 
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "dnncomp.api:bench")  # dnncomp.bench(...) is the public function (dnncomp.api)
+
+
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))

@@ -731,7 +731,8 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
         click.echo(line)
     qat_info = result.info["qat"] if isinstance(result.info.get("qat"), dict) else result.info
     if qat_info.get("batch_norms_folded"):
-        click.echo("  batch norms folded into the Dense before them: " + ", ".join(qat_info["batch_norms_folded"]))
+        click.echo("  batch norms folded into a Dense (dense+bn: the Dense before; bn>dense: the Dense after, through "
+                   "pooling/Flatten): " + ", ".join(qat_info["batch_norms_folded"]))
     click.echo(f"flatbuffer {out} ({spec.name}; preprocessing in {sidecar.name}):")
     for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
         click.echo("  " + line)

@@ -378,3 +378,68 @@ def check_data_fits(contract: ModelContract, data, dataset: str) -> list[str]:
     if data.meta.get("resize_method") and folder_root(dataset) is None:  # a folder's loader resizes every time
         notes.append(f"{dataset} images resized to {contract.layout.height}x{contract.layout.width}, the model's input size")
     return [n for n in notes if n]
+
+
+@dataclass
+class CompressionSetup:
+    """What compressing a user's model file needs, built once by :func:`prepare_compression`.
+
+    ``context``: the RecipeContext recipes run from. ``data``: the dataset as loaded (fitted to the
+    model's image size). ``contract``: read from the file, with the data's image shape.
+    ``preprocessing``: the pixel mapping (flags, the file's own normalisation, else the assumed 0..1),
+    with the fit chosen. ``training_spec``: the registered model whose training defaults are used,
+    or None. ``notes``: what was chosen or assumed, each to be said once.
+    """
+
+    context: Any
+    data: Any
+    contract: ModelContract
+    preprocessing: Preprocessing
+    training_spec: Any
+    notes: list[str]
+
+
+
+def prepare_compression(
+    baseline: str | Path, dataset: str, *, model: str | None = None, preprocessing: Preprocessing | None = None,
+    fit: str | None = None, data_dir=None, skip_bad: bool = False, seed: int = 0, unsafe: bool = False, verbose: int = 0,
+) -> CompressionSetup:
+    """The one way ``compress``, ``sensitivity`` and ``tune`` turn a model file and a dataset into a RecipeContext.
+
+    The model file decides shape, layout, channels, classes, logits/softmax and its own pixel
+    mapping; ``model`` names a registered architecture whose training defaults apply;
+    ``preprocessing`` is --input-range/--mean/--std (or None), ``fit`` --fit (resize, pad, crop;
+    None chooses and says so). A Keras 3 file is translated once and the translation checked
+    on 64 of the user's images. ``verbose``: Keras progress during fine-tuning (0, 1 or 2).
+    Raises ModelError (missing or unreadable file, classes or channels that do not match the
+    data, a range refused for a model with its own normalisation) or DataError, before any training.
+    """
+    from .compress import RecipeContext
+    from .model_io import load_model
+    from .preprocess import load_fitted
+
+    baseline = Path(baseline)
+    if not baseline.exists():
+        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file "
+                         "or a SavedModel directory")
+    loaded = load_model(baseline, unsafe=unsafe)  # a Keras 3 file is translated here, once
+    contract = read_contract(loaded.model, path=baseline)
+    resolved = resolve_preprocessing(contract, preprocessing)
+    training_spec = training_spec_for(baseline, dataset, model, contract)
+    data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
+    resolved = resolved.with_fit(chosen_fit)  # the sidecar makes the device fit images alike
+    contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
+    notes = ([loaded.note] if loaded.note and not loaded.info.is_keras3 else [])  # a translation: said once checked, below
+    notes += check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])
+    spec = spec_from_contract(contract, dataset, training_spec)
+    if training_spec is not None and training_spec.output != contract.output:
+        notes.append(f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, "
+                     "which the loss follows")
+    notes.append(ASSUMED_RANGE_NOTE if resolved.assumed else f"input range {resolved.describe()} ({resolved.source})")
+    context = RecipeContext(
+        baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=verbose,
+        preprocessing=resolved, contract=contract, unsafe=unsafe,
+    )
+    if loaded.info.is_keras3:  # Keras 3 and its Keras 2 translation must agree on the user's own images too
+        notes.insert(0, load_model(baseline, unsafe=unsafe, probe=context.inputs[:64]).note)
+    return CompressionSetup(context, data, contract, resolved, training_spec, notes)

@@ -39,3 +39,16 @@ class RunLockedError(RunError):
 
 class ResultsError(RunError):
     """A results.json is missing, unreadable, or not of the results schema (docs/results.schema.json)."""
+
+
+def first_line(exc: BaseException, *, limit: int = 300, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most ``limit`` characters.
+
+    For one-line errors that quote a library's multi-line exception. ``with_type`` prefixes
+    ``TypeName: ``.
+    """
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if with_type and text:
+        line = f"{type(exc).__name__}: {line}"
+    return line[:limit]

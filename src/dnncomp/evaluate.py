@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .preprocess import (
     INPUT_RANGES,
     InputLayout,
@@ -139,7 +139,7 @@ def allocate(interpreter, label: str = "model") -> None:
         try:
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({_first_line(exc)})") from exc
+            raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({first_line(exc)})") from exc
         return
     captured = ""
     error: BaseException | None = None
@@ -156,7 +156,7 @@ def allocate(interpreter, label: str = "model") -> None:
     rest = runtime_notes(captured)  # cpuinfo's lines (an unusual /sys) become one note, said once
     rest = "\n".join(line for line in rest.splitlines() if line.strip() and line.strip() != _DELEGATE_NOTICE)
     if error is not None:
-        detail = rest.splitlines()[-1] if rest else _first_line(error)
+        detail = rest.splitlines()[-1] if rest else first_line(error)
         raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({detail})") from error
     if rest:
         sys.stderr.write(rest + "\n")
@@ -189,11 +189,6 @@ def _captured_fd2():
             if not restored:
                 os.dup2(saved, 2)
             os.close(saved)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -750,3 +745,8 @@ def file_sizes(model: ModelSource) -> dict[str, int]:
         "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
         "zip_bytes": len(buffer.getvalue()),
     }
+
+
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "dnncomp.api:evaluate")  # dnncomp.evaluate(...) is the public function (dnncomp.api)

@@ -109,13 +109,16 @@ def _dtype(tf, value):
 
 @contextlib.contextmanager
 def quiet_tensorflow():
-    """Silence TensorFlow's Python-side chatter (SavedModel asset INFO lines, converter UserWarnings)."""
+    """Silence TensorFlow's Python-side chatter (SavedModel asset INFO lines, converter UserWarnings) and
+    the converter's own ``fully_quantize: 0, inference_type: 6`` line on stderr (dnncomp.keras_env)."""
+    from .keras_env import CONVERTER_NOISE, native_stderr_filtered
+
     loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "h5py")]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_stderr_filtered(CONVERTER_NOISE):
             warnings.filterwarnings("ignore", category=UserWarning)
             yield
     finally:

@@ -4,27 +4,106 @@ TFMOT supports only Keras 2 (the ``tf_keras`` package); TensorFlow picks Keras 2
 for ``tf.keras`` only if TF_USE_LEGACY_KERAS=1 is set *before* it is imported.
 Everything in dnncomp that needs TensorFlow goes through :func:`import_keras`, so
 device-side modules never import it by accident.
+
+It also keeps TensorFlow's noise from the user (issue 12): the start-up lines its C++
+libraries write straight to file descriptor 2 (absl's pre-init banner, "oneDNN custom
+operations are on", "Could not find cuda drivers": twice, one pair per native library)
+and which TF_CPP_MIN_LOG_LEVEL does not silence; the converter's ``fully_quantize: 0,
+inference_type: 6`` line (:data:`CONVERTER_NOISE`, used by dnncomp.export); and the
+"Gradients do not exist for variables" warnings of TFMOT's wrappers, whose quantizer
+ranges and cluster indices get no gradient by design. A user who sets
+TF_CPP_MIN_LOG_LEVEL (0-2) sees everything again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
 
 from .errors import MissingDependencyError
 
+STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on|"
+    r"Could not find cuda drivers|cuda_(?:dnn|fft|blas)\.cc.*Unable to register|TF-TRT Warning|"
+    r"computation_placer\.cc.*already registered|This TensorFlow binary is optimized to use available CPU instructions|"
+    r"To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags"
+)
+CONVERTER_NOISE = re.compile(r"^fully_quantize: \d+, inference_type: \d+")
+GRADIENT_NOISE = "Gradients do not exist for variables"
+
+
+def _user_wants_tf_logs() -> bool:
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") not in ("3", "")
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: re.Pattern) -> Iterator[list[str]]:
+    """Lines written to file descriptor 2 (by C++ code too) that match ``noise`` are dropped; the rest pass.
+
+    Yields the list the dropped lines are collected in. fd 2 is a pipe read by a thread for the body
+    of the ``with``; it is restored, and every line forwarded, before the ``with`` ends. Does nothing
+    when the user set TF_CPP_MIN_LOG_LEVEL to show TensorFlow's logs.
+    """
+    dropped: list[str] = []
+    if _user_wants_tf_logs():
+        yield dropped
+        return
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                if noise.search(raw.decode(errors="replace")):
+                    dropped.append(raw.decode(errors="replace").rstrip())
+                else:
+                    os.write(saved, raw)
+
+    thread = threading.Thread(target=pump, name="dnncomp-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield dropped
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees its end
+        thread.join(timeout=10)
+        os.close(saved)
+
+
+class _DropGradientWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return GRADIENT_NOISE not in record.getMessage()
+
 
 def import_keras():
-    """Return ``(tf, keras)`` with keras being tf_keras (Keras 2)."""
+    """Return ``(tf, keras)`` with keras being tf_keras (Keras 2).
+
+    Raises MissingDependencyError (the device install has no TensorFlow) with the install line.
+    """
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    first = "tensorflow" not in sys.modules
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ info and CUDA-probe chatter drowns progress
     try:
-        import tensorflow as tf
+        with native_stderr_filtered(STARTUP_NOISE) if first else contextlib.nullcontext():
+            import tensorflow as tf
         import tf_keras as keras
     except ImportError as exc:  # the device install has no TensorFlow
         raise MissingDependencyError(
             f"this step needs TensorFlow and tf-keras ({exc}); install the workstation extras: "
             "pip install -c constraints.txt -e '.[full]'"
         ) from exc
+    if first and not _user_wants_tf_logs():
+        logging.getLogger("tensorflow").addFilter(_DropGradientWarnings())
     return tf, keras
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .errors import MissingDependencyError, ModelError
+from .errors import MissingDependencyError, ModelError, first_line
 
 RUNTIME_ENV = "DNNCOMP_RUNTIME"
 # (distribution name, module holding Interpreter and OpResolverType), in order of preference.
@@ -64,11 +64,6 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def _candidates() -> list[tuple[str, str]]:
     forced = os.environ.get(RUNTIME_ENV, "").strip()
     if not forced:
@@ -93,7 +88,7 @@ def backend() -> Backend:
                 module = __import__(module_name, fromlist=["Interpreter"])
                 interpreter, resolver = module.Interpreter, module.OpResolverType
         except Exception as exc:  # ImportError, OSError from the loader, numpy ABI errors, AttributeError
-            failures.append(f"{name}: {_first_line(exc)}")
+            failures.append(f"{name}: {first_line(exc, with_type=True)}")
             continue
         return Backend(name=name, version=_version(name), module=module_name, Interpreter=interpreter,
                        OpResolverType=resolver, fallback_reason="; ".join(failures) or None)
@@ -135,7 +130,7 @@ def _schema() -> tuple[str, Any]:
         try:
             return name, __import__(module_name, fromlist=["Model"])
         except Exception as exc:  # ImportError, or an ai_edge_litert package whose __init__ fails
-            failures.append(f"{module_name}: {_first_line(exc)}")
+            failures.append(f"{module_name}: {first_line(exc, with_type=True)}")
     raise ModelError("cannot read flatbuffers: no LiteRT schema module (" + "; ".join(failures)
                      + "); pip install ai-edge-litert, or tflite with tflite-runtime (docs/DEVICE.md)")
 
@@ -303,7 +298,7 @@ def create_interpreter(label: str, **kwargs):
     rest = runtime_notes(captured)
     lines = [line for line in rest.splitlines() if line.strip()]
     if error is not None:
-        detail = lines[-1] if lines else _first_line(error).split(": ", 1)[-1]
+        detail = lines[-1] if lines else first_line(error, with_type=True).split(": ", 1)[-1]
         who = "LiteRT" if chosen.name == "ai-edge-litert" else f"LiteRT ({chosen.label})"
         raise ModelError(f"{label}: {who} cannot load it as a model ({detail})") from error
     if lines:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 UNSAFE_HINT = "pass --unsafe (library: unsafe=True) to load it anyway, only if you trust the file"
 
@@ -271,7 +271,7 @@ def _load_keras2_file(info: ModelFile, unsafe: bool):
                 f"{info.path}: class {unknown.group(1) or unknown.group(2)} is not a standard Keras layer (a custom class); "
                 "dnncomp loads standard layers only: rebuild the model from them"
             ) from exc
-        raise ModelError(f"{info.path}: could not load the Keras model ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise ModelError(f"{info.path}: could not load the Keras model ({type(exc).__name__}: {first_line(exc)})") from exc
 
 
 def _check_classes_known(info: ModelFile, keras) -> None:
@@ -313,7 +313,7 @@ def _load_saved_model(info: ModelFile):
             model = None  # said below, with what would work
         else:
             raise ModelError(
-                f"{info.path}: could not load the SavedModel as a Keras model ({type(exc).__name__}: {_first_line(exc)}); {what_works}"
+                f"{info.path}: could not load the SavedModel as a Keras model ({type(exc).__name__}: {first_line(exc)}); {what_works}"
             ) from exc
     if isinstance(model, keras.Model):
         return model
@@ -323,11 +323,6 @@ def _load_saved_model(info: ModelFile):
             f"write these), so not a Keras model; {what_works}"
         )
     raise ModelError(f"{info.path}: the SavedModel does not hold a Keras model; {what_works}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 # ---- Keras 3 -> Keras 2 -----------------------------------------------------------------
@@ -393,7 +388,7 @@ def _load_with_keras3(info: ModelFile, unsafe: bool):
     try:
         return keras3.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
     except Exception as exc:
-        raise ModelError(f"{info.path}: Keras {keras3.__version__} could not load it ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise ModelError(f"{info.path}: Keras {keras3.__version__} could not load it ({type(exc).__name__}: {first_line(exc)})") from exc
 
 
 def _weighted_layers(model, prefix: str = ""):
@@ -413,7 +408,7 @@ def _build_keras2(info: ModelFile, config: dict[str, Any], weights: dict[str, li
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"{info.path}: tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise ModelError(f"{info.path}: tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {first_line(exc)})") from exc
     layers2 = dict(_weighted_layers(model))
     missing = sorted(set(weights) ^ set(layers2))
     if missing:

@@ -499,24 +499,9 @@ def compact_cnn(keras, input_shape: tuple[int, ...], widths: tuple[int, int, int
     return keras.Sequential(stack, name=name)
 
 
-def _register_compact(family: str, dataset: str, input_shape, num_classes: int, widths, params: int, training, what: str):
-    name = f"{family}-{dataset}"
-
-    def builder(keras, input_shape=input_shape, num_classes=num_classes):
-        return compact_cnn(keras, tuple(input_shape), widths, num_classes, name=name.replace("-", "_"))
-
-    builder.__name__ = name.replace("-", "_")
-    register_model(
-        name,
-        dataset=dataset,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        output="logits",
-        description=f"{what}: 3 blocks (Conv-BN-ReLU, MaxPool, Conv-BN-ReLU) of widths {'/'.join(map(str, widths))}, "
-        "global average pool, Dense logits",
-        params_approx=params,
-        training=training,
-    )(builder)
+def _compact_description(what: str, widths: tuple[int, int, int]) -> str:
+    return (f"{what}: 3 blocks (Conv-BN-ReLU, MaxPool, Conv-BN-ReLU) of widths {'/'.join(map(str, widths))}, "
+            "global average pool, Dense logits")
 
 
 # Epoch budgets fit the issue's training-time limits on the reference 2-core AVX-512
@@ -524,18 +509,57 @@ def _register_compact(family: str, dataset: str, input_shape, num_classes: int, 
 # margin. Measured there on real data, idle machine, per epoch including validation:
 # improved-mnist 29 s (12 epochs ~6 min), improved-cifar10 55 s (45 epochs ~42 min),
 # improved-gtsrb 35 s (25 epochs ~15 min); the tiny models ~9-13 s (from step times).
-_COMPACT = [
-    # family, dataset, input shape, classes, widths, float params, epochs, augmentation, validation
-    ("improved", "mnist", (28, 28), 10, (48, 96, 192), 647_866, 12, MNIST_AUGMENT, "stratified:0.1"),
-    ("improved", "cifar10", (32, 32, 3), 10, (64, 144, 256), 1_236_042, 45, CIFAR10_AUGMENT, "stratified:0.1"),
-    ("improved", "gtsrb", (30, 30, 3), 43, (64, 128, 256), 1_159_147, 25, GTSRB_AUGMENT, "stratified:0.1"),
-    ("tiny", "mnist", (28, 28), 10, (32, 48, 64), 110_378, 20, MNIST_AUGMENT, "stratified:0.1"),
-    ("tiny", "cifar10", (32, 32, 3), 10, (32, 48, 72), 124_346, 50, CIFAR10_AUGMENT, "stratified:0.1"),
-    ("tiny", "gtsrb", (30, 30, 3), 43, (32, 48, 64), 113_099, 30, GTSRB_AUGMENT, "stratified:0.1"),
-]
-# The widths a family takes for a user's grey (MNIST's) or colour (CIFAR-10's) images.
-TINY_WIDTHS = {dataset: widths for family, dataset, _, _, widths, *_ in _COMPACT if family == "tiny"}
-IMPROVED_WIDTHS = {dataset: widths for family, dataset, _, _, widths, *_ in _COMPACT if family == "improved"}
+# The widths of each family's three blocks, per dataset; a user's grey (MNIST's) or colour (CIFAR-10's)
+# images get those of the matching dataset.
+IMPROVED_WIDTHS = {"mnist": (48, 96, 192), "cifar10": (64, 144, 256), "gtsrb": (64, 128, 256)}
+TINY_WIDTHS = {"mnist": (32, 48, 64), "cifar10": (32, 48, 72), "gtsrb": (32, 48, 64)}
+IMPROVED = "Improved"
+TINY = "Tiny (a tenth of the study's parameters)"
+VALIDATION = "stratified:0.1"
+
+
+@register_model("improved-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
+                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["mnist"]), params_approx=647_866,
+                training=scheduled_training(epochs=12, augment=MNIST_AUGMENT, validation=VALIDATION))
+def improved_mnist(keras, input_shape=(28, 28), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["mnist"], num_classes, name="improved_mnist")
+
+
+@register_model("improved-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
+                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["cifar10"]), params_approx=1_236_042,
+                training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+def improved_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["cifar10"], num_classes, name="improved_cifar10")
+
+
+@register_model("improved-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
+                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["gtsrb"]), params_approx=1_159_147,
+                training=scheduled_training(epochs=25, augment=GTSRB_AUGMENT, validation=VALIDATION))
+def improved_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
+    return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["gtsrb"], num_classes, name="improved_gtsrb")
+
+
+@register_model("tiny-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
+                description=_compact_description(TINY, TINY_WIDTHS["mnist"]), params_approx=110_378,
+                training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION))
+def tiny_mnist(keras, input_shape=(28, 28), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["mnist"], num_classes, name="tiny_mnist")
+
+
+@register_model("tiny-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
+                description=_compact_description(TINY, TINY_WIDTHS["cifar10"]), params_approx=124_346,
+                training=scheduled_training(epochs=50, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+def tiny_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["cifar10"], num_classes, name="tiny_cifar10")
+
+
+@register_model("tiny-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
+                description=_compact_description(TINY, TINY_WIDTHS["gtsrb"]), params_approx=113_099,
+                training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION))
+def tiny_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
+    return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["gtsrb"], num_classes, name="tiny_gtsrb")
+
+
 # On a user's folder: epoch budgets for a few thousand images (override with --epochs), and
 # augmentation that keeps orientation (a folder may hold digits or signs, which no mirror keeps).
 FOLDER_EPOCHS = {"tiny": 30, "improved": 30}
@@ -543,19 +567,6 @@ FOLDER_EPOCHS = {"tiny": 30, "improved": 30}
 # 5-class digit folder (450 training images, tiny, 30 epochs): batch 128 80.0 %, batch 32 99.3 %.
 FOLDER_BATCH = 32
 FOLDER_AUGMENT = {"rotation": 5.0, "shift": 0.1, "zoom": 0.1, "fill_mode": "nearest"}
-
-for _family, _dataset, _shape, _classes, _widths, _params, _epochs, _augment, _validation in _COMPACT:
-    _register_compact(
-        _family,
-        _dataset,
-        _shape,
-        _classes,
-        _widths,
-        _params,
-        scheduled_training(epochs=_epochs, augment=_augment, validation=_validation),
-        "Improved" if _family == "improved" else "Tiny (a tenth of the study's parameters)",
-    )
-
 
 # ---- microcontrollers (issue 15): the micro family and MLPerf Tiny's ResNet-8 ----------------
 #
@@ -568,20 +579,37 @@ for _family, _dataset, _shape, _classes, _widths, _params, _epochs, _augment, _v
 RESNET8_PARAMS = 78_666
 MICRO_BUDGET = {"mnist": (35_000, 12_500_000), "cifar10": (RESNET8_PARAMS, 12_500_000), "gtsrb": (80_000, 12_500_000)}
 
-# dataset, input shape, classes, widths, Keras params, epochs, augmentation.
+MICRO_WIDTHS = {"mnist": (20, 28, 32), "cifar10": (32, 40, 48), "gtsrb": (32, 40, 48)}
+
+
+def _micro_description(dataset: str) -> str:
+    return _compact_description(
+        f"Micro (within MLPerf Tiny's ResNet-8 budget: <= {MICRO_BUDGET[dataset][0]:,} parameters, <= 12.5 M MACs)",
+        MICRO_WIDTHS[dataset])
+
+
+@register_model("micro-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
+                description=_micro_description("mnist"), params_approx=34_126,
+                training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION))
+def micro_mnist(keras, input_shape=(28, 28), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["mnist"], num_classes, name="micro_mnist")
+
+
 # micro-cifar10's 45 epochs fit the issue's 45-minute training budget on this 2-core machine:
 # an epoch (351 steps of 128, with validation) measured 45 s at a load average of 3.
-_MICRO = [
-    ("mnist", (28, 28), 10, (20, 28, 32), 34_126, 20, MNIST_AUGMENT),
-    ("cifar10", (32, 32, 3), 10, (32, 40, 48), 75_466, 45, CIFAR10_AUGMENT),
-    ("gtsrb", (30, 30, 3), 43, (32, 40, 48), 77_083, 30, GTSRB_AUGMENT),
-]
-for _dataset, _shape, _classes, _widths, _params, _epochs, _augment in _MICRO:
-    _register_compact(
-        "micro", _dataset, _shape, _classes, _widths, _params,
-        scheduled_training(epochs=_epochs, augment=_augment, validation="stratified:0.1"),
-        f"Micro (within MLPerf Tiny's ResNet-8 budget: <= {MICRO_BUDGET[_dataset][0]:,} parameters, <= 12.5 M MACs)",
-    )
+@register_model("micro-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
+                description=_micro_description("cifar10"), params_approx=75_466,
+                training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+def micro_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
+    return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["cifar10"], num_classes, name="micro_cifar10")
+
+
+@register_model("micro-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
+                description=_micro_description("gtsrb"), params_approx=77_083,
+                training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION))
+def micro_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
+    return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["gtsrb"], num_classes, name="micro_gtsrb")
+
 
 # MLPerf Tiny's recipe: Adam, learning rate 1e-3 times 0.99 per epoch, batch 32, rotations up to
 # 15 degrees, shifts up to 10 %, horizontal flips (Keras' ImageDataGenerator, fill 'nearest'),

@@ -31,11 +31,10 @@ import numpy as np
 from . import __version__
 from .errors import RunError, RunLockedError, StorageError
 from .fileio import TEMP_GLOB, atomic_write_json, sha256_file
-from .results import now_iso
+from .results import KERAS_BASELINE, now_iso
 
 MANIFEST_SCHEMA = "dnncomp.manifest/1"
 STUDY_TECHNIQUES = ["float", "qat", "prune", "cluster"]
-KERAS_BASELINE = "baseline-keras"  # the study's way of timing the baseline: Keras model.predict, one image
 KERAS_TIMING_IMAGES = 200
 
 
@@ -1020,3 +1019,7 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not valid JSON ({exc})") from exc
 
+
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "dnncomp.api:run")  # dnncomp.run(...) is the public function (dnncomp.api)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .data.registry import normalize_name
+
 STUDY_TITLE = "Deep Neural Network Compression for Embedded Systems"
 STUDY_DEVICE = "NVIDIA Jetson Nano 2GB (4x Cortex-A57, 2 GB shared RAM)"
 STUDY_TEST_IMAGES = 1000
@@ -100,10 +102,8 @@ STUDY_RESULTS: tuple[StudyResult, ...] = (
 STUDY_DATASETS = tuple(DATASET_LABELS)
 
 
-def normalize_dataset(name: str) -> str:
-    """"CIFAR-10", "cifar_10", "Cifar10" -> "cifar10"; unknown names come back lower-cased."""
-    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
-    return key if key in DATASET_LABELS else str(name).lower()
+# "CIFAR-10", "cifar_10" -> "cifar10": the data registry's normalisation (one home), under the name the report uses.
+normalize_dataset = normalize_name
 
 
 def dataset_label(name: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DnncompError, RecipeError
+from ..errors import DnncompError, RecipeError, first_line
 from ..models import ModelSpec
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -813,7 +813,7 @@ def wrap_layers(model, wrap: Callable[[Any], Any], *, applies_to: Callable[[Any]
         try:
             result = wrap(layer)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
-            left_alone[layer.name] = f"{type(layer).__name__}: {_first_line(exc)}"
+            left_alone[layer.name] = f"{type(layer).__name__}: {first_line(exc, limit=200)}"
             return layer
         wrapped.append(layer.name)
         return result
@@ -844,7 +844,7 @@ def flatten_nested_models(model) -> tuple[Any, str | None]:
     except _CannotFlatten as exc:
         return model, str(exc)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        return model, f"flattening failed ({type(exc).__name__}: {_first_line(exc)})"
+        return model, f"flattening failed ({type(exc).__name__}: {first_line(exc, limit=200)})"
     shapes = [tuple(t.shape[1:]) for t in model.inputs]
     if all(None not in shape for shape in shapes):
         probe = [np.random.default_rng(0).uniform(0, 1, (2, *shape)).astype(np.float32) for shape in shapes]
@@ -902,11 +902,6 @@ def has_weights(layer) -> bool:
     return bool(layer.trainable_weights)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
 # Registration happens on import; the modules import TensorFlow only inside recipes.
 # Not sorted: this order is the order list_recipes() and the CLI show the recipes in.
 # isort: off
@@ -943,3 +938,8 @@ __all__ = [
     "representative_inputs",
     "wrap_layers",
 ]
+
+
+from .._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "dnncomp.api:compress")  # dnncomp.compress(...) is the public function (dnncomp.api)

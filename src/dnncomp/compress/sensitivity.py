@@ -288,43 +288,13 @@ def context_for(
     baseline: Path, dataset: str, *, data_dir=None, model: str | None = None, preprocessing=None, seed: int = 0, unsafe: bool = False,
     skip_bad: bool = False, fit: str | None = None,
 ) -> tuple[RecipeContext, list[str]]:
-    """The RecipeContext ``dnncomp compress`` would build for ``baseline`` on ``dataset``, and its notes.
+    """The RecipeContext ``dnncomp compress`` builds for ``baseline`` on ``dataset``, and its notes.
 
-    As in compress, the model file decides shape, classes, output kind and its own pixel
-    mapping; ``preprocessing`` is the --input-range/--mean/--std given (or None), ``fit`` --fit
-    (:func:`dnncomp.preprocess.load_fitted`: resize, pad or crop; None chooses and says so).
-    Raises ModelError/DataError as compress does.
+    :func:`dnncomp.contract.prepare_compression` (the one place that builds it) with its
+    arguments; raises ModelError/DataError as compress does.
     """
-    from ..contract import (
-        ASSUMED_RANGE_NOTE,
-        check_data_fits,
-        read_contract,
-        resolve_preprocessing,
-        spec_from_contract,
-        training_spec_for,
-        with_image_shape,
-    )
-    from ..errors import ModelError
-    from ..model_io import load_model
-    from ..preprocess import load_fitted
+    from ..contract import prepare_compression
 
-    baseline = Path(baseline)
-    if not baseline.exists():
-        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file or a SavedModel directory")
-    loaded = load_model(baseline, unsafe=unsafe)
-    contract = read_contract(loaded.model, path=baseline)
-    resolved = resolve_preprocessing(contract, preprocessing)
-    training_spec = training_spec_for(baseline, dataset, model, contract)
-    data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
-    resolved = resolved.with_fit(chosen_fit)
-    contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
-    notes = check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])
-    if loaded.note:
-        notes.insert(0, loaded.note)
-    notes.append(ASSUMED_RANGE_NOTE if resolved.assumed else f"input range {resolved.describe()} ({resolved.source})")
-    spec = spec_from_contract(contract, dataset, training_spec)
-    ctx = RecipeContext(
-        baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, preprocessing=resolved,
-        contract=contract, unsafe=unsafe,
-    )
-    return ctx, notes
+    setup = prepare_compression(baseline, dataset, model=model, preprocessing=preprocessing, fit=fit, data_dir=data_dir,
+                                skip_bad=skip_bad, seed=seed, unsafe=unsafe)
+    return setup.context, setup.notes

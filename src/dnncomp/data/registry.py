@@ -25,8 +25,9 @@ FOLDER_PREFIX = "folder:"
 
 
 def normalize_name(name: str) -> str:
-    """"CIFAR-10", "cifar_10" -> "cifar10"; folder names are kept as given."""
-    key = name.strip().lower().replace("-", "").replace("_", "")
+    """"CIFAR-10", "cifar_10", "Cifar 10" -> "cifar10" (the one dataset-name normalisation); other names,
+    paths and folders too (``./mnist`` is a folder), are kept as given."""
+    key = "".join(ch for ch in str(name).lower() if ch not in "-_ \t")
     return key if key in REGISTRY else name
 
 
