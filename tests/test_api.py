@@ -69,3 +69,16 @@ def test_bench_from_python_compares_two_models(tmp_path):
                              warmup_min_count=1, warmup_min_seconds=0)
     assert [v["name"] for v in document["variants"]] == ["linear", "copy"]
     assert all(abs(v["accuracy"]["full"] - expected) < 1e-9 for v in document["variants"])
+
+
+def test_first_n_is_one_name_on_the_cli_and_in_json_and_limit_still_works(tmp_path, capsys):
+    import json
+
+    from dnncomp.cli import main
+
+    model, _ = _tiny_mnist(tmp_path)
+    for flag in ("--first-n", "--limit"):
+        out = tmp_path / f"{flag.strip('-')}.json"
+        assert main(["evaluate", str(model), "--dataset", "mnist", "--data-dir", str(tmp_path), flag, "20", "--no-latency",
+                     "--json", str(out)]) == 0
+        assert json.loads(out.read_text())["variants"][0]["accuracy"]["first_n_count"] == 20

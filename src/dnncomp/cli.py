@@ -200,7 +200,7 @@ def _fit_option(command):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Baseline batch size (study: 32).")
 @click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency.")
 @click.option("--eval-only/--no-eval-only", default=None,
               help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.")
@@ -329,7 +329,7 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images (the study used 1000).")
+@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
 @click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
@@ -405,7 +405,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--warmup-count", type=click.IntRange(min=0), default=20, show_default=True, help="Warm-up: at least this many calls ...")
 @click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... and at least this many seconds.")
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through.")
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="Also report accuracy on the first N test images.")
+@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images. Called first_n in results.json; --limit is its old name.")
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Score accuracy (a separate pass before timing).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS per model, each in a fresh process.")
 @click.option("--anatomy", is_flag=True, help="Also print each model's anatomy (as `dnncomp inspect`).")
@@ -512,7 +512,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
               help="mcu: also measure with TFLite Micro: tensor arena (searched), flash, op resolver list, int8 I/O, missing ops.")
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="With --dataset: the first N test images (0: all).")
+@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="With --dataset: the first N test images (0: all). Called first_n in results.json; --limit is its old name.")
 @_wide_option
 @_remote_options
 def inspect_command(models, json_path, target, dataset, data_dir, limit, on, remote_python, accept_new_host_key):
