@@ -82,6 +82,7 @@ def test_device_commands_on_tflite_runtime_equal_ai_edge_litert(mnist_500, tmp_p
     assert done.returncode == 0, done.stderr
     there = json.loads((tmp_path / "e.json").read_text())
     assert there["environment"]["runtime"]["name"] == "tflite-runtime"
+    assert done.stderr.count("note: LiteRT runtime tflite-runtime") == 1  # the fallback is said, once
     variant = there["variants"][0]
     assert variant["accuracy"]["full"] == here["full"] and variant["accuracy"]["first_n"] == here["first_n"]
     assert variant["accuracy"]["full_count"] == 500 and variant["latency"]["p50_ms"] > 0

@@ -90,8 +90,11 @@ def backend() -> Backend:
         except Exception as exc:  # ImportError, OSError from the loader, numpy ABI errors, AttributeError
             failures.append(f"{name}: {first_line(exc, with_type=True)}")
             continue
-        return Backend(name=name, version=_version(name), module=module_name, Interpreter=interpreter,
-                       OpResolverType=resolver, fallback_reason="; ".join(failures) or None)
+        chosen = Backend(name=name, version=_version(name), module=module_name, Interpreter=interpreter,
+                         OpResolverType=resolver, fallback_reason="; ".join(failures) or None)
+        if chosen.fallback_reason:  # a decision the user did not make: said once per process
+            sys.stderr.write(f"note: LiteRT runtime {chosen.label} ({chosen.fallback_reason.replace(': ', ' does not load: ', 1)})\n")
+        return chosen
     raise MissingDependencyError(
         "no LiteRT runtime loads here (" + "; ".join(failures) + "): pip install ai-edge-litert (Python >= 3.10, "
         "glibc >= 2.34 on aarch64), or tflite-runtime where that cannot load: pip install 'dnncomp[device-legacy]' "
