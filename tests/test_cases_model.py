@@ -125,14 +125,16 @@ def test_case_03_batch_norms_tfmot_cannot_fold_never_abort_qat(case_inputs, caps
         assert code == 0, out  # conv_act_bn and pool_bn aborted before
         kernels = sum(kernel_dtypes(float_record).values())
         assert kernel_dtypes(qat) == {"int8": kernels}, name  # dense_bn kept a float Dense before: no smaller than float
-        if name == "dense_bn":
+        assert qat["info"]["layers_left_alone"] == {} and bn not in qat["info"]["quantized_layers"]
+        assert "ops still computing in float: none" in out
+        if name == "dense_bn":  # folded into the Dense before it
             assert qat["info"]["batch_norms_folded"] == [f"dense_1+{bn}"]
-            assert qat["info"]["layers_left_alone"] == {} and bn not in qat["info"]["quantized_layers"]
-        else:  # nothing to fold it into: its scale and shift stay float ops, reported as left alone
-            assert list(qat["info"]["layers_left_alone"]) == [bn] and bn not in qat["info"]["quantized_layers"]
-            assert f"left alone: {bn} (BatchNormalization: after" in out and "ops still computing in float: MUL" in out
-        # conv_act_bn: QAT fine-tuning with the BN after the ReLU costs 1-4 points over seeds 0-3 (87.4 % mean vs
-        # 89.75 % float and 89.55 % ptq-int8 on these 2000 images; a float fine-tune keeps 89.85 %): an open gap.
+        else:  # after the ReLU / the pooling: folded forward into the Dense after it, through pooling and Flatten
+            (folded,) = qat["info"]["batch_norms_folded"]
+            assert folded.startswith(f"{bn}>dense"), folded
+        # conv_act_bn lost 1-4 points (seeds 0-3) while its BN stayed a float op: the case's 1-epoch model has
+        # unsettled moving statistics (variance 0.15 against 0.0003-0.06 in the data), QAT trained that BN with
+        # batch statistics and its output quantizer on their range, inference then used the moving ones.
         gaps.check(accuracy(qat, mnist), accuracy(float_record, mnist), name)
     gaps.done()
 

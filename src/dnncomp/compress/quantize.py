@@ -169,9 +169,10 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     the collaborative ones preserve sparsity or clusters). For a model TFMOT supports
     entirely this is exactly ``quantize_model``. A BatchNormalization is annotated only where
     TFMOT folds it (after a Conv2D/DepthwiseConv2D without activation); one that follows a
-    Dense without activation is folded into that Dense first (:func:`fold_dense_batch_norms`,
-    ``WrappedModel.folded`` lists them); any other (after an activation, a pooling) has nothing
-    to fold into: it keeps its own scale and shift as float ops with its output quantized, and is
+    Dense without activation is folded into that Dense first (:func:`fold_dense_batch_norms`),
+    one after an activation or a pooling into the Dense it feeds through pooling/Flatten
+    (:func:`fold_batch_norms_forward`; ``WrappedModel.folded`` lists both, ``"dense+bn"`` and
+    ``"bn>dense"``); any other has nothing to fold into: it keeps its own scale and shift as float ops with its output quantized, and is
     reported in ``WrappedModel.kept_as_float_ops`` (and by :func:`qat_stage` as left alone), rather
     than failing the whole model; so is a model's own ``Rescaling``/``Normalization``.
     """
@@ -187,6 +188,8 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
     # backbone is opened into the outer graph (wrap_layers would open it later, too late for that).
     model, _ = flatten_nested_models(model)
     model, folded = fold_dense_batch_norms(model)
+    model, forward = fold_batch_norms_forward(model)  # a BN after an activation or a pooling, into the Dense after it
+    folded = folded + forward
     bn_inputs = {layer.name: _inbound(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
     float_ops: dict[str, str] = {}  # layers kept as float ops with their output quantized, and why
 
@@ -271,44 +274,136 @@ def fold_dense_batch_norms(model):
         pairs[layer.name] = dense.name
     if not pairs:
         return model, []
+    old = {layer.name: layer for layer in model.layers}
+    weights = {}
+    for bn_name, dense_name in pairs.items():
+        bn, dense = old[bn_name], old[dense_name]
+        kernel = dense.kernel.numpy()
+        bias = dense.bias.numpy() if dense.use_bias else np.zeros(kernel.shape[-1], kernel.dtype)
+        factor, shift = _batch_norm_affine(bn, len(bias))
+        weights[dense_name] = [kernel * factor, bias * factor + shift]
+    rebuilt = _without_layers(model, set(pairs), weights)
+    if rebuilt is None:
+        return model, []
+    return rebuilt, [f"{d}+{b}" for b, d in pairs.items()]
+
+
+def _batch_norm_affine(bn, channels: int):
+    """A BatchNormalization at inference as ``x * factor + shift`` per channel (its moving statistics)."""
+    import numpy as np
+
+    gamma = bn.gamma.numpy() if bn.scale else np.ones(channels, np.float32)
+    beta = bn.beta.numpy() if bn.center else np.zeros(channels, np.float32)
+    factor = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    return factor, beta - bn.moving_mean.numpy() * factor
+
+
+def _without_layers(model, drop: set[str], weights: dict[str, list]):
+    """``model`` rebuilt without the single-input layers ``drop`` (their consumers take their input) and with
+    ``weights`` set on the named layers (bias turned on); None unless it computes what ``model`` does on a probe."""
+    import numpy as np
+
+    from ..keras_env import import_keras
+
+    _, keras = import_keras()
     config = model.get_config()
-    dense_names = set(pairs.values())
     entries = config["layers"]
     sequential = isinstance(model, keras.Sequential)
     if not sequential:
-        bn_inbound = {e["config"]["name"]: e["inbound_nodes"][0][0] for e in entries if e["config"]["name"] in pairs}
+        inbound = {e["config"]["name"]: e["inbound_nodes"][0][0] for e in entries if e["config"]["name"] in drop}
 
         def rewire(ref):
-            if isinstance(ref, list) and ref and ref[0] in bn_inbound:
-                return list(bn_inbound[ref[0]][:3]) + list(ref[3:])
+            while isinstance(ref, list) and ref and ref[0] in inbound:
+                ref = list(inbound[ref[0]][:3]) + list(ref[3:])
             return ref
 
         for entry in entries:
             entry["inbound_nodes"] = [[rewire(ref) for ref in node] for node in entry.get("inbound_nodes", [])]
         config["output_layers"] = [rewire(ref) for ref in config["output_layers"]]
-    config["layers"] = [e for e in entries if e["config"]["name"] not in pairs]
+    config["layers"] = [e for e in entries if e["config"]["name"] not in drop]
     for entry in config["layers"]:
-        if entry["config"]["name"] in dense_names:
+        if entry["config"]["name"] in weights:
             entry["config"]["use_bias"] = True
     rebuilt = (keras.Sequential if sequential else keras.Model).from_config(config)
     old = {layer.name: layer for layer in model.layers}
     for layer in rebuilt.layers:
-        if layer.name in dense_names:
-            bn = old[next(b for b, d in pairs.items() if d == layer.name)]
-            dense = old[layer.name]
-            kernel = dense.kernel.numpy()
-            bias = dense.bias.numpy() if dense.use_bias else np.zeros(kernel.shape[-1], kernel.dtype)
-            gamma = bn.gamma.numpy() if bn.scale else np.ones_like(bias)
-            beta = bn.beta.numpy() if bn.center else np.zeros_like(bias)
-            factor = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-            layer.set_weights([kernel * factor, (bias - bn.moving_mean.numpy()) * factor + beta])
+        if layer.name in weights:
+            layer.set_weights(weights[layer.name])
         elif old[layer.name].weights:
             layer.set_weights(old[layer.name].get_weights())
     probe = np.random.default_rng(0).uniform(0, 1, (4, *model.input_shape[1:])).astype(np.float32)
     expected, got = model(probe, training=False).numpy(), rebuilt(probe, training=False).numpy()
     if not np.allclose(expected, got, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(expected).max()))):
+        return None
+    return rebuilt
+
+
+# Layers a per-channel affine x * a + b passes through unchanged in form (the layer of a*x+b is a*layer(x)+b):
+# average pools and flattening always, max pools when every a > 0, dropout at inference.
+_AFFINE_COMMUTING = {"Flatten", "Dropout", "AveragePooling2D", "GlobalAveragePooling2D"}
+_POSITIVE_SCALE_COMMUTING = {"MaxPooling2D", "GlobalMaxPooling2D"}
+
+
+def fold_batch_norms_forward(model):
+    """Fold each BatchNormalization with nothing to fold back into (after an activation or a pooling) forward
+    into the Dense it feeds, when only pooling, Flatten or Dropout sit between them.
+
+    At inference a BN is ``x * a + b`` per channel (its moving statistics); pooling and flattening
+    carry that affine through unchanged (max pooling when every ``a > 0``), so the Dense after it
+    can take it: ``kernel[i] * a[c(i)]`` and ``bias + sum_i kernel[i] * b[c(i)]`` with ``c(i)`` the
+    channel of input ``i`` (channel-last flattening). The model then computes the same outputs with
+    no BN left, and QAT trains and quantizes it as any Conv/Dense model; kept as a float op with
+    its output quantized (what :func:`quantize_aware` does otherwise) QAT trained it with batch
+    statistics while inference uses the moving ones (case 03: 3 points lost). Returns ``(model,
+    folded)``, ``folded`` naming ``"bn_name>dense_name"``; the model unchanged when nothing folds
+    or the folded model's outputs differ on a random probe.
+    """
+    import numpy as np
+
+    from ..keras_env import import_keras
+
+    _, keras = import_keras()
+    pairs: dict[str, str] = {}  # bn name -> dense name
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        rank = len(layer.input_shape) if isinstance(layer.input_shape, tuple) else 0
+        if list(axis) not in ([-1], [rank - 1]) or len(layer._inbound_nodes) != 1:
+            continue
+        factor, _ = _batch_norm_affine(layer, int(layer.input_shape[-1]))
+        current = layer
+        while True:
+            consumers = [node.outbound_layer for node in (getattr(current, "_outbound_nodes", None) or [])]
+            if len(consumers) != 1 or len(consumers[0]._inbound_nodes) != 1:
+                break
+            nxt, kind = consumers[0], type(consumers[0]).__name__
+            if isinstance(nxt, keras.layers.Dense) and len(nxt.input_shape) == 2:
+                if nxt.name not in pairs.values():
+                    pairs[layer.name] = nxt.name
+                break
+            if kind in _AFFINE_COMMUTING or (kind in _POSITIVE_SCALE_COMMUTING and bool(np.all(factor > 0))):
+                if kind == "Flatten" and getattr(nxt, "data_format", "channels_last") != "channels_last":
+                    break
+                current = nxt
+                continue
+            break
+    if not pairs:
         return model, []
-    return rebuilt, [f"{d}+{b}" for b, d in pairs.items()]
+    old = {layer.name: layer for layer in model.layers}
+    weights = {}
+    for bn_name, dense_name in pairs.items():
+        bn, dense = old[bn_name], old[dense_name]
+        kernel = dense.kernel.numpy()
+        channels = int(bn.input_shape[-1])
+        factor, shift = _batch_norm_affine(bn, channels)
+        per_input = np.arange(kernel.shape[0]) % channels  # the channel of each flattened input
+        bias = dense.bias.numpy() if dense.use_bias else np.zeros(kernel.shape[-1], kernel.dtype)
+        weights[dense_name] = [kernel * factor[per_input][:, None], bias + shift[per_input] @ kernel]
+    rebuilt = _without_layers(model, set(pairs), weights)
+    if rebuilt is None:
+        return model, []
+    return rebuilt, [f"{b}>{d}" for b, d in pairs.items()]
 
 
 def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme=None, scheme_name: str = "Default8BitQuantizeScheme"):
