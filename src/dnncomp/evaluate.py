@@ -20,12 +20,10 @@ accuracy and timing are separate passes.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, first_line
+from .litert_backend import captured_stderr
 from .preprocess import (
     INPUT_RANGES,
     InputLayout,
@@ -143,7 +142,7 @@ def allocate(interpreter, label: str = "model") -> None:
         return
     captured = ""
     error: BaseException | None = None
-    with _captured_fd2() as read_captured:
+    with captured_stderr() as read_captured:
         try:
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -160,35 +159,6 @@ def allocate(interpreter, label: str = "model") -> None:
         raise ModelError(f"{label}: LiteRT cannot allocate its tensors ({detail})") from error
     if rest:
         sys.stderr.write(rest + "\n")
-
-
-@contextlib.contextmanager
-def _captured_fd2():
-    """Redirect file descriptor 2 (C-level stderr) to a temporary file; yields a reader."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): nothing to capture
-        yield lambda: ""
-        return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        restored = False
-
-        def read() -> str:
-            nonlocal restored
-            if not restored:
-                os.dup2(saved, 2)
-                restored = True
-            sink.seek(0)
-            return sink.read().decode("utf-8", "replace")
-
-        try:
-            yield read
-        finally:
-            if not restored:
-                os.dup2(saved, 2)
-            os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -575,7 +545,7 @@ def _batched_predictor(model: ModelSource, spec: InputSpec, x_check: np.ndarray,
     LiteRT's messages about a batch the model cannot take (a RESHAPE with the batch baked in)
     are kept off stderr: falling back is the expected outcome, not an error.
     """
-    with _captured_fd2() as read_captured:
+    with captured_stderr() as read_captured:
         try:
             batched = _Predictor(model, spec, batch, threads, xnnpack)
             native = _Predictor(model, spec, spec.batch, threads, xnnpack)
@@ -599,7 +569,7 @@ def runnable_batch(model: ModelSource, spec: InputSpec, batch: int, *, threads: 
     """
     if batch == spec.batch:
         return batch
-    with _captured_fd2() as read_captured:
+    with captured_stderr() as read_captured:
         try:
             predictor = _Predictor(model, spec, batch, threads, xnnpack)
             predictor.scores(np.zeros((batch, *spec.shape), dtype=spec.dtype))
