@@ -146,3 +146,23 @@ def test_tfmot_gradient_warnings_are_filtered():
     record = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Gradients do not exist for variables %s", (["x"],), None)
     assert not keep.filter(record)
     assert keep.filter(logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Something else", (), None))
+
+
+def test_a_signal_while_the_filter_is_set_up_still_restores_stderr(capfd, monkeypatch):
+    """SIGTERM lands anywhere, the filter's set-up too: fd 2 must be the terminal again for the 'interrupted' line."""
+    import os
+    import threading
+
+    from dnncomp.keras_env import STARTUP_NOISE, native_stderr_filtered
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+
+    def terminated(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", terminated)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt), native_stderr_filtered(STARTUP_NOISE):
+        pass
+    os.write(2, b"interrupted at baseline\n")
+    assert capfd.readouterr().err == "interrupted at baseline\n"

@@ -56,27 +56,35 @@ def native_stderr_filtered(noise: re.Pattern) -> Iterator[list[str]]:
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     saved = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for raw in pipe:
-                if noise.search(raw.decode(errors="replace")):
-                    dropped.append(raw.decode(errors="replace").rstrip())
-                else:
-                    os.write(saved, raw)
-
-    thread = threading.Thread(target=pump, name="dnncomp-stderr-filter", daemon=True)
-    thread.start()
+    thread = None
+    read_end = -1
+    # Everything after the dup is inside the try: a SIGTERM/Ctrl-C raised at any point of the set-up
+    # still restores fd 2, so the one line that says where the run stopped reaches the user.
     try:
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+
+        def pump(fd: int) -> None:
+            with os.fdopen(fd, "rb") as pipe:
+                for raw in pipe:
+                    if noise.search(raw.decode(errors="replace")):
+                        dropped.append(raw.decode(errors="replace").rstrip())
+                    else:
+                        os.write(saved, raw)
+
+        reader = threading.Thread(target=pump, args=(read_end,), name="dnncomp-stderr-filter", daemon=True)
+        reader.start()
+        thread = reader  # started: it owns read_end now
         yield dropped
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees its end
-        thread.join(timeout=10)
+        if thread is not None:
+            thread.join(timeout=10)
+        elif read_end >= 0:
+            os.close(read_end)
         os.close(saved)
 
 
