@@ -26,13 +26,14 @@ TEST_IMAGES = 2000
 def test_sets(real_data_dir):
     from dnncomp.data import load_dataset
 
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    cache: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}
 
-    def get(name: str):
-        if name not in cache:
+    def get(name: str, images: int | None = TEST_IMAGES):
+        """The first ``images`` test images of ``name`` (None: all of them)."""
+        if (name, images) not in cache:
             data = load_dataset(name, data_dir=real_data_dir)
-            cache[name] = (data.x_test[:TEST_IMAGES], data.y_test[:TEST_IMAGES])
-        return cache[name]
+            cache[(name, images)] = (data.x_test[:images], data.y_test[:images])
+        return cache[(name, images)]
 
     return get
 
@@ -117,7 +118,9 @@ def test_case_09_the_fine_tuning_loss_follows_the_models_output(case_inputs, cap
 def test_case_03_batch_norms_tfmot_cannot_fold_never_abort_qat(case_inputs, capsys, tmp_path, test_sets):
     d = case_inputs("03-batchnorm-unfusable-qat")
     folder = f"folder:{d / 'mnist-folder'}"
-    mnist = test_sets("mnist")
+    # The full 10,000 images: on the first 2000 a one-point margin is inside the 95 % interval (+-1.4 points);
+    # conv_act_bn's qat measured 88.40 % there against 89.75 % float, and 91.32 % against 91.16 % on all 10,000.
+    mnist = test_sets("mnist", None)
     gaps = AccuracyGaps()
     for name, bn in (("conv_act_bn", "batch_normalization"), ("dense_bn", "batch_normalization_1"), ("pool_bn", "batch_normalization_2")):
         code, float_record, _ = compress(capsys, tmp_path, d / f"{name}.keras", folder, "float")
