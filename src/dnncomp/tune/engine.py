@@ -788,7 +788,7 @@ def binding_budget(rows: list[dict[str, Any]], chosen: dict[str, Any] | None) ->
 
 
 def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> TuneOutcome:
-    from ..evaluate import evaluate_accuracy
+    from ..evaluate import evaluate_accuracy, file_sizes
     from ..fileio import atomic_write_json
     from ..measure import load_for_model
     from ..preprocess import sidecar_path
@@ -796,6 +796,12 @@ def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> T
     rows = trial_rows(study)
     front = pareto(rows)
     chosen = front[0] if front else None
+    float_sizes = file_sizes(out / "float.tflite")
+    for row in rows:  # how much smaller than the float baseline, in the units of the objective
+        metrics = row.get("metrics") or {}
+        if metrics.get("gzip_bytes"):
+            metrics["gzip_ratio_vs_float"] = round(float_sizes["gzip_bytes"] / metrics["gzip_bytes"], 2)
+            metrics["file_ratio_vs_float"] = round(float_sizes["file_bytes"] / metrics["file_bytes"], 2)
     summary: dict[str, Any] = {
         "schema": "dnncomp.tune/1",
         "config": asdict(config),
@@ -803,6 +809,7 @@ def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> T
         "drop_method": paired_method(),
         "space": study.user_attrs.get("space"),
         "baseline_val_accuracy": float(np.mean(runner.baseline_correct)),
+        "baseline_sizes": float_sizes,
         "counts": _counts(rows),
         "elapsed_s": study.user_attrs.get("elapsed_s"),
         "trials": rows,

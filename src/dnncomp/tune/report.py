@@ -20,7 +20,10 @@ def _trial(summary: dict[str, Any], number: int) -> dict[str, Any]:
 
 
 def _objective(row: dict[str, Any], objective: str) -> str:
-    return format_objective((row.get("metrics") or {}).get(OBJECTIVE_METRIC[objective]), objective)
+    metrics = row.get("metrics") or {}
+    text = format_objective(metrics.get(OBJECTIVE_METRIC[objective]), objective)
+    ratio = metrics.get(f"{objective}_ratio_vs_float") if objective in ("gzip", "file") else None
+    return f"{text} {ratio:.1f}x" if ratio else text
 
 
 def pareto_rows(summary: dict[str, Any]) -> list[list[str]]:
