@@ -515,7 +515,7 @@ def test_per_channel_clustering_of_bias_free_convolutions_falls_back_to_per_tens
 
     spec = get_model_spec("tiny-mnist")
     x, y = random_mnist_like(64)
-    model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0, recipe=spec.training["recipe"])
+    model, _ = train_baseline(spec, x, y, epochs=1, batch_size=32, seed=0, verbose=0, schedule=spec.training["schedule"])
     save_baseline(model, tmp_path, formats=("keras",))
     ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=spec, x_train=x, y_train=y)
     # every layer alike (edge_layers=include): the first conv would otherwise get twice the clusters (issue 13)

@@ -1,4 +1,4 @@
-"""The improved and tiny model families and their scheduled training recipe."""
+"""The improved and tiny model families and their training schedule."""
 
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ def test_training_settings_are_plain_json_and_per_dataset():
     for name in NEW_MODELS:
         settings = training_settings(name, seed=3)
         assert json.loads(json.dumps(settings)) == settings
-        assert settings["patience"] is None and settings["recipe"]["name"] == "sgd-nesterov-cosine"
-        assert settings["recipe"]["label_smoothing"] == 0.1 and settings["recipe"]["weight_decay"] > 0
-    cifar = training_settings("improved-cifar10")["recipe"]["augment"]
+        assert settings["patience"] is None and settings["schedule"]["name"] == "sgd-nesterov-cosine"
+        assert settings["schedule"]["label_smoothing"] == 0.1 and settings["schedule"]["weight_decay"] > 0
+    cifar = training_settings("improved-cifar10")["schedule"]["augment"]
     assert cifar["crop_padding"] == 4 and cifar["padding_mode"] == "reflect" and cifar["horizontal_flip"]
     for dataset in ("mnist", "gtsrb"):  # a mirrored digit or sign means something else
-        augment = training_settings(f"improved-{dataset}")["recipe"]["augment"]
+        augment = training_settings(f"improved-{dataset}")["schedule"]["augment"]
         assert not augment.get("horizontal_flip") and augment["rotation"] <= 10
-    assert training_settings("improved-gtsrb")["recipe"]["augment"]["brightness"] > 0
+    assert training_settings("improved-gtsrb")["schedule"]["augment"]["brightness"] > 0
     overridden = training_settings("improved-cifar10", epochs=2, batch_size=64, patience=3)
     assert (overridden["epochs"], overridden["batch_size"], overridden["patience"]) == (2, 64, 3)
     # the study's settings keep exactly their five keys (a resumed study run must not retrain)
@@ -78,13 +78,13 @@ def test_training_settings_are_plain_json_and_per_dataset():
 
 def test_bad_recipes_and_augmentations_are_model_errors():
     from dnncomp.augment import check_augment
-    from dnncomp.train import check_recipe
+    from dnncomp.train import check_schedule
 
-    recipe = training_settings("tiny-mnist")["recipe"]
+    recipe = training_settings("tiny-mnist")["schedule"]
     with pytest.raises(ModelError, match="unknown key"):
-        check_recipe({**recipe, "nesterov": False})
+        check_schedule({**recipe, "nesterov": False})
     with pytest.raises(ModelError, match="momentum"):
-        check_recipe({**recipe, "momentum": 1.5})
+        check_schedule({**recipe, "momentum": 1.5})
     with pytest.raises(ModelError, match="unknown key"):
         check_augment({"vertical_flip": True})
     with pytest.raises(ModelError, match="fill_mode"):
@@ -112,7 +112,7 @@ def test_zero_strength_augmentation_is_the_identity():
     images = _asymmetric_images(8)
     zero = {"crop_padding": 0, "horizontal_flip": False, "rotation": 0, "shift": 0, "zoom": 0, "brightness": 0, "contrast": 0}
     assert np.array_equal(_augment(images, zero), images)
-    gtsrb = training_settings("improved-gtsrb")["recipe"]["augment"]
+    gtsrb = training_settings("improved-gtsrb")["schedule"]["augment"]
     assert np.array_equal(_augment(images, {key: (0 if key not in ("fill_mode",) else value) for key, value in gtsrb.items()}), images)
 
 
@@ -120,7 +120,7 @@ def test_zero_strength_augmentation_is_the_identity():
 def test_traffic_sign_augmentation_never_mirrors():
     images = _asymmetric_images(64)
     mirrored = images[:, :, ::-1]
-    out = _augment(images, training_settings("improved-gtsrb")["recipe"]["augment"])
+    out = _augment(images, training_settings("improved-gtsrb")["schedule"]["augment"])
     assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
     assert not np.array_equal(out, images)  # it does augment
     assert not any(np.allclose(o, m, atol=0.05) for o, m in zip(out, mirrored))
@@ -154,7 +154,7 @@ def test_one_scheduled_training_run_keeps_the_history_keys(tmp_path):
     settings = training_settings("tiny-cifar10", epochs=2, batch_size=16)
     model, history = train_baseline("tiny-cifar10", x, y, **settings, verbose=0)
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history) and len(history["val_accuracy"]) == 2
-    assert history["learning_rate"][-1] < history["learning_rate"][0] == pytest.approx(settings["recipe"]["learning_rate"])
+    assert history["learning_rate"][-1] < history["learning_rate"][0] == pytest.approx(settings["schedule"]["learning_rate"])
     assert history["elapsed_s"][0] < history["elapsed_s"][1]
     assert all(isinstance(v, float) for values in history.values() for v in values)
     assert model.optimizer.iterations.numpy() == 2 * (43 // 16)  # 43 training images after the 10% validation split
@@ -168,7 +168,7 @@ def test_one_scheduled_training_run_keeps_the_history_keys(tmp_path):
 def test_schedule_warms_up_then_decays_to_zero_over_the_budget():
     from dnncomp.train import scheduled_optimizer
 
-    recipe = training_settings("improved-cifar10")["recipe"]
+    recipe = training_settings("improved-cifar10")["schedule"]
     optimizer = scheduled_optimizer(recipe, total_steps=1000)
     schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
     peak = recipe["learning_rate"]

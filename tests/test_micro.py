@@ -211,18 +211,18 @@ def test_without_tflite_micro_one_line(monkeypatch, tmp_path, capsys):
 def test_resnet8_recipe_is_mlperf_tinys():
     from dnncomp.errors import ModelError
     from dnncomp.models import get_model_spec, resolve_model_name
-    from dnncomp.train import check_recipe
+    from dnncomp.train import check_schedule
 
     spec = get_model_spec("resnet8-cifar10")
     assert resolve_model_name("micro", "cifar10") == "micro-cifar10" and resolve_model_name("resnet8", "cifar10") == "resnet8-cifar10"
     assert spec.training["batch_size"] == 32 and spec.output == "softmax"
-    recipe = check_recipe(spec.training["recipe"])
+    recipe = check_schedule(spec.training["schedule"])
     assert recipe["name"] == "adam-exponential" and recipe["learning_rate"] == 1e-3 and recipe["decay_per_epoch"] == 0.99
     assert recipe["augment"]["rotation"] == 15.0 and recipe["augment"]["shift"] == 0.1 and recipe["augment"]["horizontal_flip"]
     with pytest.raises(ModelError, match="decay_per_epoch"):
-        check_recipe({**spec.training["recipe"], "decay_per_epoch": 1.5})
+        check_schedule({**spec.training["schedule"], "decay_per_epoch": 1.5})
     with pytest.raises(ModelError, match="missing key"):
-        check_recipe({k: v for k, v in spec.training["recipe"].items() if k != "decay_per_epoch"})
+        check_schedule({k: v for k, v in spec.training["schedule"].items() if k != "decay_per_epoch"})
 
 
 def _int8_flatbuffer(model, input_shape, seed=0) -> bytes:

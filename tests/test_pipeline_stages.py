@@ -185,3 +185,18 @@ def test_progress_eta_from_earlier_wall_times_and_this_runs_stages():
     quiet = []
     StageProgress(0, say=quiet.append).line("nothing")
     assert quiet == []
+
+
+def test_a_manifest_from_before_the_schedule_rename_keeps_its_baseline(tmp_path):
+    """Baselines recorded with the training settings' old key ("recipe", now "schedule") are not trained again."""
+    config = RunConfig("mnist", model="tiny-mnist", techniques=["float"], out=tmp_path, eval_only=False, limit=10, verbose=0)
+    Pipeline(config, workers=FakeWork().workers()).run()
+    path = tmp_path / "mnist" / "tiny-mnist" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    settings = manifest["stages"]["baseline"]["inputs"]["settings"]
+    assert settings["schedule"]["name"] == "sgd-nesterov-cosine"
+    settings["recipe"] = settings.pop("schedule")  # as the previous version wrote it
+    path.write_text(json.dumps(manifest))
+    work = FakeWork()
+    Pipeline(config, workers=work.workers()).run()
+    assert work.calls == []

@@ -80,7 +80,7 @@ def test_study_split_only_under_the_study_models_on_their_datasets():
 def test_families_build_for_any_shape_and_class_count():
     tiny = family_spec("tiny", "folder:x", (28, 28, 1), 5)
     assert (tiny.name, tiny.num_classes, tiny.input_shape, tiny.from_logits) == ("tiny-28x28x1-5cls", 5, (28, 28, 1), True)
-    assert tiny.training["validation"] == "stratified:0.1" and "horizontal_flip" not in tiny.training["recipe"]["augment"]
+    assert tiny.training["validation"] == "stratified:0.1" and "horizontal_flip" not in tiny.training["schedule"]["augment"]
     assert tiny.training["batch_size"] == 32  # enough steps an epoch on a folder of a few hundred images
     study = family_spec("study", "folder:x", (48, 64, 3), 2)
     assert study.training["validation"] == "stratified:0.2" and study.output == "softmax"

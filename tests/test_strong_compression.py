@@ -96,7 +96,7 @@ def test_distilled_qat_on_a_logits_and_a_softmax_model(tmp_path, output):
     result = apply_recipe("qat", ctx, {"epochs": "1"})
     tuning = result.info["fine_tuning"]
     assert tuning["mode"] == "recover" and tuning["distill"] == {"alpha": 0.5, "temperature": 4.0, "teacher": "the float baseline"}
-    assert tuning["augment"] == get_model_spec("tiny-mnist").training["recipe"]["augment"]
+    assert tuning["augment"] == get_model_spec("tiny-mnist").training["schedule"]["augment"]
     assert tuning["wall_s"] > 0 and tuning["wall_s"] == pytest.approx(result.info["fine_tune"]["wall_s"], abs=0.01)
     history = result.info["fine_tune"]["history"]
     assert set(history) == {"loss", "accuracy"} and np.isfinite(history["loss"]).all()
@@ -152,7 +152,7 @@ def test_study_models_keep_the_study_fine_tuning():
         spec = get_model_spec(name)
         ctx = RecipeContext(baseline_path="unused.keras", spec=spec, x_train=x, y_train=y)
         tuning = resolve_fine_tuning(ctx, get_recipe("pcqat").resolve_params())
-        assert tuning.mode == "recover" and tuning.distill and tuning.augment == spec.training["recipe"]["augment"], name
+        assert tuning.mode == "recover" and tuning.distill and tuning.augment == spec.training["schedule"]["augment"], name
         assert tuning.learning_rate == pytest.approx(10 * spec.training["fine_tune_learning_rate"])
     # The study's recipe parameters are the paper's (SPEC.md), with the new ones at their neutral defaults.
     assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in NEW_PARAMS} == {

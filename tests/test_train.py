@@ -142,7 +142,7 @@ def test_a_short_scheduled_training_predicts_above_chance(real_data_dir):
     spec = get_model_spec("tiny-mnist")
     settings = training_settings(spec, epochs=1, batch_size=32)
     model, _ = train_scheduled(
-        spec, data.x_train[:960], data.y_train[:960], epochs=1, batch_size=32, recipe=settings["recipe"],
+        spec, data.x_train[:960], data.y_train[:960], epochs=1, batch_size=32, schedule=settings["schedule"],
         validation="stratified:0.1", verbose=0,
     )
     predictions = np.argmax(model.predict(model_inputs(spec, data.x_test[:500]), verbose=0), axis=1)

@@ -1,4 +1,4 @@
-"""Data augmentation and the tf.data input pipeline of the scheduled training recipe.
+"""Data augmentation and the tf.data input pipeline of the training schedule.
 
 An augmentation is described by a plain JSON dict (it is part of a model's training
 settings and so of a run's manifest); every key is optional and zero means off:

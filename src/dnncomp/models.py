@@ -18,7 +18,7 @@ resolves to ``study-cifar10``. Every builder takes ``(keras, input_shape, num_cl
 and class count (:func:`family_spec`, :func:`spec_for_data`: a user's image folder).
 Families: ``study`` (the paper's three models, trained
 the paper's way), ``improved`` (at most the study's parameters for the dataset) and
-``tiny`` (at most a tenth of them), both trained with a scheduled recipe
+``tiny`` (at most a tenth of them), both trained with a training schedule
 (:func:`scheduled_training`).
 """
 
@@ -226,8 +226,8 @@ def family_spec(family: str, dataset: str, input_shape: tuple[int, int, int], nu
     """A ``family`` model built for data of ``input_shape`` (H, W, C) and ``num_classes`` (a user's image folder).
 
     Named ``<family>-<H>x<W>x<C>-<N>cls``. ``tiny`` and ``improved`` take the compact
-    design with their widths for MNIST (grey) or CIFAR-10 (colour) and the scheduled
-    recipe with mild, orientation-keeping augmentation (nothing is mirrored: a folder
+    design with their widths for MNIST (grey) or CIFAR-10 (colour) and the training
+    schedule with mild, orientation-keeping augmentation (nothing is mirrored: a folder
     may hold digits or signs); ``study`` takes the study's MNIST model for grey images
     and its CIFAR-10 model for colour, with the study's training. Every one holds out a
     stratified, seeded 10 % (study: 20 %) for validation. Raises ModelError for an
@@ -457,7 +457,7 @@ def scheduled_training(
         "batch_size": batch_size,
         "patience": None,
         "validation": validation,
-        "recipe": {
+        "schedule": {
             "name": "sgd-nesterov-cosine",
             "learning_rate": learning_rate,
             "momentum": 0.9,
@@ -572,8 +572,8 @@ FOLDER_AUGMENT = {"rotation": 5.0, "shift": 0.1, "zoom": 0.1, "fill_mode": "near
 #
 # MLPerf Tiny's image-classification reference is ResNet-8 on CIFAR-10: 78,666 parameters and
 # about 12.5 M MACs. The micro models stay within that budget (micro-mnist within 35,000
-# parameters, micro-gtsrb within 80,000) with the compact design and the scheduled recipe;
-# resnet8-cifar10 is the reference itself, trained with MLPerf Tiny's recipe, so both are
+# parameters, micro-gtsrb within 80,000) with the compact design and the training schedule;
+# resnet8-cifar10 is the reference itself, trained with MLPerf Tiny's schedule, so both are
 # measured side by side (arena and flash: `dnncomp inspect --target mcu`).
 
 RESNET8_PARAMS = 78_666
@@ -611,16 +611,16 @@ def micro_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
     return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["gtsrb"], num_classes, name="micro_gtsrb")
 
 
-# MLPerf Tiny's recipe: Adam, learning rate 1e-3 times 0.99 per epoch, batch 32, rotations up to
+# MLPerf Tiny's training schedule: Adam, learning rate 1e-3 times 0.99 per epoch, batch 32, rotations up to
 # 15 degrees, shifts up to 10 %, horizontal flips (Keras' ImageDataGenerator, fill 'nearest'),
 # 500 epochs. 500 epochs take hours on two cores: dnncomp's budget is 50, which ends at a learning
-# rate of 6e-4 where the reference ends at 7e-6 (`--epochs 500` runs the full recipe).
+# rate of 6e-4 where the reference ends at 7e-6 (`--epochs 500` runs the full schedule).
 RESNET8_TRAINING = {
     "epochs": 50,
     "batch_size": 32,
     "patience": None,
     "validation": "stratified:0.1",
-    "recipe": {
+    "schedule": {
         "name": "adam-exponential",
         "learning_rate": 1e-3,
         "decay_per_epoch": 0.99,
@@ -641,7 +641,7 @@ RESNET8_TRAINING = {
     num_classes=10,
     output="softmax",
     description="MLPerf Tiny's image-classification reference, ResNet-8 (resnet_v1_eembc, 16/32/64 filters): "
-    "78,666 parameters, trained with its recipe (Adam 1e-3 x 0.99 per epoch, batch 32, rotation/shift/flip) "
+    "78,666 parameters, trained with its schedule (Adam 1e-3 x 0.99 per epoch, batch 32, rotation/shift/flip) "
     "for 50 epochs instead of its 500",
     params_approx=RESNET8_PARAMS,
     training=RESNET8_TRAINING,

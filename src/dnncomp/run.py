@@ -164,6 +164,7 @@ class Manifest:
         if loaded.get("schema") != MANIFEST_SCHEMA:
             raise RunError(f"{path}: schema {loaded.get('schema')!r} is not {MANIFEST_SCHEMA!r}; {move_away}")
         loaded.setdefault("stages", {})
+        _rename_training_recipe(loaded)
         return loaded
 
     @property
@@ -222,6 +223,16 @@ class Manifest:
 
     def save(self) -> None:
         atomic_write_json(self.path, self.data)
+
+
+def _rename_training_recipe(manifest: dict[str, Any]) -> None:
+    """A manifest written before the improved/tiny models' training "recipe" was renamed "schedule" (the word
+    recipe means a compression recipe only) records the same settings under the old key: read it under the new
+    one, so the baseline it describes is still up to date and is not trained again."""
+    for stages in [manifest.get("stages") or {}, *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values())]:
+        settings = ((stages.get("baseline") or {}).get("inputs") or {}).get("settings")
+        if isinstance(settings, dict) and "recipe" in settings and "schedule" not in settings:
+            settings["schedule"] = settings.pop("recipe")
 
 
 def _jsonable(obj: Any) -> Any:

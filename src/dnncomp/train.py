@@ -1,11 +1,11 @@
-"""Baseline training with the study's settings or a scheduled recipe, saving and safe loading, and the study's Keras timing.
+"""Baseline training with the study's settings or a training schedule, saving and safe loading, and the study's Keras timing.
 
 Study settings (SPEC.md): Adam with Keras' default learning rate, sparse categorical
 cross-entropy, batch 32, up to 50 epochs, early stopping on validation accuracy with
 patience 5 restoring the best weights; validation is the last 20% of the training
 set (GTSRB: a seeded random 25%). Every setting can be overridden.
 
-Models whose spec carries a ``recipe`` in its training defaults (the improved and
+Models whose spec carries a ``schedule`` in its training defaults (the improved and
 tiny families) train with :func:`train_scheduled` instead: SGD with Nesterov
 momentum, warm-up and cosine decay over a fixed epoch budget, decoupled weight decay,
 label smoothing, and per-dataset augmentation in a tf.data pipeline.
@@ -56,15 +56,15 @@ def training_settings(
     settings = {
         "epochs": int(defaults["epochs"] if epochs is None else epochs),
         "batch_size": int(defaults["batch_size"] if batch_size is None else batch_size),
-        "patience": None if patience is None else int(patience),  # None: no early stopping (scheduled recipes)
+        "patience": None if patience is None else int(patience),  # None: no early stopping (training schedules)
         "validation": str(defaults["validation"] if validation is None else validation),
         "seed": int(seed),
     }
     if settings["epochs"] < 1 or settings["batch_size"] < 1 or (settings["patience"] or 0) < 0:
         raise ModelError(f"training settings {settings}: epochs and batch size must be >= 1 and patience >= 0")
     parse_validation(settings["validation"])
-    if defaults.get("recipe"):  # the study's models have none: their settings stay exactly the study's five keys
-        settings["recipe"] = check_recipe(defaults["recipe"])
+    if defaults.get("schedule"):  # the study's models have none: their settings stay exactly the study's five keys
+        settings["schedule"] = check_schedule(defaults["schedule"])
     return settings
 
 
@@ -212,23 +212,23 @@ def train_baseline(
     learning_rate: float | None = None,
     deterministic: bool = False,
     verbose: int = 1,
-    recipe: dict[str, Any] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train a fresh model of ``spec`` on raw uint8 images; return ``(model, history)``.
 
-    Without ``recipe``, the study's training: Adam, batch 32 by default, early stopping
+    Without ``schedule``, the study's training: Adam, batch 32 by default, early stopping
     on ``val_accuracy`` with ``patience``, restoring the best epoch's weights.
     ``validation`` defaults to the spec's (``last:0.2``; GTSRB ``random:0.25`` seeded
-    with ``seed``). With a ``recipe`` (what :func:`training_settings` gives for the
+    with ``seed``). With a ``schedule`` (what :func:`training_settings` gives for the
     improved and tiny models), :func:`train_scheduled`. ``history`` is Keras' per-epoch
     history as plain floats, with ``learning_rate`` and ``elapsed_s`` (wall time since
     training started) per epoch.
     """
     spec = _as_spec(spec)
-    if recipe:
+    if schedule:
         return train_scheduled(
             spec, x_train, y_train, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-            validation=validation, learning_rate=learning_rate, deterministic=deterministic, verbose=verbose, recipe=recipe,
+            validation=validation, learning_rate=learning_rate, deterministic=deterministic, verbose=verbose, schedule=schedule,
         )
     _, keras = _keras()
     validation = spec.training["validation"] if validation is None else validation
@@ -270,57 +270,57 @@ def _plain_history(history) -> dict[str, list[float]]:
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
-# ---- the scheduled recipe of the improved and tiny models --------------------------
+# ---- the training schedule of the improved and tiny models --------------------------
 
-RECIPE_KEYS = {"name", "learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing", "augment"}
-# "adam-exponential" (MLPerf Tiny's ResNet-8 recipe) also has decay_per_epoch; momentum, weight
+SCHEDULE_KEYS = {"name", "learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing", "augment"}
+# "adam-exponential" (MLPerf Tiny's ResNet-8 schedule) also has decay_per_epoch; momentum, weight
 # decay and warm-up are 0 there (its L2 regularisation lives in the model's layers).
-RECIPE_NAMES = ("sgd-nesterov-cosine", "adam-exponential")
+SCHEDULE_NAMES = ("sgd-nesterov-cosine", "adam-exponential")
 
 
-def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A scheduled-training recipe (see :func:`dnncomp.models.scheduled_training`), checked, as plain JSON."""
+def check_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
+    """A training schedule (see :func:`dnncomp.models.scheduled_training`), checked, as plain JSON."""
     from .augment import check_augment
 
-    recipe = dict(recipe)
-    keys = RECIPE_KEYS | ({"decay_per_epoch"} if recipe.get("name") == "adam-exponential" else set())
-    unknown = sorted(set(recipe) - keys)
-    missing = sorted(keys - set(recipe))
+    schedule = dict(schedule)
+    keys = SCHEDULE_KEYS | ({"decay_per_epoch"} if schedule.get("name") == "adam-exponential" else set())
+    unknown = sorted(set(schedule) - keys)
+    missing = sorted(keys - set(schedule))
     if unknown or missing:
-        raise ModelError(f"training recipe: unknown key(s) {unknown}, missing key(s) {missing}; expected {sorted(keys)}")
-    if recipe["name"] not in RECIPE_NAMES:
-        raise ModelError(f"training recipe {recipe['name']!r}: known recipes are {', '.join(RECIPE_NAMES)}")
-    checked: dict[str, Any] = {"name": recipe["name"]}
+        raise ModelError(f"training schedule: unknown key(s) {unknown}, missing key(s) {missing}; expected {sorted(keys)}")
+    if schedule["name"] not in SCHEDULE_NAMES:
+        raise ModelError(f"training schedule {schedule['name']!r}: known schedules are {', '.join(SCHEDULE_NAMES)}")
+    checked: dict[str, Any] = {"name": schedule["name"]}
     if "decay_per_epoch" in keys:
-        decay = float(recipe["decay_per_epoch"])
+        decay = float(schedule["decay_per_epoch"])
         if not math.isfinite(decay) or not 0 < decay <= 1:
-            raise ModelError(f"training recipe decay_per_epoch = {recipe['decay_per_epoch']!r}: expected a number in (0, 1]")
+            raise ModelError(f"training schedule decay_per_epoch = {schedule['decay_per_epoch']!r}: expected a number in (0, 1]")
         checked["decay_per_epoch"] = decay
     for key in ("learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing"):
-        value = float(recipe[key])
+        value = float(schedule[key])
         if not math.isfinite(value) or value < 0 or (key != "learning_rate" and value >= 1):
-            raise ModelError(f"training recipe {key} = {recipe[key]!r}: expected a number >= 0 (and < 1 except learning_rate)")
+            raise ModelError(f"training schedule {key} = {schedule[key]!r}: expected a number >= 0 (and < 1 except learning_rate)")
         checked[key] = value
-    checked["augment"] = check_augment(recipe["augment"])
+    checked["augment"] = check_augment(schedule["augment"])
     return checked
 
 
-def scheduled_optimizer(recipe: dict[str, Any], total_steps: int, learning_rate: float | None = None, steps_per_epoch: int | None = None):
+def scheduled_optimizer(schedule: dict[str, Any], total_steps: int, learning_rate: float | None = None, steps_per_epoch: int | None = None):
     """SGD with Nesterov momentum, linear warm-up then cosine decay to zero, decoupled weight decay on kernels.
 
-    Recipe ``adam-exponential``: Adam whose learning rate is multiplied by ``decay_per_epoch``
+    Schedule ``adam-exponential``: Adam whose learning rate is multiplied by ``decay_per_epoch``
     after every epoch of ``steps_per_epoch`` steps (MLPerf Tiny's ResNet-8 training).
     """
     _, keras = _keras()
-    peak = float(recipe["learning_rate"] if learning_rate is None else learning_rate)
+    peak = float(schedule["learning_rate"] if learning_rate is None else learning_rate)
     total_steps = max(1, int(total_steps))
-    if recipe["name"] == "adam-exponential":
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            peak, decay_steps=max(1, int(steps_per_epoch or total_steps)), decay_rate=recipe["decay_per_epoch"], staircase=True
+    if schedule["name"] == "adam-exponential":
+        rates = keras.optimizers.schedules.ExponentialDecay(
+            peak, decay_steps=max(1, int(steps_per_epoch or total_steps)), decay_rate=schedule["decay_per_epoch"], staircase=True
         )
-        return keras.optimizers.Adam(learning_rate=schedule)
-    warmup_steps = min(total_steps - 1, int(round(recipe["warmup_fraction"] * total_steps)))
-    schedule = keras.optimizers.schedules.CosineDecay(
+        return keras.optimizers.Adam(learning_rate=rates)
+    warmup_steps = min(total_steps - 1, int(round(schedule["warmup_fraction"] * total_steps)))
+    rates = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10.0 if warmup_steps else peak,
         decay_steps=total_steps - warmup_steps,
         alpha=0.0,
@@ -328,10 +328,10 @@ def scheduled_optimizer(recipe: dict[str, Any], total_steps: int, learning_rate:
         warmup_steps=warmup_steps,
     )
     optimizer = keras.optimizers.SGD(
-        learning_rate=schedule,
-        momentum=recipe["momentum"],
+        learning_rate=rates,
+        momentum=schedule["momentum"],
         nesterov=True,
-        weight_decay=recipe["weight_decay"] or None,
+        weight_decay=schedule["weight_decay"] or None,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
@@ -344,7 +344,7 @@ def train_scheduled(
     *,
     epochs: int,
     batch_size: int,
-    recipe: dict[str, Any],
+    schedule: dict[str, Any],
     patience: int | None = None,
     seed: int = 0,
     validation: str | None = None,
@@ -352,7 +352,7 @@ def train_scheduled(
     deterministic: bool = False,
     verbose: int = 1,
 ) -> tuple[Any, dict[str, list[float]]]:
-    """Train a fresh model of ``spec`` with a scheduled recipe; return ``(model, history)``.
+    """Train a fresh model of ``spec`` with a training schedule; return ``(model, history)``.
 
     A fixed budget of ``epochs`` (the schedule spans exactly them), batches of augmented
     images from a tf.data pipeline (:mod:`dnncomp.augment`), label-smoothed cross-entropy
@@ -367,7 +367,7 @@ def train_scheduled(
 
     spec = _as_spec(spec)
     tf, keras = _keras()
-    recipe = check_recipe(recipe)
+    schedule = check_schedule(schedule)
     validation = spec.training["validation"] if validation is None else validation
     if len(x_train) != len(y_train):
         raise ModelError(f"{len(x_train)} training images but {len(y_train)} labels")
@@ -390,17 +390,17 @@ def train_scheduled(
     seed_everything(seed, deterministic)
     train_data = training_dataset(
         _take(x, train_idx), _take(y, train_idx), input_shape=spec.input_shape, num_classes=spec.num_classes,
-        batch_size=batch_size, augment=recipe["augment"], seed=seed,
+        batch_size=batch_size, augment=schedule["augment"], seed=seed,
     )
     validation_data = None
     if len(val_idx):
         validation_data = evaluation_dataset(_take(x, val_idx), _take(y, val_idx), input_shape=spec.input_shape, num_classes=spec.num_classes)
 
     model = spec.build()
-    optimizer = scheduled_optimizer(recipe, epochs * steps_per_epoch, learning_rate, steps_per_epoch=steps_per_epoch)
+    optimizer = scheduled_optimizer(schedule, epochs * steps_per_epoch, learning_rate, steps_per_epoch=steps_per_epoch)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(from_logits=spec.from_logits, label_smoothing=recipe["label_smoothing"]),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=spec.from_logits, label_smoothing=schedule["label_smoothing"]),
         metrics=["accuracy"],
     )
     callbacks = [_EpochLog(keras, optimizer)]

@@ -390,7 +390,7 @@ def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTunin
     ``finetune=auto`` is ``study`` for the study's models (``spec.family == "study"``: what
     ``dnncomp reproduce`` runs, kept bit for bit) and ``recover`` for every other model
     (the improved/tiny families and a user's own file). Explicit parameters win over the
-    mode's defaults. Augmentation is the family's own (``spec.training["recipe"]["augment"]``);
+    mode's defaults. Augmentation is the family's own (``spec.training["schedule"]["augment"]``);
     a model without one (a user's file, the study's) is fine-tuned without, and it is
     applied only to image inputs in [0, 1] (said in ``augment_note`` otherwise).
     """
@@ -409,7 +409,7 @@ def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTunin
     note = ""
     wanted = params.get("augment")
     if wanted if wanted is not None else recover:
-        family = ((ctx.spec.training or {}).get("recipe") or {}).get("augment") or {}
+        family = ((ctx.spec.training or {}).get("schedule") or {}).get("augment") or {}
         if not family:
             note = f"{ctx.spec.name} has no augmentation of its own; fine-tuned without"
         else:
