@@ -72,6 +72,10 @@ def test_every_searched_range_fits_its_parameter_and_draws_resolve():
             values = search.choices if search.choices is not None else (search.low, search.high)
             for value in values:
                 param.convert(f"{recipe.name}.{key}", value)  # raises if the range leaves the parameter's bounds
+    from dnncomp.compress import get_recipe
+
+    described = get_recipe("pcqat").describe()["params"]  # `dnncomp recipes pcqat` and --json show what tune tries
+    assert described["final_sparsity"]["search"] == "0.5..0.95" and described["alpha"]["search"] == "0.1..0.9 when distill=True"
     recipes = candidate_recipes()
     assert "float" not in {r.name for r in recipes} and {"pcqat", "prune", "cluster", "qat", "ptq-int8"} <= {r.name for r in recipes}
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))

@@ -886,7 +886,7 @@ def recipes_command(names, as_json):
             click.echo(f"{recipe['name']}: {recipe['description']}")
             for key, p in recipe["params"].items():
                 allowed = f"one of {', '.join(map(str, p['choices']))}" if "choices" in p else p["type"]
-                click.echo(f"  {key}={p['default']}  ({allowed})  {p['help']}")
+                click.echo(f"  {key}={p['default']}  ({allowed})  {p['help']}" + (f"  [tune: {p['search']}]" if "search" in p else ""))
         return
     from rich.table import Table
 

@@ -216,10 +216,17 @@ class Recipe:
                     **({"choices": list(param.choices)} if param.choices else {}),
                     **({"minimum": param.minimum} if param.minimum is not None else {}),
                     **({"maximum": param.maximum} if param.maximum is not None else {}),
+                    **({"search": describe_search(param.search)} if param.search is not None else {}),
                 }
                 for key, param in self.params.items()
             },
         }
+
+
+def describe_search(search: Search) -> str:
+    """What ``dnncomp tune`` tries for a parameter, as text: ``0.5..0.95``, ``1e-05..0.001 (log)``, ``4|8|16|32``."""
+    text = "|".join(map(str, search.choices)) if search.choices is not None else f"{search.low:g}..{search.high:g}" + (" (log)" if search.log else "")
+    return text + (f" when {search.when[0]}={search.when[1]}" if search.when else "")
 
 
 _RECIPES: dict[str, Recipe] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..compress import Param, Recipe, get_recipe, list_recipes
+from ..compress import Param, Recipe, describe_search, get_recipe, list_recipes
 from ..errors import RecipeError
 
 # The float baseline is what is compressed, not a candidate.
@@ -34,18 +34,7 @@ def searched_params(recipe: Recipe) -> dict[str, Param]:
 
 def describe_space(recipes: list[Recipe]) -> dict[str, dict[str, str]]:
     """Per recipe, each searched parameter's range as text (for the tune config and the report)."""
-    described = {}
-    for recipe in recipes:
-        entries = {}
-        for key, param in searched_params(recipe).items():
-            search = param.search
-            text = (
-                "|".join(map(str, search.choices)) if search.choices is not None
-                else f"{search.low:g}..{search.high:g}" + (" (log)" if search.log else "")
-            )
-            entries[key] = text + (f" when {search.when[0]}={search.when[1]}" if search.when else "")
-        described[recipe.name] = entries
-    return described
+    return {recipe.name: {key: describe_search(param.search) for key, param in searched_params(recipe).items()} for recipe in recipes}
 
 
 def suggest(trial, recipes: list[Recipe]) -> tuple[str, dict[str, Any]]:
