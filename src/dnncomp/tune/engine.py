@@ -588,7 +588,7 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
         if progress:
             progress(done(), config.trials, elapsed(), config.time_budget_s)
     if config.time_budget_s is not None and elapsed() >= config.time_budget_s and done() < config.trials:
-        say(f"time budget {config.time_budget_s / 60:g} min used: {done()} of {config.trials} trials ran")
+        say(f"time budget {config.time_budget_s / 60:.3g} min used: {done()} of {config.trials} trials ran")
 
 
 def _record(study, trial, outcome: dict[str, Any], config: TuneConfig, runner: TrialRunner, out: Path, say) -> None:

@@ -97,7 +97,7 @@ def budget_bar(done: int, trials: int, elapsed_s: float, budget_s: float | None,
     if budget_s:
         used = max(used, min(1.0, elapsed_s / budget_s))
     filled = int(round(width * min(1.0, used)))
-    time_text = f"{elapsed_s / 60:.1f}" + (f" of {budget_s / 60:g} min" if budget_s else " min")
+    time_text = f"{elapsed_s / 60:.1f}" + (f" of {budget_s / 60:.3g} min" if budget_s else " min")
     return f"budget [{'#' * filled}{'.' * (width - filled)}] {done}/{trials} trials, {time_text}"
 
 
@@ -113,7 +113,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     ]
     budget = config.get("time_budget_s")
     used = status["elapsed_s"]
-    lines.append(f"time used: {used / 60:.1f} min" + (f" of {budget / 60:g} min ({100 * used / budget:.0f} %)" if budget else " (no time budget)"))
+    lines.append(f"time used: {used / 60:.1f} min" + (f" of {budget / 60:.3g} min ({100 * used / budget:.0f} %)" if budget else " (no time budget)"))
     best = status.get("best")
     if best:
         metrics = best["metrics"]
