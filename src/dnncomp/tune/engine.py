@@ -320,7 +320,11 @@ class TrialRunner:
         return metrics
 
     def _epoch_check(self):
-        """A Keras callback: validation accuracy after every fine-tuning epoch; prunes a trial past the budget."""
+        """A Keras callback: validation accuracy after every fine-tuning epoch; prunes a trial past the budget.
+
+        The values go to the trial's ``intermediate`` attribute and the rule is ours: Optuna's
+        ``Trial.report``/``should_prune`` raise NotImplementedError in a multi-objective study.
+        """
         if self.baseline_correct is None:
             return None
         from ..keras_env import import_keras
