@@ -45,7 +45,7 @@ def test_run_mcu_records_arena_flash_ops_and_agreement(tmp_path, capsys):
     eq = mcu["equivalence"]
     assert eq["images"] == 40 and eq["dataset"] == "mnist"
     assert eq["top1_agreement"] >= 0.95 and eq["max_abs_diff"] <= 2, eq  # int8 steps
-    assert "TFLite Micro ptq-int8-io: arena" in out and "TFLite Micro float: not measured" in out
+    assert "TFLite Micro ptq-int8-io: arena" in out and "TFLite Micro float: not measured on TFLM (not an int8 model: its" in out
 
     # A rerun asks for the full test set: only the TFLM stages run again, the evaluations are kept.
     manifest = json.loads((run_dir / "manifest.json").read_text())["stages"]

@@ -530,7 +530,7 @@ def mcu_stage_record(model_path: str | os.PathLike, x_test: np.ndarray, *, image
 
     path = Path(model_path)
     if not is_int8_model(inspect_model(path, tensors=False)):
-        return {"skipped": "not an int8 model (its convolutions or dense layers compute in float)"}
+        return {"skipped": "not an int8 model: its convolutions or dense layers compute in float"}
     subset = x_test[:images] if images > 0 else x_test
     report = micro_report(path, x_uint8=subset, dataset=dataset)
     report["model"] = path.name
