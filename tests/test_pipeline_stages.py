@@ -200,3 +200,21 @@ def test_a_manifest_from_before_the_schedule_rename_keeps_its_baseline(tmp_path)
     work = FakeWork()
     Pipeline(config, workers=work.workers()).run()
     assert work.calls == []
+
+
+def test_eta_keeps_the_keras_row_apart_from_litert_evaluations():
+    """Keras' model.predict row takes far longer than a LiteRT evaluation: its time must not set their ETA."""
+    progress = StageProgress(1, say=lambda line: None)
+    progress.plan(["evaluate:baseline-keras", "evaluate:float", "evaluate:qat"], kinds={"evaluate:baseline-keras": "keras-evaluate"})
+    progress.done("evaluate:baseline-keras", 40.0)
+    assert progress.status("evaluate:float") == "1 of 3 stages done"  # no LiteRT evaluation timed yet: no ETA
+    progress.done("evaluate:float", 5.0)
+    assert progress.status("evaluate:qat") == "2 of 3 stages done, ETA 5s"
+
+
+def test_the_keras_row_is_its_own_kind_in_a_run(tmp_path):
+    config = RunConfig("mnist", model="study-mnist", techniques=["float"], out=tmp_path, eval_only=False, limit=10)
+    pipeline = Pipeline(config, workers=FakeWork().workers())
+    pipeline.progress._say = lambda line: None
+    pipeline.run()
+    assert pipeline.progress.kinds == {"evaluate:baseline-keras": "keras-evaluate"}

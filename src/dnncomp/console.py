@@ -121,7 +121,7 @@ class StageProgress:
 
     ``estimates``: stage name -> expected seconds (the manifest's wall time of an earlier run of
     that stage); a stage without one is estimated from this run's stages of the same kind
-    (the part of the name before ":"). The ETA is left out while nothing can be estimated and
+    (given to :meth:`plan`, else the part of the name before ":"). The ETA is left out while nothing can be estimated and
     marked ">" while some stage left has no estimate.
     """
 
@@ -134,11 +134,13 @@ class StageProgress:
         self.estimates: dict[str, float] = {}
         self.finished: set[str] = set()
         self.measured: dict[str, list[float]] = {}
+        self.kinds: dict[str, str] = {}
 
-    def plan(self, names: Sequence[str], estimates: dict[str, float] | None = None) -> None:
-        """The stages this run will go through, in order."""
+    def plan(self, names: Sequence[str], estimates: dict[str, float] | None = None, kinds: dict[str, str] | None = None) -> None:
+        """The stages this run will go through, in order; ``kinds``: stage -> the kind its time is like."""
         self.names = list(names)
         self.estimates = dict(estimates or {})
+        self.kinds = dict(kinds or {})
 
     def line(self, message: str) -> None:
         """One progress line (shown unless quiet)."""
@@ -150,12 +152,12 @@ class StageProgress:
 
     def done(self, name: str, wall_s: float) -> None:
         self.finished.add(name)
-        self.measured.setdefault(_kind(name), []).append(wall_s)
+        self.measured.setdefault(self._kind(name), []).append(wall_s)
 
     def _estimate(self, name: str) -> float | None:
         if name in self.estimates:
             return self.estimates[name]
-        same_kind = self.measured.get(_kind(name))
+        same_kind = self.measured.get(self._kind(name))
         return sum(same_kind) / len(same_kind) if same_kind else None
 
     def status(self, current: str) -> str:
@@ -174,5 +176,5 @@ class StageProgress:
         self.line(message)
 
 
-def _kind(stage: str) -> str:
-    return stage.split(":", 1)[0]
+    def _kind(self, stage: str) -> str:
+        return self.kinds.get(stage) or stage.split(":", 1)[0]

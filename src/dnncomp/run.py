@@ -356,6 +356,7 @@ class Stage:
     action: Callable[[], StageResult]
     running: str
     up_to_date: str | None = None
+    kind: str | None = None  # what its time is like, for the ETA (default: the name before ":")
 
 
 def execute_stages(stages: list[Stage], manifest: Manifest, progress) -> list[str]:
@@ -366,7 +367,8 @@ def execute_stages(stages: list[Stage], manifest: Manifest, progress) -> list[st
     with nothing recorded for that stage.
     """
     progress.plan([s.name for s in stages],
-                  {name: entry["wall_s"] for name, entry in manifest.stages.items() if isinstance(entry.get("wall_s"), (int, float))})
+                  {name: entry["wall_s"] for name, entry in manifest.stages.items() if isinstance(entry.get("wall_s"), (int, float))},
+                  {s.name: s.kind for s in stages if s.kind})
     ran = []
     for stage in stages:
         set_current_stage(stage.name)
@@ -793,7 +795,8 @@ class Pipeline:
             return StageResult(extra={"record": record})
 
         return Stage(f"evaluate:{KERAS_BASELINE}", inputs, evaluate,
-                     running="baseline-keras: accuracy and the study's model.predict timing")
+                     running="baseline-keras: accuracy and the study's model.predict timing",
+                     kind="keras-evaluate")  # Keras' 200 model.predict calls: nothing like a LiteRT evaluation's time
 
     def _evaluate_stage(self, technique: str, data) -> Stage:
         from .bench import LatencyConfig
