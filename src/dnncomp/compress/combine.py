@@ -15,6 +15,8 @@ stripped before the next starts:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from . import Param, RecipeContext, RecipeResult, Search, register_recipe
@@ -29,6 +31,41 @@ def _schemes():
     from ..keras_env import import_tfmot
 
     return import_tfmot().experimental.combine
+
+
+@contextlib.contextmanager
+def _centroids_shared_per_tensor(active: bool) -> Iterator[None]:
+    """Make TFMOT's cluster-preserving QAT keep one set of centroids per kernel, as it was clustered.
+
+    TFMOT 0.8.1 (``cluster_preserve_quantize_registry.get_centroids``) gives a Conv2D one set of
+    centroids per output channel whenever every channel happens to hold the same number of
+    distinct values, give or take one, even when the clustering stage clustered the kernel per
+    tensor; the per-channel sets then drift apart during QAT. Measured on improved-mnist pcqat
+    (docs/BENCHMARKS.md, issue 13): block3b_conv, half the weights, ended with 171 distinct int8
+    values in 192 code sets, and the file compressed 14.3x instead of 16.2x. Which layer crosses
+    that rule depends on the data, so a per-tensor clustering keeps its centroids per tensor here.
+    Scoped to one QAT stage (the quantizers read their centroids when they are built).
+    """
+    if not active:
+        yield
+        return
+    from ..keras_env import import_tfmot
+
+    import_tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+        cluster_preserve_quantize_registry as registry,
+    )
+
+    def per_tensor(layer, weight, data_format):  # TFMOT's own per-tensor branch
+        centroids, index = registry.get_unique(weight)
+        return centroids, registry.tf.size(centroids), index, False
+
+    original = registry.get_centroids
+    registry.get_centroids = per_tensor
+    try:
+        yield
+    finally:
+        registry.get_centroids = original
 
 
 def _result(stages: dict[str, dict[str, Any]], tflite: bytes, conversion: dict[str, Any], model) -> RecipeResult:
@@ -103,10 +140,13 @@ def cluster_preserving_qat_recipe(ctx: RecipeContext, *, io_dtype: str, epochs: 
     clustered, clustering = cluster_stage(ctx.load_baseline(), ctx, epochs=epochs, batch_size=batch_size, **clustering_params)
     # TFMOT's CQAT guide uses the scheme's default (preserve_sparsity=True); with nothing pruned
     # before, the only zeros it keeps are the rare exact-zero weights.
-    model, qat = qat_stage(
-        clustered, ctx, epochs=epochs, batch_size=batch_size, scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(),
-        scheme_name="Default8BitClusterPreserveQuantizeScheme",
-    )
+    per_tensor = not clustering_params.get("per_channel")
+    with _centroids_shared_per_tensor(per_tensor):
+        model, qat = qat_stage(
+            clustered, ctx, epochs=epochs, batch_size=batch_size, scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(),
+            scheme_name="Default8BitClusterPreserveQuantizeScheme",
+        )
+    qat["centroids"] = "one set per kernel, as clustered" if per_tensor else "TFMOT's choice (per channel where it can)"
     tflite, conversion = convert(model, ctx, mode="qat", io_dtype=io_dtype)
     return _result({"clustering": clustering, "qat": qat}, tflite, conversion, model)
 
@@ -145,10 +185,13 @@ def sparsity_preserving_cluster_recipe(ctx: RecipeContext, *, sparse_format: boo
 )
 def prune_cluster_qat_recipe(ctx: RecipeContext, *, io_dtype: str, sparse_format: bool, **params) -> RecipeResult:
     clustered, stages = _prune_then_cluster(ctx, **params)
-    model, qat = qat_stage(
-        clustered, ctx, epochs=params["epochs"], batch_size=params["batch_size"],
-        scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True),
-        scheme_name="Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)",
-    )
+    # The clustering stage here is per tensor: its centroids stay shared through QAT.
+    with _centroids_shared_per_tensor(True):
+        model, qat = qat_stage(
+            clustered, ctx, epochs=params["epochs"], batch_size=params["batch_size"],
+            scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True),
+            scheme_name="Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)",
+        )
+    qat["centroids"] = "one set per kernel, as clustered"
     tflite, conversion = convert(model, ctx, mode="qat", io_dtype=io_dtype, sparse_format=sparse_format)
     return _result({**stages, "qat": qat}, tflite, conversion, model)
