@@ -82,18 +82,29 @@ def main(argv=None) -> int:
     except AttributeError:
         affinity = os.cpu_count()
     print(f"Command: `{command.strip()}` (data: {args.data_dir}, best of {args.repeat})\n")
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs ({affinity} usable, {default_workers()} decode workers), "
-          f"{platform.system()} {platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
-          f"Pillow {PIL.__version__}, dnncomp {__version__}; {time.strftime('%Y-%m-%d %H:%M')}; "
-          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the loads\n")
-    print(markdown_grid(["dataset", "image", "train + test", "first load s (empty cache)", "second load s",
-                         "second load from cache"], rows, align="llllll"))
+    print(
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs ({affinity} usable, {default_workers()} decode workers), "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
+        f"Pillow {PIL.__version__}, dnncomp {__version__}; {time.strftime('%Y-%m-%d %H:%M')}; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the loads\n"
+    )
+    print(
+        markdown_grid(
+            ["dataset", "image", "train + test", "first load s (empty cache)", "second load s", "second load from cache"],
+            rows,
+            align="llllll",
+        )
+    )
 
     if not args.no_executors:
         gtsrb = args.data_dir / "GTSRB"
-        paths = sorted((gtsrb / "Final_Training" / "Images").glob("*/*.ppm")) + sorted((gtsrb / "Final_Test" / "Images").glob("*.ppm"))
-        print(f"\nGTSRB decode alone ({len(paths):,} images, resized to 30x30), by executor; rounds interleaved "
-              f"(serial, thread, process, serial, ...), {args.repeat} each:\n")
+        paths = sorted((gtsrb / "Final_Training" / "Images").glob("*/*.ppm")) + sorted(
+            (gtsrb / "Final_Test" / "Images").glob("*.ppm")
+        )
+        print(
+            f"\nGTSRB decode alone ({len(paths):,} images, resized to 30x30), by executor; rounds interleaved "
+            f"(serial, thread, process, serial, ...), {args.repeat} each:\n"
+        )
         executors = ("serial", "thread", "process")
         times = {executor: [] for executor in executors}
         for _ in range(args.repeat):

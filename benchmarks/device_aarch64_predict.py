@@ -45,9 +45,11 @@ def compare(out: Path, tolerance: float = 0.01) -> int:
     5 of 300), so the aarch64 builtin kernels are compared with both.
     """
     failed = xnnpack_differs = False
-    print(f"{'model':40} {'dataset':8} {'images':>6}  correct: {'x86 builtin':>11} {'x86 XNNPACK':>11} "
-          f"{'arm64 builtin':>13} {'arm64 XNNPACK':>13} | same prediction: arm64 builtin~x86 XNNPACK, ~x86 builtin, "
-          "arm64 XNNPACK~x86 XNNPACK | arm64 XNNPACK ops")
+    print(
+        f"{'model':40} {'dataset':8} {'images':>6}  correct: {'x86 builtin':>11} {'x86 XNNPACK':>11} "
+        f"{'arm64 builtin':>13} {'arm64 XNNPACK':>13} | same prediction: arm64 builtin~x86 XNNPACK, ~x86 builtin, "
+        "arm64 XNNPACK~x86 XNNPACK | arm64 XNNPACK ops"
+    )
     for x86_path in sorted(out.glob("*-x86.json"), key=lambda p: int(p.name.split("-")[0])):
         x86 = json.loads(x86_path.read_text())
         arm = json.loads((out / x86_path.name.replace("x86", "arm64")).read_text())
@@ -63,14 +65,24 @@ def compare(out: Path, tolerance: float = 0.01) -> int:
         failed |= not builtin_ok
         xnnpack_differs |= xnnpack_agree < 1 - tolerance
         ops = f"{arm['xnnpack']['ops_delegated']}/{arm['xnnpack']['ops']}" if arm["xnnpack"]["delegate_nodes"] else "not applied"
-        print(f"{x86['model'][-40:]:40} {x86['dataset']:8} {n:6}           {x86['builtin']['correct']:11} "
-              f"{x86['xnnpack']['correct']:11} {arm['builtin']['correct']:13} {arm['xnnpack']['correct']:13} | "
-              f"{with_xnnpack:7.1%} {with_builtin:7.1%} {xnnpack_agree:7.1%} | {ops}" + ("" if builtin_ok else "   BUILTIN DIFFERS"))
-    print("device_aarch64: " + ("aarch64 builtin kernels DIFFER from x86" if failed else
-                                f"aarch64 (builtin kernels) predicts as x86 on >= {1 - tolerance:.0%} of the images"))
+        print(
+            f"{x86['model'][-40:]:40} {x86['dataset']:8} {n:6}           {x86['builtin']['correct']:11} "
+            f"{x86['xnnpack']['correct']:11} {arm['builtin']['correct']:13} {arm['xnnpack']['correct']:13} | "
+            f"{with_xnnpack:7.1%} {with_builtin:7.1%} {xnnpack_agree:7.1%} | {ops}" + ("" if builtin_ok else "   BUILTIN DIFFERS")
+        )
+    print(
+        "device_aarch64: "
+        + (
+            "aarch64 builtin kernels DIFFER from x86"
+            if failed
+            else f"aarch64 (builtin kernels) predicts as x86 on >= {1 - tolerance:.0%} of the images"
+        )
+    )
     if xnnpack_differs:
-        print("device_aarch64: XNNPACK under qemu-user predicts otherwise than on x86: an emulation artifact until a real "
-              "board says otherwise (check there with `dnncomp bench --xnnpack both`)")
+        print(
+            "device_aarch64: XNNPACK under qemu-user predicts otherwise than on x86: an emulation artifact until a real "
+            "board says otherwise (check there with `dnncomp bench --xnnpack both`)"
+        )
     return 1 if failed else 0
 
 

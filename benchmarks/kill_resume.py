@@ -47,16 +47,35 @@ from dnncomp.run import HOLDER_NAME  # noqa: E402
 def small_mnist(data_dir: Path, dest: Path, n_train: int, n_test: int) -> Path:
     """The first images of the real MNIST, in its own file format, so dnncomp's loader reads them."""
     with np.load(data_dir / "mnist.npz") as z:
-        parts = {"x_train": z["x_train"][:n_train], "y_train": z["y_train"][:n_train],
-                 "x_test": z["x_test"][:n_test], "y_test": z["y_test"][:n_test]}
+        parts = {
+            "x_train": z["x_train"][:n_train],
+            "y_train": z["y_train"][:n_train],
+            "x_test": z["x_test"][:n_test],
+            "y_test": z["y_test"][:n_test],
+        }
     dest.mkdir(parents=True, exist_ok=True)
     np.savez(dest / "mnist.npz", **parts)
     return dest
 
 
 def command(data_dir: Path, out: Path, techniques: str) -> list[str]:
-    return [sys.executable, "-m", "dnncomp.cli", "run", "mnist", "--data-dir", str(data_dir), "--out", str(out),
-            "--epochs", "1", "--techniques", techniques, "--limit", "100"]
+    return [
+        sys.executable,
+        "-m",
+        "dnncomp.cli",
+        "run",
+        "mnist",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--techniques",
+        techniques,
+        "--limit",
+        "100",
+    ]
 
 
 def run_to_end(cmd: list[str], log: Path) -> tuple[int, float]:
@@ -78,8 +97,12 @@ def stage_at(log: Path) -> str:
     if not lines:
         return "(before the first stage)"
     name, _, rest = lines[-1].split("] ", 1)[-1].partition(": ")
-    for prefix, stage in (("accuracy", f"evaluate:{name}"), ("compressing", f"compress:{name}"), ("training", "baseline"),
-                          ("up to date", f"after {name}")):
+    for prefix, stage in (
+        ("accuracy", f"evaluate:{name}"),
+        ("compressing", f"compress:{name}"),
+        ("training", "baseline"),
+        ("up to date", f"after {name}"),
+    ):
         if rest.startswith(prefix):
             return stage
     return name[:40]
@@ -132,9 +155,15 @@ def trial(i: int, moment: float, sig: int, cmd_for, work: Path, techniques: list
     problems = [] if rc == 0 else [f"resume exited {rc} (see {work / f'trial-{i:02d}-resume.log'})"]
     problems += check(run_dir, before, techniques) if run_dir.is_dir() else ["no run dir"]
     return {
-        "trial": i, "kill_at_s": round(moment, 2), "killed": killed, "stage": stage_at(log) if killed else "(finished first)",
-        "exit_at_kill": process.returncode, "stages_done_at_kill": len(before.get("stages", {})),
-        "temp_files_after_kill": temp_after_kill, "resume_exit": rc, "resume_s": round(resume_s, 1),
+        "trial": i,
+        "kill_at_s": round(moment, 2),
+        "killed": killed,
+        "stage": stage_at(log) if killed else "(finished first)",
+        "exit_at_kill": process.returncode,
+        "stages_done_at_kill": len(before.get("stages", {})),
+        "temp_files_after_kill": temp_after_kill,
+        "resume_exit": rc,
+        "resume_s": round(resume_s, 1),
         "problems": problems,
     }
 
@@ -175,17 +204,33 @@ def main() -> int:
         if not result["killed"]:  # the machine got faster (less contention): aim within the shorter run
             duration = min(duration, result["kill_at_s"])
         verdict = "ok" if not result["problems"] else "FAIL: " + "; ".join(result["problems"])
-        print(f"trial {i:2d}: SIG{args.signal} at {result['kill_at_s']:6.1f} s in {result['stage']!r:62} "
-              f"(exit {result['exit_at_kill']}, {result['temp_files_after_kill']} temp file(s)); "
-              f"resumed in {result['resume_s']:5.1f} s: {verdict}", flush=True)
+        print(
+            f"trial {i:2d}: SIG{args.signal} at {result['kill_at_s']:6.1f} s in {result['stage']!r:62} "
+            f"(exit {result['exit_at_kill']}, {result['temp_files_after_kill']} temp file(s)); "
+            f"resumed in {result['resume_s']:5.1f} s: {verdict}",
+            flush=True,
+        )
     failed = [t for t in trials if t["problems"]]
     killed = [t for t in trials if t["killed"]]
-    print(f"\n{len(trials)} trials, {len(killed)} killed mid-run, {len(trials) - len(failed)} sound after the rerun, "
-          f"{len(failed)} failed; temp files seen right after a kill: {sum(t['temp_files_after_kill'] for t in trials)} "
-          f"(all removed by the rerun unless a trial failed)")
+    print(
+        f"\n{len(trials)} trials, {len(killed)} killed mid-run, {len(trials) - len(failed)} sound after the rerun, "
+        f"{len(failed)} failed; temp files seen right after a kill: {sum(t['temp_files_after_kill'] for t in trials)} "
+        f"(all removed by the rerun unless a trial failed)"
+    )
     if args.json:
-        atomic_write_json(args.json, {"signal": args.signal, "reference_s": round(reference_s, 1), "window_s": round(duration, 1), "train": args.train,
-                                      "test": args.test, "techniques": techniques, "seed": args.seed, "trials": trials})
+        atomic_write_json(
+            args.json,
+            {
+                "signal": args.signal,
+                "reference_s": round(reference_s, 1),
+                "window_s": round(duration, 1),
+                "train": args.train,
+                "test": args.test,
+                "techniques": techniques,
+                "seed": args.seed,
+                "trials": trials,
+            },
+        )
     if args.work is None and not failed:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0

@@ -55,7 +55,9 @@ def summary_lines(document: dict) -> list[str]:
             f"peak +{memory.get('peak_added_bytes', 0) / 1e6:.1f} MB"
         )
     if batch1.get("float") and batch1.get("qat"):
-        lines.append(f"{document['dataset']:8s} int8/float speed ratio (p50, batch 1): {batch1['float']['p50_ms'] / batch1['qat']['p50_ms']:.2f}x")
+        lines.append(
+            f"{document['dataset']:8s} int8/float speed ratio (p50, batch 1): {batch1['float']['p50_ms'] / batch1['qat']['p50_ms']:.2f}x"
+        )
     return lines
 
 
@@ -80,8 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         data = load_for_model(dataset, models[0], args.data_dir)
         document = bench_models(
-            models, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
-            threads=(args.threads,), batches=(1, 32), base_config=config,
+            models,
+            data.x_test,
+            data.y_test,
+            dataset=dataset,
+            num_classes=data.num_classes,
+            threads=(args.threads,),
+            batches=(1, 32),
+            base_config=config,
         )
         document["bench"]["command"] = " ".join(["python", "benchmarks/latency.py", *(argv or sys.argv[1:])])
         rows = flat_rows(document)

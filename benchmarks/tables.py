@@ -40,19 +40,43 @@ MAX_LOSS_POINTS = 1.0  # issue 5: the best combined recipe may lose at most 1 po
 def catalogue_table(run: RunData) -> str:
     rows = [r for r in variant_rows(run) if r.comparable]
     reference = next((r for r in rows if r.name == "float"), None)
-    headers = ["recipe", "acc % full", "Δacc pts", "acc % first 1000", "p50 ms", "file MB", "gzip MB", "gzip vs float",
-               "sparsity", "recipe wall s"]
+    headers = [
+        "recipe",
+        "acc % full",
+        "Δacc pts",
+        "acc % first 1000",
+        "p50 ms",
+        "file MB",
+        "gzip MB",
+        "gzip vs float",
+        "sparsity",
+        "recipe wall s",
+    ]
     cells = []
     best = None
     for r in rows:
         delta = None if reference is None or r.acc_full_pct is None else r.acc_full_pct - reference.acc_full_pct
         wall = run.stage(f"compress:{r.name}").get("wall_s")
-        cells.append([
-            r.name, _f(r.acc_full_pct), MISSING if delta is None else f"{delta:+.2f}", _f(r.acc_first_n_pct), _f(r.p50_ms, 3),
-            _f(r.file_mb, 3), _f(r.gzip_mb, 3), _f(r.gzip_ratio, 1, "x"), _f(None if r.sparsity_pct is None else r.sparsity_pct / 100),
-            _f(wall, 1),
-        ])
-        if delta is not None and delta >= -MAX_LOSS_POINTS and r.gzip_ratio and (best is None or r.gzip_ratio > best[0].gzip_ratio):
+        cells.append(
+            [
+                r.name,
+                _f(r.acc_full_pct),
+                MISSING if delta is None else f"{delta:+.2f}",
+                _f(r.acc_first_n_pct),
+                _f(r.p50_ms, 3),
+                _f(r.file_mb, 3),
+                _f(r.gzip_mb, 3),
+                _f(r.gzip_ratio, 1, "x"),
+                _f(None if r.sparsity_pct is None else r.sparsity_pct / 100),
+                _f(wall, 1),
+            ]
+        )
+        if (
+            delta is not None
+            and delta >= -MAX_LOSS_POINTS
+            and r.gzip_ratio
+            and (best is None or r.gzip_ratio > best[0].gzip_ratio)
+        ):
             best = (r, delta)
     lines = [markdown_grid(headers, cells)]
     if best and reference:
@@ -75,8 +99,20 @@ def _params(model: str) -> str:
 
 
 def models_table(runs: list[RunData]) -> str:
-    headers = ["model", "params", "M MACs", "epochs", "training wall s", "float acc %", "int8 acc % (recipe)", "ptq-int8 acc %",
-               "int8 file MB", "int8 gzip MB", "int8 p50 ms", "float p50 ms"]
+    headers = [
+        "model",
+        "params",
+        "M MACs",
+        "epochs",
+        "training wall s",
+        "float acc %",
+        "int8 acc % (recipe)",
+        "ptq-int8 acc %",
+        "int8 file MB",
+        "int8 gzip MB",
+        "int8 p50 ms",
+        "float p50 ms",
+    ]
     cells = []
     for run in runs:
         rows = {r.name: r for r in variant_rows(run)}
@@ -86,11 +122,22 @@ def models_table(runs: list[RunData]) -> str:
         macs = anatomy.macs if anatomy else None  # multiply-accumulates per image
         baseline = run.stage("baseline")
         int8_acc = MISSING if int8 is None else f"{_f(int8.acc_full_pct)} ({int8.name})"
-        cells.append([
-            run.model, _params(run.model), _f(macs and macs / 1e6, 1), baseline.get("epochs_run", MISSING), _f(baseline.get("wall_s"), 0),
-            _f(flt and flt.acc_full_pct), int8_acc, _f(ptq and ptq.acc_full_pct), _f(int8 and int8.file_mb, 3),
-            _f(int8 and int8.gzip_mb, 3), _f(int8 and int8.p50_ms, 3), _f(flt and flt.p50_ms, 3),
-        ])
+        cells.append(
+            [
+                run.model,
+                _params(run.model),
+                _f(macs and macs / 1e6, 1),
+                baseline.get("epochs_run", MISSING),
+                _f(baseline.get("wall_s"), 0),
+                _f(flt and flt.acc_full_pct),
+                int8_acc,
+                _f(ptq and ptq.acc_full_pct),
+                _f(int8 and int8.file_mb, 3),
+                _f(int8 and int8.gzip_mb, 3),
+                _f(int8 and int8.p50_ms, 3),
+                _f(flt and flt.p50_ms, 3),
+            ]
+        )
     return markdown_grid(headers, cells)
 
 

@@ -37,8 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     for workers in [int(w) for w in args.workers.split(",")]:
         out = args.out / f"workers-{workers}"
         command = [
-            sys.executable, "-m", "dnncomp.cli", "tune", args.baseline, "--dataset", args.dataset, "--trials", str(args.trials),
-            "--recipes", args.recipes, "--workers", str(workers), "--out", str(out), *(["--data-dir", args.data_dir] if args.data_dir else []),
+            sys.executable,
+            "-m",
+            "dnncomp.cli",
+            "tune",
+            args.baseline,
+            "--dataset",
+            args.dataset,
+            "--trials",
+            str(args.trials),
+            "--recipes",
+            args.recipes,
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            *(["--data-dir", args.data_dir] if args.data_dir else []),
             *args.extra,
         ]
         load_before = os.getloadavg()[0]
@@ -48,20 +62,30 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((out / "tune.json").read_text()) if (out / "tune.json").is_file() else {}
         finished = sum(1 for t in summary.get("trials", []) if t["state"] in ("COMPLETE", "PRUNED", "FAIL"))
         trial_seconds = [t["wall_s"] for t in summary.get("trials", []) if t.get("wall_s")]
-        rows.append({
-            "workers": workers, "exit_code": process.returncode, "wall_s": round(wall, 1), "trials": finished,
-            "trials_per_hour": round(3600 * finished / wall, 1) if wall else None,
-            "mean_trial_s": round(sum(trial_seconds) / len(trial_seconds), 1) if trial_seconds else None,
-            "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2), "command": " ".join(command[2:]),
-        })
+        rows.append(
+            {
+                "workers": workers,
+                "exit_code": process.returncode,
+                "wall_s": round(wall, 1),
+                "trials": finished,
+                "trials_per_hour": round(3600 * finished / wall, 1) if wall else None,
+                "mean_trial_s": round(sum(trial_seconds) / len(trial_seconds), 1) if trial_seconds else None,
+                "load_1min_before": round(load_before, 2),
+                "load_1min_after": round(os.getloadavg()[0], 2),
+                "command": " ".join(command[2:]),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
         if process.returncode not in (0, 3):
             print(process.stderr[-3000:], file=sys.stderr)
     record = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(), "rows": rows}
     (args.out / "scaling.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = ["| workers | trials | wall (s) | trials/hour | mean trial (s) | load before/after |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {r['trials']} | {r['wall_s']} | {r['trials_per_hour']} | {r['mean_trial_s']} | "
-              f"{r['load_1min_before']}/{r['load_1min_after']} |" for r in rows]
+    lines += [
+        f"| {r['workers']} | {r['trials']} | {r['wall_s']} | {r['trials_per_hour']} | {r['mean_trial_s']} | "
+        f"{r['load_1min_before']}/{r['load_1min_after']} |"
+        for r in rows
+    ]
     (args.out / "scaling.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

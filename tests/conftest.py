@@ -23,9 +23,11 @@ KAGGLE_SAMPLE = SHARED / "datasets" / "gtsrb-kaggle-sample"
 
 
 def _prepared(path: Path) -> bool:
-    return (path / "mnist.npz").is_file() and (path / "cifar-10-batches-py" / "test_batch").is_file() and (
-        path / "GTSRB" / "Final_Test" / "GT-final_test.csv"
-    ).is_file()
+    return (
+        (path / "mnist.npz").is_file()
+        and (path / "cifar-10-batches-py" / "test_batch").is_file()
+        and (path / "GTSRB" / "Final_Test" / "GT-final_test.csv").is_file()
+    )
 
 
 def pytest_configure(config):
@@ -98,9 +100,7 @@ def real_data_dir() -> Path:
         prepare = SHARED / "datasets" / "prepare"
         if not prepare.exists():
             pytest.skip(f"real datasets not found in {target} and no {prepare} to lay them out")
-        subprocess.run(
-            ["bash", str(prepare), str(target)], check=True, env={**os.environ, "PYTHON": sys.executable}
-        )
+        subprocess.run(["bash", str(prepare), str(target)], check=True, env={**os.environ, "PYTHON": sys.executable})
     return target
 
 

@@ -116,8 +116,9 @@ def write_gtsrb_kaggle(root: Path, classes=(0, 5), per_class: int = 2, n_test: i
     return root
 
 
-def write_folder(root: Path, classes=("cat", "dog"), per_class: int = 5, size=(20, 16), mode: str = "RGB",
-                 ext: str = ".png") -> Path:
+def write_folder(
+    root: Path, classes=("cat", "dog"), per_class: int = 5, size=(20, 16), mode: str = "RGB", ext: str = ".png"
+) -> Path:
     for k, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):

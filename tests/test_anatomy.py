@@ -22,7 +22,10 @@ def test_reference_mnist_params_and_macs_match_the_architecture(mnist_int8):
     assert mnist_int8["params"] == params == 1_111_946
     assert mnist_int8["macs"] == macs
     assert [op["macs"] for op in mnist_int8["op_list"] if op["macs"]] == [
-        24 * 24 * 32 * 25, 8 * 8 * 64 * 800, 1024 * 1024, 10240,
+        24 * 24 * 32 * 25,
+        8 * 8 * 64 * 800,
+        1024 * 1024,
+        10240,
     ]
 
 
@@ -56,7 +59,7 @@ def _patched(data: bytes, original: np.ndarray, replacement: np.ndarray) -> byte
     raw = original.tobytes()
     offset = data.find(raw)
     assert offset > 0 and data.find(raw, offset + 1) == -1
-    return data[:offset] + replacement.astype(original.dtype).tobytes() + data[offset + len(raw):]
+    return data[:offset] + replacement.astype(original.dtype).tobytes() + data[offset + len(raw) :]
 
 
 def test_sparsity_and_unique_values_are_read_from_the_weights(reference_models_dir, mnist_int8):
@@ -141,6 +144,7 @@ def test_weights_behind_densify_and_dequantize_are_the_kernels(real_data_dir):
 
 # ---- per-layer, per-output-channel analysis of kernel ops ------------------------------------
 
+
 @pytest.fixture(scope="module")
 def channel_models(tmp_path_factory):
     """A float and an int8 flatbuffer of depthwise, separable, transposed and nested convolutions and a dense
@@ -157,7 +161,9 @@ def channel_models(tmp_path_factory):
     x = layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs)
     x = layers.SeparableConv2D(6, 3, padding="same", name="sep")(x)
     x = layers.Conv2DTranspose(5, 3, strides=2, padding="same", name="tconv")(x)
-    backbone = keras.Sequential([keras.Input((16, 16, 5)), layers.Conv2D(4, 3, name="inner_conv"), layers.GlobalAveragePooling2D()], name="backbone")
+    backbone = keras.Sequential(
+        [keras.Input((16, 16, 5)), layers.Conv2D(4, 3, name="inner_conv"), layers.GlobalAveragePooling2D()], name="backbone"
+    )
     model = keras.Model(inputs, layers.Dense(3, name="head")(backbone(x)), name="mixed")
 
     def per_channel(shape, axis):
@@ -171,7 +177,9 @@ def channel_models(tmp_path_factory):
     dw = model.get_layer("dw")
     dw.set_weights([per_channel(dw.depthwise_kernel.shape, 2), np.zeros(3, np.float32)])
     sep = model.get_layer("sep")
-    sep.set_weights([per_channel(sep.depthwise_kernel.shape, 2), per_channel(sep.pointwise_kernel.shape, 3), np.zeros(6, np.float32)])
+    sep.set_weights(
+        [per_channel(sep.depthwise_kernel.shape, 2), per_channel(sep.pointwise_kernel.shape, 3), np.zeros(6, np.float32)]
+    )
     tconv = model.get_layer("tconv")  # Keras [kh, kw, out, in]
     tconv.set_weights([per_channel(tconv.kernel.shape, 2), np.zeros(5, np.float32)])
     inner = backbone.get_layer("inner_conv")
@@ -193,8 +201,12 @@ def test_kernel_ops_count_distinct_values_along_each_ops_output_channel_axis(cha
     anatomy = inspect_model(channel_models["float"])
     records = {(r["layer"], r["op"]): r for r in anatomy["kernel_ops"]}
     assert list(records) == [
-        ("dw", "DEPTHWISE_CONV_2D"), ("sep", "DEPTHWISE_CONV_2D"), ("sep", "CONV_2D"), ("tconv", "TRANSPOSE_CONV"),
-        ("backbone/inner_conv", "CONV_2D"), ("head", "FULLY_CONNECTED"),
+        ("dw", "DEPTHWISE_CONV_2D"),
+        ("sep", "DEPTHWISE_CONV_2D"),
+        ("sep", "CONV_2D"),
+        ("tconv", "TRANSPOSE_CONV"),
+        ("backbone/inner_conv", "CONV_2D"),
+        ("head", "FULLY_CONNECTED"),
     ]
     for (layer, op), record in records.items():
         assert record["channel_axis"] == OUTPUT_CHANNEL_AXIS[op]
@@ -206,7 +218,8 @@ def test_kernel_ops_count_distinct_values_along_each_ops_output_channel_axis(cha
     assert records[("tconv", "TRANSPOSE_CONV")]["max_unique_per_channel"] == 5
     assert records[("sep", "CONV_2D")]["max_unique_per_channel"] == 3  # pointwise: 3 weights per channel
     assert {k: v for k, v in records[("tconv", "TRANSPOSE_CONV")].items() if k in ("shape", "channel_axis")} == {
-        "shape": [5, 3, 3, 6], "channel_axis": 0,
+        "shape": [5, 3, 3, 6],
+        "channel_axis": 0,
     }
     table = layer_table(anatomy)
     assert list(table) == ["dw", "sep", "tconv", "backbone/inner_conv", "head"]
@@ -241,7 +254,11 @@ def test_compression_check_compares_intentions_with_the_file(channel_models):
     info = {
         "params": {"final_sparsity": 0.8, "number_of_clusters": 6},
         "pruning": {"pruned_layers": ["head", "inner_conv"], "layers_left_alone": {}},
-        "clustering": {"clustered_layers": ["sep", "tconv", "ghost"], "per_channel_layers": ["sep"], "layers_left_alone": {"dw": "DepthwiseConv2D: no"}},
+        "clustering": {
+            "clustered_layers": ["sep", "tconv", "ghost"],
+            "per_channel_layers": ["sep"],
+            "layers_left_alone": {"dw": "DepthwiseConv2D: no"},
+        },
         "conversion": "float32, no optimizations",
     }
     check = compression_check(info, anatomy)

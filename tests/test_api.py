@@ -65,8 +65,16 @@ def test_bench_from_python_compares_two_models(tmp_path):
     model, expected = _tiny_mnist(tmp_path)
     copy = tmp_path / "copy.tflite"
     copy.write_bytes(model.read_bytes())
-    document = dnncomp.bench([model, copy], "mnist", data_dir=tmp_path, memory=False, min_count=5, min_seconds=0,
-                             warmup_min_count=1, warmup_min_seconds=0)
+    document = dnncomp.bench(
+        [model, copy],
+        "mnist",
+        data_dir=tmp_path,
+        memory=False,
+        min_count=5,
+        min_seconds=0,
+        warmup_min_count=1,
+        warmup_min_seconds=0,
+    )
     assert [v["name"] for v in document["variants"]] == ["linear", "copy"]
     assert all(abs(v["accuracy"]["full"] - expected) < 1e-9 for v in document["variants"])
 
@@ -79,6 +87,22 @@ def test_first_n_is_one_name_on_the_cli_and_in_json_and_limit_still_works(tmp_pa
     model, _ = _tiny_mnist(tmp_path)
     for flag in ("--first-n", "--limit"):
         out = tmp_path / f"{flag.strip('-')}.json"
-        assert main(["evaluate", str(model), "--dataset", "mnist", "--data-dir", str(tmp_path), flag, "20", "--no-latency",
-                     "--json", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(model),
+                    "--dataset",
+                    "mnist",
+                    "--data-dir",
+                    str(tmp_path),
+                    flag,
+                    "20",
+                    "--no-latency",
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         assert json.loads(out.read_text())["variants"][0]["accuracy"]["first_n_count"] == 20

@@ -55,8 +55,24 @@ def test_latency_stats_against_numpy():
 def test_measure_latency_reports_what_benchmark_model_reports(mnist_int8, mnist_test):
     x, _ = mnist_test
     latency = measure_latency(mnist_int8, x, LatencyConfig(**QUICK))
-    for key in ("threads", "xnnpack", "batch", "init_ms", "first_inference_ms", "warmup_count", "count",
-                "min_ms", "max_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "images_per_s"):
+    for key in (
+        "threads",
+        "xnnpack",
+        "batch",
+        "init_ms",
+        "first_inference_ms",
+        "warmup_count",
+        "count",
+        "min_ms",
+        "max_ms",
+        "mean_ms",
+        "std_ms",
+        "p50_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "images_per_s",
+    ):
         assert latency[key] is not None, key
     assert latency["threads"] == 1 and latency["xnnpack"] is True and latency["batch"] == 1
     assert latency["count"] >= 50 and latency["total_ms"] >= 200 and latency["warmup_count"] >= 5
@@ -163,8 +179,25 @@ def test_bench_cli_side_by_side_with_outputs(mnist_loader, mnist_int8, tmp_path,
     copy.parent.mkdir()
     copy.write_bytes(mnist_int8.read_bytes())
     out = tmp_path / "bench"
-    argv = ["bench", str(mnist_int8), str(copy), "--dataset", "mnist", "--batch", "1,8", "--limit", "500",
-            *QUICK_CLI, "--json", f"{out}.json", "--csv", f"{out}.csv", "--md", f"{out}.md", "--quiet"]
+    argv = [
+        "bench",
+        str(mnist_int8),
+        str(copy),
+        "--dataset",
+        "mnist",
+        "--batch",
+        "1,8",
+        "--limit",
+        "500",
+        *QUICK_CLI,
+        "--json",
+        f"{out}.json",
+        "--csv",
+        f"{out}.csv",
+        "--md",
+        f"{out}.md",
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert mnist_loader == [("mnist", (28, 28))]
     printed = capsys.readouterr().out

@@ -102,11 +102,14 @@ def test_case_16_a_damaged_image_suggests_a_flag_that_exists(case_inputs, capsys
     assert abs(accuracy - reference_accuracy(d / "model.tflite", d / "clean" / "test", "L")) <= 0.01
 
 
-@pytest.mark.parametrize("model, folder, mode, note", [
-    ("grey_model.tflite", "digits_rgb", "L", "the model takes 1 channel"),
-    ("grey_model.tflite", "digits_mixed", "L", "the model takes 1 channel"),
-    ("rgb_model.tflite", "cifar_grey", "RGB", "the model takes 3 channels"),
-])
+@pytest.mark.parametrize(
+    "model, folder, mode, note",
+    [
+        ("grey_model.tflite", "digits_rgb", "L", "the model takes 1 channel"),
+        ("grey_model.tflite", "digits_mixed", "L", "the model takes 1 channel"),
+        ("rgb_model.tflite", "cifar_grey", "RGB", "the model takes 3 channels"),
+    ],
+)
 def test_case_17_grey_and_colour_are_converted_and_said_once(case_inputs, capsys, tmp_path, model, folder, mode, note):
     d = case_inputs("17-folder-grey-vs-rgb")
     reference = reference_accuracy(d / model, d / folder / "test", mode)

@@ -42,8 +42,23 @@ def compress(capsys, tmp_path, model: Path, dataset: str, recipe: str, *extra: s
     """``dnncomp compress`` -> (exit code, its --json record or None, what it printed)."""
     out = tmp_path / f"{model.stem}-{recipe}.tflite"
     record = tmp_path / f"{model.stem}-{recipe}.json"
-    code = main(["compress", str(model), "--dataset", dataset, "--recipe", recipe, "--out", str(out), "--quiet",
-                 "--no-evaluate", "--json", str(record), *extra])
+    code = main(
+        [
+            "compress",
+            str(model),
+            "--dataset",
+            dataset,
+            "--recipe",
+            recipe,
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-evaluate",
+            "--json",
+            str(record),
+            *extra,
+        ]
+    )
     captured = capsys.readouterr()
     return code, (json.loads(record.read_text()) if code == 0 else None), captured.out + captured.err
 
@@ -61,7 +76,9 @@ def kernel_dtypes(record: dict) -> dict[str, int]:
     return inspect_model(Path(record["out"]), tensors=False)["kernel_ops_by_dtype"]
 
 
-def test_case_08_calibration_and_fine_tuning_take_the_models_own_input_shape(case_inputs, capsys, tmp_path, test_sets, real_data_dir):
+def test_case_08_calibration_and_fine_tuning_take_the_models_own_input_shape(
+    case_inputs, capsys, tmp_path, test_sets, real_data_dir
+):
     d = case_inputs("08-input-shape-not-from-model")
     folder = f"folder:{d / 'mnist-folder'}"
     mnist = test_sets("mnist")
@@ -89,8 +106,24 @@ def test_case_08_calibration_and_fine_tuning_take_the_models_own_input_shape(cas
     numpy_padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     reference = evaluate_accuracy(Path(lenet_float["out"]), numpy_padded, y, first_n=0)["full"]  # the case's own convention
     record = tmp_path / "eval-lenet-ptq.json"
-    assert main(["evaluate", lenet_ptq["out"], "--dataset", "mnist", "--data-dir", str(real_data_dir), "--no-latency",
-                 "--limit", str(TEST_IMAGES), "--json", str(record)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                lenet_ptq["out"],
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(real_data_dir),
+                "--no-latency",
+                "--limit",
+                str(TEST_IMAGES),
+                "--json",
+                str(record),
+            ]
+        )
+        == 0
+    )
     assert "pad (background 0) (sidecar" in capsys.readouterr().out
     evaluated = json.loads(record.read_text())["variants"][0]["accuracy"]["first_n"]
     assert evaluated >= reference - 0.01, (evaluated, reference)
@@ -101,7 +134,9 @@ def test_case_09_the_fine_tuning_loss_follows_the_models_output(case_inputs, cap
     cifar, mnist = test_sets("cifar10"), test_sets("mnist")
     cifar_folder, mnist_folder = f"folder:{d / 'cifar-folder'}", f"folder:{d / 'mnist-folder'}"
     # A logits model under a softmax spec (study-cifar10): 4.9 points lost under QAT before.
-    code, float_record, _ = compress(capsys, tmp_path, d / "cifar_logits.keras", cifar_folder, "float", "--model", "study-cifar10")
+    code, float_record, _ = compress(
+        capsys, tmp_path, d / "cifar_logits.keras", cifar_folder, "float", "--model", "study-cifar10"
+    )
     code, qat, out = compress(capsys, tmp_path, d / "cifar_logits.keras", cifar_folder, "qat", "--model", "study-cifar10")
     assert code == 0 and qat["contract"]["output"] == "logits" and qat["training_defaults_from"] == "study-cifar10"
     assert "the file outputs logits, which the loss follows" in out
@@ -122,7 +157,11 @@ def test_case_03_batch_norms_tfmot_cannot_fold_never_abort_qat(case_inputs, caps
     # conv_act_bn's qat measured 88.40 % there against 89.75 % float, and 91.32 % against 91.16 % on all 10,000.
     mnist = test_sets("mnist", None)
     gaps = AccuracyGaps()
-    for name, bn in (("conv_act_bn", "batch_normalization"), ("dense_bn", "batch_normalization_1"), ("pool_bn", "batch_normalization_2")):
+    for name, bn in (
+        ("conv_act_bn", "batch_normalization"),
+        ("dense_bn", "batch_normalization_1"),
+        ("pool_bn", "batch_normalization_2"),
+    ):
         code, float_record, _ = compress(capsys, tmp_path, d / f"{name}.keras", folder, "float")
         code, qat, out = compress(capsys, tmp_path, d / f"{name}.keras", folder, "qat", "--model", "study-mnist")
         assert code == 0, out  # conv_act_bn and pool_bn aborted before
@@ -168,8 +207,19 @@ def test_case_20_a_flat_784_mlp_compresses(case_inputs, capsys, tmp_path, test_s
     assert code == 0, out
     assert ptq["contract"]["layout"] == "flat" and ptq["contract"]["image_shape"] == [28, 28, 1]
     assert accuracy(ptq, mnist) >= accuracy(float_record, mnist) - 0.01
-    code, pruned, out = compress(capsys, tmp_path, d / "mlp.keras", folder, "prune", "--model", "study-mnist",
-                                 "--param", "end_step=30", "--param", "frequency=10")
+    code, pruned, out = compress(
+        capsys,
+        tmp_path,
+        d / "mlp.keras",
+        folder,
+        "prune",
+        "--model",
+        "study-mnist",
+        "--param",
+        "end_step=30",
+        "--param",
+        "frequency=10",
+    )
     assert code == 0, out
     sidecar = json.loads(Path(pruned["sidecar"]).read_text())
     assert sidecar["layout"] == "flat" and sidecar["num_classes"] == 10
@@ -182,7 +232,8 @@ def test_a_model_that_does_not_fit_the_dataset_is_refused_before_fine_tuning(cas
     code, _, out = compress(capsys, tmp_path, d / "mnist_softmax.keras", "cifar10", "qat", "--data-dir", str(real_data_dir))
     assert code == 2 and "mnist_softmax.keras takes 28x28x1 images but cifar10 has 3-channel images" in out
     assert "fine-tuned" not in out and "Traceback" not in out
-    code, _, out = compress(capsys, tmp_path, d / "mnist_softmax.keras", f"folder:{d / 'cifar-folder'}", "qat",
-                            "--model", "study-cifar10")
+    code, _, out = compress(
+        capsys, tmp_path, d / "mnist_softmax.keras", f"folder:{d / 'cifar-folder'}", "qat", "--model", "study-cifar10"
+    )
     assert code == 2 and "mnist_softmax.keras takes 28x28x1 images and has 10 classes, but --model study-cifar10" in out
     assert "fine-tuned" not in out and "Traceback" not in out

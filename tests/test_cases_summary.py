@@ -27,10 +27,24 @@ def _compress(capsys, d, recipe: str, out_name: str, *extra: str) -> tuple[dict,
     from dnncomp.cli import main
 
     out, record = d / f"{out_name}.tflite", d / f"{out_name}.json"
-    code = main([
-        "compress", str(d / "model.keras"), "--dataset", f"folder:{d / 'mnist-folder'}", "--model", "study-mnist", "--quiet",
-        "--recipe", recipe, "--out", str(out), "--json", str(record), *extra,
-    ])
+    code = main(
+        [
+            "compress",
+            str(d / "model.keras"),
+            "--dataset",
+            f"folder:{d / 'mnist-folder'}",
+            "--model",
+            "study-mnist",
+            "--quiet",
+            "--recipe",
+            recipe,
+            "--out",
+            str(out),
+            "--json",
+            str(record),
+            *extra,
+        ]
+    )
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     return json.loads(record.read_text()), stdout
@@ -219,11 +233,34 @@ def test_run_results_carry_each_variants_compression_check(tmp_path):
     x, y = random_mnist_like(320, seed=1)
     data = tmp_path / "data"
     data.mkdir()
-    np.savez(data / "mnist.npz", x_train=x[:256, ..., 0], y_train=y[:256].astype(np.uint8),
-             x_test=x[256:, ..., 0], y_test=y[256:].astype(np.uint8))
-    code = main(["run", "mnist", "--data-dir", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1",
-                 "--techniques", "float,prune", "--param", "prune.end_step=4", "--param", "prune.frequency=2",
-                 "--limit", "32", "--quiet"])
+    np.savez(
+        data / "mnist.npz",
+        x_train=x[:256, ..., 0],
+        y_train=y[:256].astype(np.uint8),
+        x_test=x[256:, ..., 0],
+        y_test=y[256:].astype(np.uint8),
+    )
+    code = main(
+        [
+            "run",
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(tmp_path / "runs"),
+            "--epochs",
+            "1",
+            "--techniques",
+            "float,prune",
+            "--param",
+            "prune.end_step=4",
+            "--param",
+            "prune.frequency=2",
+            "--limit",
+            "32",
+            "--quiet",
+        ]
+    )
     assert code == 0
     document = json.loads(next((tmp_path / "runs").rglob("results.json")).read_text())
     assert validate_results(document) == []

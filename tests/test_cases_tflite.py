@@ -62,7 +62,9 @@ def mnist_test_set(real_data_dir):
 
 def _evaluate(capsys, tmp_path, model, data_dir, *flags) -> tuple[dict, str]:
     out_json = tmp_path / f"{model.stem}-{len(flags)}.json"
-    code, out, err = _dnncomp(capsys, "evaluate", model, "--dataset", "mnist", "--data-dir", data_dir, "--no-latency", "--json", out_json, *flags)
+    code, out, err = _dnncomp(
+        capsys, "evaluate", model, "--dataset", "mnist", "--data-dir", data_dir, "--no-latency", "--json", out_json, *flags
+    )
     assert code == 0, err
     from dnncomp.results import validate_results
 
@@ -114,7 +116,10 @@ def test_case10_inspect_shows_the_input_quantization(case_inputs, capsys):
     d = case_inputs("10-uint8-input-pixel-range")
     code, out, err = _dnncomp(capsys, "inspect", d / "raw255.tflite", d / "pm1.tflite")
     assert code == 0, err
-    assert "uint8 ?x28x28, batch resizable, HxW (grey, no channel axis), 28x28x1, quantized scale 1 zero point 0 (real 0..255)" in out
+    assert (
+        "uint8 ?x28x28, batch resizable, HxW (grey, no channel axis), 28x28x1, quantized scale 1 zero point 0 (real 0..255)"
+        in out
+    )
     assert "quantized scale 0.00784314 zero point 127 (real -0.9961..1.004)" in out
 
 
@@ -132,8 +137,19 @@ def test_case12_fixed_batch_model_evaluates_and_times(case_inputs, real_data_dir
 
     out_json = tmp_path / "lat.json"
     code, out, err = _dnncomp(
-        capsys, "evaluate", d / "batch4.tflite", "--dataset", "mnist", "--data-dir", real_data_dir, "--min-count", "20",
-        "--min-seconds", "0.1", "--json", out_json,
+        capsys,
+        "evaluate",
+        d / "batch4.tflite",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        real_data_dir,
+        "--min-count",
+        "20",
+        "--min-seconds",
+        "0.1",
+        "--json",
+        out_json,
     )
     assert code == 0 and "Traceback" not in err, err
     latency = json.loads(out_json.read_text())["variants"][0]["latency"]
@@ -156,18 +172,43 @@ def test_case18_class_scores_are_found_among_two_outputs(case_inputs, real_data_
     # Choosing it by name or by position gives the same; the 32-d embedding is refused as class scores.
     by_name, _ = _evaluate(capsys, tmp_path, d / "two_outputs.tflite", real_data_dir, "--output", "logits")
     assert by_name["accuracy"] == variant["accuracy"]
-    code, _, err = _dnncomp(capsys, "evaluate", d / "two_outputs.tflite", "--dataset", "mnist", "--data-dir", real_data_dir,
-                            "--no-latency", "--output", "embedding")
+    code, _, err = _dnncomp(
+        capsys,
+        "evaluate",
+        d / "two_outputs.tflite",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        real_data_dir,
+        "--no-latency",
+        "--output",
+        "embedding",
+    )
     assert code == 2 and "predicts 32 classes but the dataset has 10" in err
 
-    code, out, err = _dnncomp(capsys, "bench", d / "two_outputs.tflite", "--dataset", "mnist", "--data-dir", real_data_dir,
-                              "--no-memory", "--quiet", "--min-count", "20", "--min-seconds", "0.1")
+    code, out, err = _dnncomp(
+        capsys,
+        "bench",
+        d / "two_outputs.tflite",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        real_data_dir,
+        "--no-memory",
+        "--quiet",
+        "--min-count",
+        "20",
+        "--min-seconds",
+        "0.1",
+    )
     assert code == 0, err
 
 
 def test_case18_two_inputs_is_one_line(case_inputs, real_data_dir, capsys):
     d = case_inputs("18-multi-output-tflite")
-    code, out, err = _dnncomp(capsys, "evaluate", d / "two_inputs.tflite", "--dataset", "mnist", "--data-dir", real_data_dir, "--no-latency")
+    code, out, err = _dnncomp(
+        capsys, "evaluate", d / "two_inputs.tflite", "--dataset", "mnist", "--data-dir", real_data_dir, "--no-latency"
+    )
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1
     assert "has 2 inputs" in lines[0] and "exactly one input" in lines[0] and "temperature" in lines[0]

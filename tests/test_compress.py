@@ -32,11 +32,27 @@ LAYERS = {"per_layer": "uniform", "skip_layers": "", "edge_layers": "auto"}  # a
 def test_study_recipes_registered_with_study_defaults():
     assert [r.name for r in list_recipes() if r.name in STUDY_RECIPES] == STUDY_RECIPES
     assert get_recipe("prune").resolve_params() == {
-        "schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8, "begin_step": 0, "end_step": 1000,
-        "frequency": 100, "begin": None, "end": None, **LAYERS, "epochs": 1, "batch_size": 32, **FINE_TUNING, "sparse_format": False,
+        "schedule": "polynomial",
+        "initial_sparsity": 0.5,
+        "final_sparsity": 0.8,
+        "begin_step": 0,
+        "end_step": 1000,
+        "frequency": 100,
+        "begin": None,
+        "end": None,
+        **LAYERS,
+        "epochs": 1,
+        "batch_size": 32,
+        **FINE_TUNING,
+        "sparse_format": False,
     }
     assert get_recipe("cluster").resolve_params() == {
-        "number_of_clusters": 8, "init": "kmeans_plus_plus", **LAYERS, "epochs": 1, "batch_size": 32, **FINE_TUNING,
+        "number_of_clusters": 8,
+        "init": "kmeans_plus_plus",
+        **LAYERS,
+        "epochs": 1,
+        "batch_size": 32,
+        **FINE_TUNING,
     }
     assert get_recipe("qat").resolve_params() == {"epochs": 1, "batch_size": 32, **FINE_TUNING, "io_dtype": "float32"}
     assert get_recipe("float").resolve_params() == {}
@@ -77,7 +93,9 @@ def test_unknown_recipe_lists_the_known_ones():
 
 def test_missing_baseline_is_a_recipe_error(tmp_path):
     x = np.zeros((4, 28, 28, 1), np.uint8)
-    ctx = RecipeContext(baseline_path=tmp_path / "baseline.keras", spec=get_model_spec("study-mnist"), x_train=x, y_train=np.zeros(4))
+    ctx = RecipeContext(
+        baseline_path=tmp_path / "baseline.keras", spec=get_model_spec("study-mnist"), x_train=x, y_train=np.zeros(4)
+    )
     with pytest.raises(RecipeError, match="train the baseline first"):
         apply_recipe("float", ctx)
 

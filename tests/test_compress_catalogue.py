@@ -17,9 +17,20 @@ from dnncomp.errors import RecipeError
 from dnncomp.models import get_model_spec
 
 CATALOGUE = [
-    "ptq-dynamic", "ptq-int8", "ptq-int8-io", "ptq-fp16", "ptq-int16x8",
-    "prune-sparse", "prune-2x4", "prune-ptq-int8", "pqat",
-    "cluster-per-channel", "cluster-sparse", "cluster-ptq-int8", "cqat", "pcqat",
+    "ptq-dynamic",
+    "ptq-int8",
+    "ptq-int8-io",
+    "ptq-fp16",
+    "ptq-int16x8",
+    "prune-sparse",
+    "prune-2x4",
+    "prune-ptq-int8",
+    "pqat",
+    "cluster-per-channel",
+    "cluster-sparse",
+    "cluster-ptq-int8",
+    "cqat",
+    "pcqat",
 ]
 TRAINING_RECIPES = [name for name in CATALOGUE if not name.startswith("ptq-")]
 PRUNE_TINY = {"end_step": "4", "frequency": "1"}  # the tiny epoch is 8 steps: the schedule completes
@@ -114,8 +125,15 @@ def test_compress_params_and_model_inference(tmp_path):
     from dnncomp.errors import ModelError
     from dnncomp.preprocess import input_layout
 
-    contract = ModelContract(path="baseline.keras", name="m", input_shape=(32, 32, 3), layout=input_layout((32, 32, 3)),
-                             num_classes=10, output="softmax", output_reason="dense has activation softmax")
+    contract = ModelContract(
+        path="baseline.keras",
+        name="m",
+        input_shape=(32, 32, 3),
+        layout=input_layout((32, 32, 3)),
+        num_classes=10,
+        output="softmax",
+        output_reason="dense has activation softmax",
+    )
     in_run = tmp_path / "runs" / "cifar10" / "study-cifar10" / "baseline.keras"
     assert _training_spec(in_run, "cifar10", None, contract).name == "study-cifar10"
     assert _training_spec(tmp_path / "baseline.keras", "cifar10", None, contract) is None
@@ -314,7 +332,13 @@ def test_int8_sparse_format_is_refused_while_xnnpack_cannot_run_it(catalogue):
 
     # ai-edge-litert 2.3.0 (constraints.txt): XNNPACK fails to prepare FULLY_CONNECTED fed by int8 DENSIFY weights
     with pytest.raises(RecipeError, match="does not run in LiteRT with its default XNNPACK delegate"):
-        convert(catalogue["results"]["prune-sparse"].keras_model, catalogue["ctx"], mode="int8", representative_samples=8, sparse_format=True)
+        convert(
+            catalogue["results"]["prune-sparse"].keras_model,
+            catalogue["ctx"],
+            mode="int8",
+            representative_samples=8,
+            sparse_format=True,
+        )
 
 
 @pytest.mark.tf
@@ -483,12 +507,29 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     monkeypatch.setattr(dnncomp.data, "load_dataset", load_dataset)
     before = sha256_file(baseline_path)
     out, info_json = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
-    code = main([
-        # --model: the study's fine-tuning and layer treatment for this study-mnist-shaped baseline (a file outside
-        # a run dir otherwise gets the recovering fine-tuning of issue 13, with denser edge layers)
-        "compress", str(baseline_path), "--dataset", "mnist", "--model", "study-mnist", "--recipe", "prune",
-        "--param", "end_step=4", "--param", "prune.frequency=1", "--out", str(out), "--json", str(info_json), "--quiet",
-    ])
+    code = main(
+        [
+            # --model: the study's fine-tuning and layer treatment for this study-mnist-shaped baseline (a file outside
+            # a run dir otherwise gets the recovering fine-tuning of issue 13, with denser edge layers)
+            "compress",
+            str(baseline_path),
+            "--dataset",
+            "mnist",
+            "--model",
+            "study-mnist",
+            "--recipe",
+            "prune",
+            "--param",
+            "end_step=4",
+            "--param",
+            "prune.frequency=1",
+            "--out",
+            str(out),
+            "--json",
+            str(info_json),
+            "--quiet",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and loads == [("mnist", (28, 28))]
     assert out.read_bytes()[4:8] == b"TFL3" and sha256_file(baseline_path) == before

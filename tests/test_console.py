@@ -11,23 +11,42 @@ from dnncomp.results import results_document
 
 
 def _latency(p50=1.234, p99=2.5, mean=1.3, std=0.2):
-    return {"p50_ms": p50, "p90_ms": p50 * 1.5, "p95_ms": p50 * 1.8, "p99_ms": p99, "mean_ms": mean, "std_ms": std,
-            "min_ms": p50 * 0.9, "max_ms": p99 * 1.1, "count": 200, "threads": 1, "batch": 1, "xnnpack": True,
-            "init_ms": 3.0, "first_inference_ms": 2.0}
+    return {
+        "p50_ms": p50,
+        "p90_ms": p50 * 1.5,
+        "p95_ms": p50 * 1.8,
+        "p99_ms": p99,
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": p50 * 0.9,
+        "max_ms": p99 * 1.1,
+        "count": 200,
+        "threads": 1,
+        "batch": 1,
+        "xnnpack": True,
+        "init_ms": 3.0,
+        "first_inference_ms": 2.0,
+    }
 
 
 def _variant(name, runtime="litert", **latency):
-    return {"name": name, "runtime": runtime, "artifact": f"{name}.tflite",
-            "accuracy": {"full": 0.9912, "full_count": 10000, "first_n": 0.993, "first_n_count": 1000},
-            "size": {"file_bytes": 1234567, "gzip_bytes": 345678, "zip_bytes": 345700},
-            "latency": _latency(**latency), "sparsity": 0.5,
-            "anatomy": {"params": 123456, "macs": 9876543, "int8_kernel_ops": 5, "float_kernel_ops": 0, "hybrid_kernel_ops": 0}}
+    return {
+        "name": name,
+        "runtime": runtime,
+        "artifact": f"{name}.tflite",
+        "accuracy": {"full": 0.9912, "full_count": 10000, "first_n": 0.993, "first_n_count": 1000},
+        "size": {"file_bytes": 1234567, "gzip_bytes": 345678, "zip_bytes": 345700},
+        "latency": _latency(**latency),
+        "sparsity": 0.5,
+        "anatomy": {"params": 123456, "macs": 9876543, "int8_kernel_ops": 5, "float_kernel_ops": 0, "hybrid_kernel_ops": 0},
+    }
 
 
 def _run_document():
     names = ["baseline-keras", "float", "qat", "prune", "cluster", "prune-cluster-qat"]
-    return results_document([_variant(n, "keras" if n == "baseline-keras" else "litert") for n in names],
-                            dataset="mnist", model="study-mnist")
+    return results_document(
+        [_variant(n, "keras" if n == "baseline-keras" else "litert") for n in names], dataset="mnist", model="study-mnist"
+    )
 
 
 def _printed(print_fn, document, width, **kwargs) -> str:
@@ -125,9 +144,11 @@ def test_tensorflow_noise_on_fd2_is_dropped_and_the_rest_passes(capfd, monkeypat
         os.write(2, b"error: a real problem\n")
     assert capfd.readouterr().err == "error: a real problem\n"
     assert dropped == ["fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32"]
-    startup = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-               b"I0000 00:00:1796056524.001089    4311 port.cc:153] oneDNN custom operations are on. You may see ...\n"
-               b"I0000 00:00:1796056524.001530    4311 cudart_stub.cc:31] Could not find cuda drivers on your machine\n")
+    startup = (
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        b"I0000 00:00:1796056524.001089    4311 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+        b"I0000 00:00:1796056524.001530    4311 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
+    )
     with native_stderr_filtered(STARTUP_NOISE) as dropped:
         os.write(2, startup)
     assert capfd.readouterr().err == "" and len(dropped) == 3

@@ -13,9 +13,17 @@ from dnncomp.preprocess import Preprocessing, input_layout
 def _contract(input_shape, num_classes=10, output="logits", preprocessing=None):
     from dnncomp.contract import ModelContract
 
-    return ModelContract(path="m.keras", name="m", input_shape=input_shape, layout=input_layout(input_shape),
-                         num_classes=num_classes, output=output, output_reason="test", preprocessing=preprocessing,
-                         normalisation="rescaling" if preprocessing else None)
+    return ModelContract(
+        path="m.keras",
+        name="m",
+        input_shape=input_shape,
+        layout=input_layout(input_shape),
+        num_classes=num_classes,
+        output=output,
+        output_reason="test",
+        preprocessing=preprocessing,
+        normalisation="rescaling" if preprocessing else None,
+    )
 
 
 def test_a_registered_model_agrees_with_a_file_of_the_same_image_in_another_layout():
@@ -128,9 +136,17 @@ def test_a_batch_norm_after_a_dense_is_folded_into_it_exactly():
                 layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 1, n), rng.normal(0, 1, n), rng.uniform(0.5, 2, n)])
         return model
 
-    sequential = with_statistics(keras.Sequential([
-        keras.Input((6,)), L.Dense(5, use_bias=False), L.BatchNormalization(), L.ReLU(), L.Dense(3),
-    ]))
+    sequential = with_statistics(
+        keras.Sequential(
+            [
+                keras.Input((6,)),
+                L.Dense(5, use_bias=False),
+                L.BatchNormalization(),
+                L.ReLU(),
+                L.Dense(3),
+            ]
+        )
+    )
     x = keras.Input((6,))
     h = L.Dense(5, activation="relu")(x)  # activated: nothing to fold
     functional = with_statistics(keras.Model(x, L.BatchNormalization()(L.Dense(3)(L.BatchNormalization()(h)))))

@@ -64,11 +64,14 @@ def test_malicious_cifar_batch(tmp_path, where):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    pickle.dumps(np.array([object()], dtype=object)),  # object arrays
-    b"\x80\x02cbuiltins\neval\nX\x04\x00\x00\x001+1\x85R.",  # builtins.eval
-    b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00rot_13\x86R.",  # codecs beyond latin1
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pickle.dumps(np.array([object()], dtype=object)),  # object arrays
+        b"\x80\x02cbuiltins\neval\nX\x04\x00\x00\x001+1\x85R.",  # builtins.eval
+        b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00rot_13\x86R.",  # codecs beyond latin1
+    ],
+)
 def test_other_unsafe_pickles(payload):
     with pytest.raises(UnsafePickleError):
         safe_load(payload, "x.pkl")
@@ -100,13 +103,16 @@ def test_corrupt_archive(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path, download=False)
 
 
-@pytest.mark.parametrize("replace, message", [
-    ({"x_test": None}, "missing array.*x_test"),
-    ({"x_train": np.zeros((30, 32, 32), np.uint8)}, r"x_train is uint8 \(30, 32, 32\); expected uint8 \(N, 28, 28\)"),
-    ({"x_train": np.zeros((30, 28, 28), np.float32)}, "x_train is float32"),
-    ({"y_test": np.zeros(3, np.uint8)}, r"y_test is uint8 \(3,\); expected integer labels of shape \(10,\)"),
-    ({"y_train": np.full(30, 12, np.uint8)}, "labels 12..12; expected digits 0..9"),
-])
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"x_test": None}, "missing array.*x_test"),
+        ({"x_train": np.zeros((30, 32, 32), np.uint8)}, r"x_train is uint8 \(30, 32, 32\); expected uint8 \(N, 28, 28\)"),
+        ({"x_train": np.zeros((30, 28, 28), np.float32)}, "x_train is float32"),
+        ({"y_test": np.zeros(3, np.uint8)}, r"y_test is uint8 \(3,\); expected integer labels of shape \(10,\)"),
+        ({"y_train": np.full(30, 12, np.uint8)}, "labels 12..12; expected digits 0..9"),
+    ],
+)
 def test_mnist_wrong_arrays(tmp_path, replace, message):
     path = write_mnist(tmp_path / "mnist.npz", **replace)
     with pytest.raises(DataError, match=message) as info:
@@ -121,8 +127,13 @@ def test_mnist_not_an_npz(tmp_path):
 
 
 def test_mnist_object_array_refused(tmp_path):
-    np.savez(tmp_path / "mnist.npz", x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1),
-             x_test=np.zeros(1), y_test=np.zeros(1))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=np.array([{"a": 1}], dtype=object),
+        y_train=np.zeros(1),
+        x_test=np.zeros(1),
+        y_test=np.zeros(1),
+    )
     with pytest.raises(DataError, match="pickled Python objects"):
         load_dataset("mnist", data_dir=tmp_path, download=False)
 

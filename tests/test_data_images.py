@@ -142,8 +142,10 @@ def test_events_are_counted_across_workers(tmp_path):
 
 
 def test_not_images_by_kind(tmp_path):
-    kinds = {name: not_an_image(tmp_path / name) for name in
-             ("._x.png", ".DS_Store", "Thumbs.db", "desktop.ini", ".hidden.png", "README.txt", "labels", "x.PNG", "y.webp")}
+    kinds = {
+        name: not_an_image(tmp_path / name)
+        for name in ("._x.png", ".DS_Store", "Thumbs.db", "desktop.ini", ".hidden.png", "README.txt", "labels", "x.PNG", "y.webp")
+    }
     assert kinds["._x.png"].startswith("AppleDouble") and kinds[".DS_Store"].startswith(".DS_Store")
     assert kinds["Thumbs.db"].startswith("Thumbs.db") and kinds["desktop.ini"].startswith("desktop.ini")
     assert kinds[".hidden.png"] == "hidden files" and kinds["README.txt"] == "non-image files (.txt)"
@@ -156,7 +158,9 @@ def test_not_images_by_kind(tmp_path):
     ignored = {}
     assert [p.name for p in list_images(tmp_path / "d", ignored)] == ["a.png"]
     assert {k: v["count"] for k, v in ignored.items()} == {
-        "AppleDouble ._* files (macOS metadata, not images)": 1, "sub-folders inside class folders (not read)": 1}
+        "AppleDouble ._* files (macOS metadata, not images)": 1,
+        "sub-folders inside class folders (not read)": 1,
+    }
 
 
 def _mixed_mode_folder(root):
@@ -165,7 +169,9 @@ def _mixed_mode_folder(root):
         lambda p: Image.fromarray(ramp()).save(p / "grey.png"),
         lambda p: Image.fromarray(np.stack([ramp()] * 3, -1)).save(p / "rgb.jpg"),
         lambda p: Image.fromarray(ramp().astype(np.uint16) * 257).save(p / "deep.tif"),
-        lambda p: Image.fromarray(np.dstack([np.stack([ramp()] * 3, -1), np.full((6, 8), 255, np.uint8)]), "RGBA").save(p / "a.png"),
+        lambda p: Image.fromarray(np.dstack([np.stack([ramp()] * 3, -1), np.full((6, 8), 255, np.uint8)]), "RGBA").save(
+            p / "a.png"
+        ),
         lambda p: Image.fromarray(ramp()).convert("P").save(p / "p.gif"),
         lambda p: Image.fromarray(np.stack([ramp()] * 3, -1)).save(p / "w.webp", lossless=True),
         lambda p: Image.new("CMYK", (8, 6), (0, 0, 0, 100)).save(p / "c.jpg"),
@@ -189,8 +195,10 @@ def test_folder_of_every_mode_loads_and_counts_what_it_skipped(tmp_path):
     assert len(ds.y_train) + len(ds.y_test) == 16 and ds.x_train.shape[1:] == (6, 8, 3)  # CMYK/RGB among grey: RGB
     counts = {kind: v["count"] for kind, v in ds.meta["ignored"].items()}
     assert counts == {
-        "AppleDouble ._* files (macOS metadata, not images)": 2, ".DS_Store files (macOS folder settings)": 3,
-        "non-image files (.txt)": 2, "__MACOSX folders (macOS zip metadata)": 1,
+        "AppleDouble ._* files (macOS metadata, not images)": 2,
+        ".DS_Store files (macOS folder settings)": 3,
+        "non-image files (.txt)": 2,
+        "__MACOSX folders (macOS zip metadata)": 1,
     }
     assert ds.meta["decode"]["scaled_16bit"] == 2 and ds.meta["decode"]["cmyk"] == 2
     assert any("16-bit" in note for note in ds.meta["notes"]) and any("AppleDouble" in n for n in ds.meta["notes"])

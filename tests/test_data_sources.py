@@ -154,8 +154,11 @@ def test_gtsrb_download_unzips_into_cache(tmp_path, cache, monkeypatch):
 
 def test_gtsrb_zips_placed_by_hand_need_no_network(tmp_path, cache, monkeypatch):
     zips = _official_zips(tmp_path)
-    _serve(monkeypatch, "gtsrb", *(Resource(z.name, "https://example.invalid/" + z.name, "md5",
-                                            hashlib.md5(z.read_bytes()).hexdigest()) for z in zips))
+    _serve(
+        monkeypatch,
+        "gtsrb",
+        *(Resource(z.name, "https://example.invalid/" + z.name, "md5", hashlib.md5(z.read_bytes()).hexdigest()) for z in zips),
+    )
     _offline(monkeypatch)
     cache.mkdir()
     for z in zips:
@@ -171,8 +174,11 @@ def test_zip_slip_refused(tmp_path, cache, monkeypatch):
     for z in others:
         with zipfile.ZipFile(z, "w") as zf:
             zf.writestr("GT-final_test.csv", "Filename;ClassId\n")
-    _serve(monkeypatch, "gtsrb", *(Resource(z.name, z.as_uri(), "md5", hashlib.md5(z.read_bytes()).hexdigest())
-                                   for z in [evil, *others]))
+    _serve(
+        monkeypatch,
+        "gtsrb",
+        *(Resource(z.name, z.as_uri(), "md5", hashlib.md5(z.read_bytes()).hexdigest()) for z in [evil, *others]),
+    )
     with pytest.raises(DataError, match="would be written outside"):
         load_dataset("gtsrb")
     assert not (tmp_path / "escaped.txt").exists() and not (cache.parent / "escaped.txt").exists()

@@ -41,8 +41,19 @@ def test_bench_records_what_ran_and_warns_when_xnnpack_was_not_obtained(model, m
     x, y = _images()
     config = LatencyConfig(min_count=3, min_seconds=0, warmup_min_count=1, warmup_min_seconds=0, overhead_seconds=0)
     said: list[str] = []
-    document = bench_models([model], x, y, dataset=None, num_classes=10, xnnpack=(True, False), base_config=config,
-                            accuracy=False, memory=False, quiet=True, say=said.append)
+    document = bench_models(
+        [model],
+        x,
+        y,
+        dataset=None,
+        num_classes=10,
+        xnnpack=(True, False),
+        base_config=config,
+        accuracy=False,
+        memory=False,
+        quiet=True,
+        say=said.append,
+    )
     on, off = document["variants"][0]["latency_runs"]
     assert (on["xnnpack_applied"], on["ops_delegated"], on["ops_total"]) == (True, 9, 13)
     assert (off["xnnpack_applied"], off["ops_delegated"]) == (False, 0)
@@ -52,8 +63,9 @@ def test_bench_records_what_ran_and_warns_when_xnnpack_was_not_obtained(model, m
     # as on a board whose /sys defeats XNNPACK's CPU detection: asked for, not applied
     monkeypatch.setattr(bench, "delegation", lambda interpreter: {"delegate_nodes": 0, "ops": 13, "ops_delegated": 0})
     said.clear()
-    document = bench_models([model], x, y, dataset=None, num_classes=10, base_config=config, accuracy=False, memory=False,
-                            quiet=True, say=said.append)
+    document = bench_models(
+        [model], x, y, dataset=None, num_classes=10, base_config=config, accuracy=False, memory=False, quiet=True, say=said.append
+    )
     latency = document["variants"][0]["latency"]
     assert latency["xnnpack"] is True and latency["xnnpack_applied"] is False
     assert xnnpack_label(latency) == "NOT applied"

@@ -32,9 +32,11 @@ FAST = ["--min-count", "5", "--min-seconds", "0"]
 def _tflrt_python() -> Path:
     path = Path(os.environ.get("DNNCOMP_TFLRT_PYTHON") or ROOT / ".venv-tflrt" / "bin" / "python")
     if not path.exists():
-        pytest.skip(f"{path} not found: the tflite-runtime venv is made by .ci/run (python3 -m venv .venv-tflrt && "
-                    ".venv-tflrt/bin/pip install -c constraints-device-legacy.txt numpy pillow click rich jsonschema "
-                    "filelock tflite-runtime tflite && .venv-tflrt/bin/pip install --no-deps -e .)")
+        pytest.skip(
+            f"{path} not found: the tflite-runtime venv is made by .ci/run (python3 -m venv .venv-tflrt && "
+            ".venv-tflrt/bin/pip install -c constraints-device-legacy.txt numpy pillow click rich jsonschema "
+            "filelock tflite-runtime tflite && .venv-tflrt/bin/pip install --no-deps -e .)"
+        )
     return path
 
 
@@ -63,7 +65,9 @@ def mnist_500(real_data_dir, tmp_path):
 
 def test_device_commands_on_tflite_runtime_equal_ai_edge_litert(mnist_500, tmp_path):
     python = _tflrt_python()
-    probe = _run(python, "-c", "import json; from dnncomp.litert_backend import runtime_record; print(json.dumps(runtime_record()))")
+    probe = _run(
+        python, "-c", "import json; from dnncomp.litert_backend import runtime_record; print(json.dumps(runtime_record()))"
+    )
     assert probe.returncode == 0, probe.stderr
     runtime = json.loads(probe.stdout.strip().splitlines()[-1])
     assert runtime["name"] == "tflite-runtime" and runtime["version"]
@@ -77,8 +81,20 @@ def test_device_commands_on_tflite_runtime_equal_ai_edge_litert(mnist_500, tmp_p
     dataset, x, y = mnist_500
     here = evaluate_accuracy(model, x, y, first_n=100, num_classes=10)  # ai-edge-litert, in this process
 
-    done = _run(python, "-m", "dnncomp.cli", "evaluate", str(model), "--dataset", dataset, "--limit", "100", *FAST,
-                "--json", str(tmp_path / "e.json"))
+    done = _run(
+        python,
+        "-m",
+        "dnncomp.cli",
+        "evaluate",
+        str(model),
+        "--dataset",
+        dataset,
+        "--limit",
+        "100",
+        *FAST,
+        "--json",
+        str(tmp_path / "e.json"),
+    )
     assert done.returncode == 0, done.stderr
     there = json.loads((tmp_path / "e.json").read_text())
     assert there["environment"]["runtime"]["name"] == "tflite-runtime"
@@ -88,8 +104,24 @@ def test_device_commands_on_tflite_runtime_equal_ai_edge_litert(mnist_500, tmp_p
     assert variant["accuracy"]["full_count"] == 500 and variant["latency"]["p50_ms"] > 0
     assert variant["latency"]["xnnpack_applied"] is not None  # read from that interpreter, whatever it did
 
-    done = _run(python, "-m", "dnncomp.cli", "bench", str(model), "--dataset", dataset, "--limit", "100", *FAST,
-                "--warmup-count", "1", "--warmup-seconds", "0", "--json", str(tmp_path / "b.json"))
+    done = _run(
+        python,
+        "-m",
+        "dnncomp.cli",
+        "bench",
+        str(model),
+        "--dataset",
+        dataset,
+        "--limit",
+        "100",
+        *FAST,
+        "--warmup-count",
+        "1",
+        "--warmup-seconds",
+        "0",
+        "--json",
+        str(tmp_path / "b.json"),
+    )
     assert done.returncode == 0, done.stderr
     bench = json.loads((tmp_path / "b.json").read_text())["variants"][0]
     assert bench["accuracy"]["full"] == here["full"] and bench["latency"]["count"] >= 5
@@ -104,7 +136,9 @@ def test_device_commands_on_tflite_runtime_equal_ai_edge_litert(mnist_500, tmp_p
     assert anatomy[str(model)]["params"] == inspect_model(model)["params"] > 0
 
 
-@pytest.mark.parametrize("name", ["mnist_quantized_model.tflite", "cifar10_quantized_model.tflite", "gtsrb_quantized_model.tflite"])
+@pytest.mark.parametrize(
+    "name", ["mnist_quantized_model.tflite", "cifar10_quantized_model.tflite", "gtsrb_quantized_model.tflite"]
+)
 def test_table_view_reads_what_the_object_api_reads(name, monkeypatch):
     """inspect through TableView (as with the tflite package) equals inspect through ai-edge-litert's ModelT."""
     from ai_edge_litert import schema_py_generated as schema
@@ -154,18 +188,26 @@ def test_runtime_env_forces_one_runtime(fresh_backend, monkeypatch):
 
 
 def test_no_runtime_is_one_line_naming_both(fresh_backend, monkeypatch):
-    monkeypatch.setattr(litert_backend, "RUNTIMES", (("ai-edge-litert", "no_such_module_a"), ("tflite-runtime", "no_such_module_b")))
+    monkeypatch.setattr(
+        litert_backend, "RUNTIMES", (("ai-edge-litert", "no_such_module_a"), ("tflite-runtime", "no_such_module_b"))
+    )
     with pytest.raises(litert_backend.MissingDependencyError) as info:
         litert_backend.backend()
     message = str(info.value)
-    assert "\n" not in message and "ai-edge-litert: ModuleNotFoundError" in message and "tflite-runtime: ModuleNotFoundError" in message
+    assert (
+        "\n" not in message
+        and "ai-edge-litert: ModuleNotFoundError" in message
+        and "tflite-runtime: ModuleNotFoundError" in message
+    )
     assert "dnncomp[device-legacy]" in message
     assert litert_backend.runtime_record()["name"] is None
 
 
-CPUINFO = (b"Error in cpuinfo: failed to parse the list of possible processors in /sys/devices/system/cpu/possible\n"
-           b"Error in cpuinfo: failed to parse the list of present processors in /sys/devices/system/cpu/present\n"
-           b"Error in cpuinfo: failed to parse both lists of possible and present processors\n")
+CPUINFO = (
+    b"Error in cpuinfo: failed to parse the list of possible processors in /sys/devices/system/cpu/possible\n"
+    b"Error in cpuinfo: failed to parse the list of present processors in /sys/devices/system/cpu/present\n"
+    b"Error in cpuinfo: failed to parse both lists of possible and present processors\n"
+)
 
 
 class _ChattyInterpreter:

@@ -97,11 +97,14 @@ def test_evaluate_and_bench_run_without_tensorflow(tmp_path, reference_models_di
     model = reference_models_dir / "mnist_quantized_model.tflite"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(model), str(real_data_dir), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["tf_modules"] == []
     assert 0.98 <= result["accuracy"]["first_n"] <= 0.995
     assert result["latency"]["count"] >= 30 and result["latency"]["p50_ms"] > 0

@@ -184,7 +184,18 @@ def test_evaluate_cli_on_a_foreign_model(monkeypatch, real_data_dir, reference_m
 
     calls = patch_mnist_loader(monkeypatch, real_data_dir)
     model = reference_models_dir / "mnist_quantized_model.tflite"
-    argv = ["evaluate", str(model), "--dataset", "mnist", "--min-count", "20", "--min-seconds", "0.1", "--json", str(tmp_path / "e.json")]
+    argv = [
+        "evaluate",
+        str(model),
+        "--dataset",
+        "mnist",
+        "--min-count",
+        "20",
+        "--min-seconds",
+        "0.1",
+        "--json",
+        str(tmp_path / "e.json"),
+    ]
     assert main(argv) == 0
     assert calls == [("mnist", (28, 28))]
     assert "98.80 %" in capsys.readouterr().out  # first 1000, as the study reports
@@ -309,7 +320,9 @@ def test_integer_input_range_comes_from_its_quantization(dtype, quant, expected)
     assert prepared.dtype == spec.dtype
     # Within one step: -1..1 on zero point 128 puts every pixel on a rounding tie.
     np.testing.assert_allclose(prepared.astype(np.int64), q.reshape(len(x), -1), atol=1)
-    np.testing.assert_array_equal(predict_classes(model, x), _classes((prepared.astype(np.float64) - quant[1]) * quant[0], _W, _B))
+    np.testing.assert_array_equal(
+        predict_classes(model, x), _classes((prepared.astype(np.float64) - quant[1]) * quant[0], _W, _B)
+    )
 
 
 def test_command_line_beats_sidecar_beats_inference(tmp_path):
@@ -373,7 +386,9 @@ def test_io_details_for_inspect():
     from dnncomp.signature import describe_tensor, io_details
     from tiny_tflite import tiny_flatbuffer
 
-    io = io_details(open_interpreter(tiny_flatbuffer(input_shape=(1, 2, 2), signature=(-1, 2, 2), dtype="UINT8", quant=(2 / 255.0, 128))))
+    io = io_details(
+        open_interpreter(tiny_flatbuffer(input_shape=(1, 2, 2), signature=(-1, 2, 2), dtype="UINT8", quant=(2 / 255.0, 128)))
+    )
     (inp,), (out,) = io["inputs"], io["outputs"]
     assert inp["dtype"] == "uint8" and inp["shape"] == [1, 2, 2] and inp["batch"] == "resizable"
     assert inp["layout"].startswith("HxW") and inp["quantization"]["zero_point"] == 128
@@ -394,10 +409,16 @@ def test_float_model_with_rescaling_inside_gets_raw_pixels(real_data_dir, mnist_
     keras.utils.set_random_seed(0)
     x_train, y_train, _, _ = __import__("device_models").mnist(real_data_dir)
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Rescaling(1 / 255.0), layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Rescaling(1 / 255.0),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(x_train[:4000].astype(np.float32), y_train[:4000], epochs=1, batch_size=64, verbose=0)
     x, y = mnist_test
@@ -433,7 +454,9 @@ def test_channel_first_input_with_per_channel_mean_and_std():
     )
 
 
-def test_evaluate_cli_says_the_input_and_refuses_a_malformed_range(monkeypatch, real_data_dir, reference_models_dir, tmp_path, capsys):
+def test_evaluate_cli_says_the_input_and_refuses_a_malformed_range(
+    monkeypatch, real_data_dir, reference_models_dir, tmp_path, capsys
+):
     from dnncomp.cli import main
 
     patch_mnist_loader(monkeypatch, real_data_dir)

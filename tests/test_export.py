@@ -53,8 +53,12 @@ def test_full_integer_with_representative_data_and_int8_io(tiny):
 
     model, x = tiny
     tflite = to_tflite(
-        model, optimizations=["DEFAULT"], representative_data=x, supported_ops=["TFLITE_BUILTINS_INT8"],
-        inference_input_type="int8", inference_output_type=np.int8,
+        model,
+        optimizations=["DEFAULT"],
+        representative_data=x,
+        supported_ops=["TFLITE_BUILTINS_INT8"],
+        inference_input_type="int8",
+        inference_output_type=np.int8,
     )
     it = interpreter(tflite)
     assert it.get_input_details()[0]["dtype"] == np.int8 and it.get_output_details()[0]["dtype"] == np.int8

@@ -38,8 +38,13 @@ def tiny_mnist(tmp_path_factory) -> Path:
     """A real-format mnist.npz with 96 learnable images: the loader, not the test, reads it."""
     x, y = random_mnist_like(96, seed=3)
     root = tmp_path_factory.mktemp("tiny-mnist")
-    np.savez(root / "mnist.npz", x_train=x[:64, ..., 0], y_train=y[:64].astype(np.uint8),
-             x_test=x[64:, ..., 0], y_test=y[64:].astype(np.uint8))
+    np.savez(
+        root / "mnist.npz",
+        x_train=x[:64, ..., 0],
+        y_train=y[:64].astype(np.uint8),
+        x_test=x[64:, ..., 0],
+        y_test=y[64:].astype(np.uint8),
+    )
     return root
 
 
@@ -139,15 +144,18 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path, tiny_mnist, capsys):
 # ---- wrong-shape manifests ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "[]",
-    "null",
-    '"a string"',
-    '{"schema": "dnncomp.manifest/1", "stages": []}',
-    '{"schema": "dnncomp.manifest/1", "stages": {"baseline": 3}}',
-    '{"schema": "dnncomp.manifest/1", "stages": {"evaluate:float": {"inputs": [1, 2]}}}',
-    '{"stages": {}}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "null",
+        '"a string"',
+        '{"schema": "dnncomp.manifest/1", "stages": []}',
+        '{"schema": "dnncomp.manifest/1", "stages": {"baseline": 3}}',
+        '{"schema": "dnncomp.manifest/1", "stages": {"evaluate:float": {"inputs": [1, 2]}}}',
+        '{"stages": {}}',
+    ],
+)
 def test_wrong_shape_manifest_is_refused_and_left_as_it_was(tmp_path, tiny_mnist, capsys, text):
     run_dir = tmp_path.joinpath("runs", *RUN)
     run_dir.mkdir(parents=True)
@@ -162,8 +170,18 @@ def test_wrong_shape_manifest_is_refused_and_left_as_it_was(tmp_path, tiny_mnist
 # ---- refused input changes nothing --------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [["--threads", "0"], ["--threads", "-1"], ["--epochs", "0"], ["--batch-size", "0"],
-                                 ["--limit", "-5"], ["--patience", "-1"], ["--seed", "-3"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--threads", "0"],
+        ["--threads", "-1"],
+        ["--epochs", "0"],
+        ["--batch-size", "0"],
+        ["--limit", "-5"],
+        ["--patience", "-1"],
+        ["--seed", "-3"],
+    ],
+)
 def test_refused_settings_change_nothing(tmp_path, tiny_mnist, capsys, bad):
     run_dir = tmp_path.joinpath("runs", *RUN)
     manifest = _manifest(run_dir)
@@ -174,14 +192,17 @@ def test_refused_settings_change_nothing(tmp_path, tiny_mnist, capsys, bad):
     assert sorted(p.name for p in run_dir.iterdir()) == ["manifest.json"]
 
 
-@pytest.mark.parametrize("command", [
-    ["evaluate", "m.tflite", "--dataset", "mnist", "--limit", "-5"],
-    ["evaluate", "m.tflite", "--dataset", "mnist", "--threads", "0"],
-    ["bench", "m.tflite", "--dataset", "mnist", "--min-count", "0"],
-    ["bench", "m.tflite", "--dataset", "mnist", "--max-seconds", "0"],
-    ["bench", "m.tflite", "--dataset", "mnist", "--samples", "-1"],
-    ["reproduce", "--threads", "0"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "m.tflite", "--dataset", "mnist", "--limit", "-5"],
+        ["evaluate", "m.tflite", "--dataset", "mnist", "--threads", "0"],
+        ["bench", "m.tflite", "--dataset", "mnist", "--min-count", "0"],
+        ["bench", "m.tflite", "--dataset", "mnist", "--max-seconds", "0"],
+        ["bench", "m.tflite", "--dataset", "mnist", "--samples", "-1"],
+        ["reproduce", "--threads", "0"],
+    ],
+)
 def test_every_command_checks_numeric_ranges(capsys, command):
     assert main(command) == 2
     _one_error_line(capsys.readouterr().err)
@@ -356,8 +377,9 @@ def test_read_only_run_dir(trained_runs, tiny_mnist, tmp_path, capsys):
 
 def _interrupt_when(args: list[str], marker: str, sig: int, timeout: float = 300) -> tuple[int, str]:
     """Start `dnncomp ARGS`, send ``sig`` as soon as stderr shows ``marker``; (exit code, stderr)."""
-    process = subprocess.Popen([sys.executable, "-m", "dnncomp.cli", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               text=True, cwd=Path.cwd())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dnncomp.cli", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=Path.cwd()
+    )
     lines = []
     deadline = time.monotonic() + timeout
     for line in process.stderr:

@@ -229,7 +229,10 @@ def test_metadata_is_read_field_by_field(tmp_path):
     per_channel = read_metadata(with_metadata(tiny_flatbuffer(), _metadata((123.7, 116.3, 103.5), (58.4, 57.1, 57.4))))
     mapping = per_channel.preprocessing()
     assert mapping.input_range == (0.0, 255.0) and mapping.mean == (123.7, 116.3, 103.5) and mapping.std[0] == pytest.approx(58.4)
-    assert read_metadata(with_metadata(tiny_flatbuffer(), _metadata(stats=(-1.0, 1.0)))).preprocessing().input_range == (-1.0, 1.0)
+    assert read_metadata(with_metadata(tiny_flatbuffer(), _metadata(stats=(-1.0, 1.0)))).preprocessing().input_range == (
+        -1.0,
+        1.0,
+    )
     assert read_metadata(with_metadata(tiny_flatbuffer(), _metadata((0.0,), (1.0,)))).preprocessing().input_range == (0.0, 255.0)
 
 
@@ -248,7 +251,10 @@ def test_metadata_decides_the_range_after_flags_and_sidecar(tmp_path, capsys):
     assert "range -1..1 (TFLite metadata" in capsys.readouterr().out
     assert json.loads(record.read_text())["variants"][0]["accuracy"]["full"] == 1.0  # 0..1 would score 50 %
     # the order: flags > sidecar > metadata
-    assert model_input_spec(path, preprocessing=Preprocessing((0.0, 1.0), source="command line")).preprocessing.input_range == (0, 1)
+    assert model_input_spec(path, preprocessing=Preprocessing((0.0, 1.0), source="command line")).preprocessing.input_range == (
+        0,
+        1,
+    )
     write_sidecar(path, Preprocessing((0.0, 255.0), source="compress"))
     assert model_input_spec(path).preprocessing.input_range == (0.0, 255.0)
     # without metadata, the same graph is assumed 0..1 (said)

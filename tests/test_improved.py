@@ -113,7 +113,9 @@ def test_zero_strength_augmentation_is_the_identity():
     zero = {"crop_padding": 0, "horizontal_flip": False, "rotation": 0, "shift": 0, "zoom": 0, "brightness": 0, "contrast": 0}
     assert np.array_equal(_augment(images, zero), images)
     gtsrb = training_settings("improved-gtsrb")["schedule"]["augment"]
-    assert np.array_equal(_augment(images, {key: (0 if key not in ("fill_mode",) else value) for key, value in gtsrb.items()}), images)
+    assert np.array_equal(
+        _augment(images, {key: (0 if key not in ("fill_mode",) else value) for key, value in gtsrb.items()}), images
+    )
 
 
 @pytest.mark.tf

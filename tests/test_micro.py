@@ -31,14 +31,16 @@ def _models(data_dir: Path) -> dict[str, bytes]:
         x = z["x_train"][:2000, ..., None].astype(np.float32) / 255.0
         y = z["y_train"][:2000]
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(16, 3, activation="relu"),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
 
@@ -132,8 +134,22 @@ def test_report_ops_io_and_equivalence(models, real_data_dir):
 @pytest.mark.realdata
 def test_inspect_target_mcu_cli(models, real_data_dir, tmp_path, capsys):
     out = tmp_path / "inspect.json"
-    code = main(["inspect", str(models["int8"]), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir),
-                 "--limit", "100", "--json", str(out)])
+    code = main(
+        [
+            "inspect",
+            str(models["int8"]),
+            "--target",
+            "mcu",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(real_data_dir),
+            "--limit",
+            "100",
+            "--json",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert re.search(r"TFLM arena [\d,]+ B", text)
@@ -191,8 +207,10 @@ def test_c_array_compiles_and_holds_the_model(models, tmp_path, capsys):
         "  bool aligned = reinterpret_cast<std::uintptr_t>(mnist_int8::kModelData) % 16 == 0;\n"
         "  return ok && aligned && r.n == mnist_int8::kOpCount && mnist_int8::kModelDataLength > 0 ? 0 : 1; }\n"
     )
-    subprocess.run([gxx, "-std=c++17", "-Wall", "-Werror", str(tmp_path / "use.cc"), str(tmp_path / "model.o"),
-                    "-o", str(tmp_path / "use")], check=True)
+    subprocess.run(
+        [gxx, "-std=c++17", "-Wall", "-Werror", str(tmp_path / "use.cc"), str(tmp_path / "model.o"), "-o", str(tmp_path / "use")],
+        check=True,
+    )
     assert subprocess.run([str(tmp_path / "use")]).returncode == 0
 
 
@@ -214,7 +232,10 @@ def test_resnet8_recipe_is_mlperf_tinys():
     from dnncomp.train import check_schedule
 
     spec = get_model_spec("resnet8-cifar10")
-    assert resolve_model_name("micro", "cifar10") == "micro-cifar10" and resolve_model_name("resnet8", "cifar10") == "resnet8-cifar10"
+    assert (
+        resolve_model_name("micro", "cifar10") == "micro-cifar10"
+        and resolve_model_name("resnet8", "cifar10") == "resnet8-cifar10"
+    )
     assert spec.training["batch_size"] == 32 and spec.output == "softmax"
     recipe = check_schedule(spec.training["schedule"])
     assert recipe["name"] == "adam-exponential" and recipe["learning_rate"] == 1e-3 and recipe["decay_per_epoch"] == 0.99
@@ -314,11 +335,30 @@ def test_fixed_batch_and_two_output_models(case_inputs, real_data_dir, capsys):
     """A model with its batch fixed at 4 is fed 4 images at a time on both sides; one with two outputs
     keeps its arena and op list, and says why it is not compared."""
     batch4 = case_inputs("12-fixed-batch-tflite") / "batch4.tflite"
-    assert main(["inspect", str(batch4), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir), "--limit", "10"]) == 0
+    assert (
+        main(["inspect", str(batch4), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir), "--limit", "10"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "TFLM vs LiteRT on 10 mnist test images: top-1 agreement 100.00 %" in text
 
     two_outputs = case_inputs("18-multi-output-tflite") / "two_outputs.tflite"
-    assert main(["inspect", str(two_outputs), "--target", "mcu", "--dataset", "mnist", "--data-dir", str(real_data_dir), "--limit", "10"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(two_outputs),
+                "--target",
+                "mcu",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(real_data_dir),
+                "--limit",
+                "10",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert re.search(r"TFLM arena [\d,]+ B", text) and "TFLM vs LiteRT not compared" in text

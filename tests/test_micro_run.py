@@ -16,8 +16,13 @@ def _tiny_mnist(directory, n: int = 320):
 
     x, y = random_mnist_like(n, seed=1)
     directory.mkdir()
-    np.savez(directory / "mnist.npz", x_train=x[:256, ..., 0], y_train=y[:256].astype(np.uint8),
-             x_test=x[256:, ..., 0], y_test=y[256:].astype(np.uint8))
+    np.savez(
+        directory / "mnist.npz",
+        x_train=x[:256, ..., 0],
+        y_train=y[:256].astype(np.uint8),
+        x_test=x[256:, ..., 0],
+        y_test=y[256:].astype(np.uint8),
+    )
     return directory
 
 
@@ -28,8 +33,26 @@ def test_run_mcu_records_arena_flash_ops_and_agreement(tmp_path, capsys):
     from dnncomp.micro import align
 
     data = _tiny_mnist(tmp_path / "data")
-    args = ["run", "mnist", "--model", "micro", "--data-dir", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1",
-            "--techniques", "float,ptq-int8-io", "--limit", "0", "--quiet", "--mcu", "--mcu-images", "40"]
+    args = [
+        "run",
+        "mnist",
+        "--model",
+        "micro",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "1",
+        "--techniques",
+        "float,ptq-int8-io",
+        "--limit",
+        "0",
+        "--quiet",
+        "--mcu",
+        "--mcu-images",
+        "40",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "runs" / "mnist" / "micro-mnist"

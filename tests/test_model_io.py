@@ -47,9 +47,16 @@ def test_weights_only_h5_is_refused(tmp_path):
 
 
 def test_keras_version_and_lambdas_from_the_config(tmp_path):
-    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "in"}},
-        {"class_name": "Lambda", "config": {"name": "doubler"}}]}}
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [
+                {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "in"}},
+                {"class_name": "Lambda", "config": {"name": "doubler"}},
+            ],
+        },
+    }
     path = tmp_path / "k3.keras"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", json.dumps(config))
@@ -80,7 +87,9 @@ def test_lambda_refused_without_unsafe(tmp_path, suffix):
     from dnncomp.train import load_baseline
 
     _, keras = import_keras()
-    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Lambda(lambda t: t * 2, name="doubler"), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Lambda(lambda t: t * 2, name="doubler"), keras.layers.Dense(2)]
+    )
     path = tmp_path / f"evil{suffix}"
     model.save(path)
     with pytest.raises(ModelError, match="Lambda layers \\(doubler\\).*--unsafe"):
@@ -129,7 +138,9 @@ def test_savedmodel_dirs(tmp_path):
     module.v = tf.Variable(1.0)
     module.f = tf.function(lambda t: t * module.v, input_signature=[tf.TensorSpec([None, 6], tf.float32)])
     tf.saved_model.save(module, str(tmp_path / "plain_sm"))
-    with pytest.raises(ModelError, match="plain_sm: a TensorFlow SavedModel without Keras metadata.*model.save\\('model.keras'\\)"):
+    with pytest.raises(
+        ModelError, match="plain_sm: a TensorFlow SavedModel without Keras metadata.*model.save\\('model.keras'\\)"
+    ):
         load_model(tmp_path / "plain_sm")
 
     keras3 = _keras3()
@@ -163,8 +174,14 @@ def _keras3_model(keras3, seed: int = 0):
     out = L.Dense(10, activation="softmax")(x)
     model = keras3.Model(image, out)
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in v.path else
-                       rng.normal(0, 0.3, w.shape).astype(np.float32) for v, w in zip(model.weights, model.get_weights())])
+    model.set_weights(
+        [
+            rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+            if "variance" in v.path
+            else rng.normal(0, 0.3, w.shape).astype(np.float32)
+            for v, w in zip(model.weights, model.get_weights())
+        ]
+    )
     return model
 
 
@@ -247,15 +264,30 @@ def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir,
     x, y = test.x_test[:2000], test.y_test[:2000]
     keras3 = _keras3()
     reference = {  # the accuracy of the model each file holds, computed by the Keras that wrote it
-        "k3.keras": float(np.mean(np.argmax(keras3.saving.load_model(d / "k3.keras", compile=False).predict(x / 255.0, verbose=0), 1) == y)),
+        "k3.keras": float(
+            np.mean(np.argmax(keras3.saving.load_model(d / "k3.keras", compile=False).predict(x / 255.0, verbose=0), 1) == y)
+        ),
         "k2_savedmodel": float(np.mean(np.argmax(load_model(d / "k2.keras").model.predict(x / 255.0, verbose=0), 1) == y)),
     }
     reference["k3.h5"] = reference["k3.keras"]  # the same Keras 3 model, saved twice
     runs = [("k3.keras", "float"), ("k3.h5", "float"), ("k3.h5", "ptq-int8"), ("k2_savedmodel", "float")]
     for name, recipe in runs:
         out = tmp_path / f"{name.replace('.', '_')}-{recipe}.tflite"
-        code = main(["compress", str(d / name), "--dataset", "mnist", "--data-dir", str(real_data_dir), "--recipe", recipe,
-                     "--out", str(out), "--quiet"])
+        code = main(
+            [
+                "compress",
+                str(d / name),
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(real_data_dir),
+                "--recipe",
+                recipe,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         assert code == 0, (name, recipe)
         said = capsys.readouterr().out
         if name.startswith("k3"):  # said once, after checking the translation on the dataset's images
@@ -270,7 +302,9 @@ def test_case13_keras3_and_savedmodel_files_compress(case_inputs, real_data_dir,
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_keras3_lambda_only_with_unsafe(tmp_path, suffix):
     keras3 = _keras3()
-    model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Lambda(lambda t: t * 2 + 1, name="affine"), keras3.layers.Dense(2)])
+    model = keras3.Sequential(
+        [keras3.Input((4,)), keras3.layers.Lambda(lambda t: t * 2 + 1, name="affine"), keras3.layers.Dense(2)]
+    )
     path = tmp_path / f"lambda3{suffix}"
     model.save(path)
     with pytest.raises(ModelError, match="Lambda layers \\(affine\\).*--unsafe"):
@@ -292,11 +326,24 @@ def test_compress_cli_lambda_needs_unsafe(tmp_path, real_data_dir, capsys):
     model = keras.Sequential([keras.Input((28, 28, 1)), L.Lambda(lambda t: t * 1.0, name="identity"), L.Flatten(), L.Dense(10)])
     path = tmp_path / "with_lambda.keras"
     model.save(path)
-    args = ["compress", str(path), "--dataset", "mnist", "--data-dir", str(real_data_dir), "--recipe", "float",
-            "--out", str(tmp_path / "out.tflite"), "--quiet"]
+    args = [
+        "compress",
+        str(path),
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(real_data_dir),
+        "--recipe",
+        "float",
+        "--out",
+        str(tmp_path / "out.tflite"),
+        "--quiet",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "Lambda layers (identity)" in err and "--unsafe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (
+        "Lambda layers (identity)" in err and "--unsafe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "out.tflite").exists()
     assert main(args + ["--unsafe"]) == 0
     assert (tmp_path / "out.tflite").stat().st_size > 0
@@ -319,8 +366,10 @@ def test_keras2_custom_class_is_one_line_naming_it(tmp_path):
             archive.writestr(name, data)
     with pytest.raises(ModelError) as info:
         load_model(tmp_path / "custom.keras")
-    assert str(info.value) == (f"{tmp_path / 'custom.keras'}: layer head is of class MyDense, not a standard Keras layer "
-                               "(a custom class); dnncomp loads standard layers only: rebuild the model from them")
+    assert str(info.value) == (
+        f"{tmp_path / 'custom.keras'}: layer head is of class MyDense, not a standard Keras layer "
+        "(a custom class); dnncomp loads standard layers only: rebuild the model from them"
+    )
 
 
 @pytest.mark.tf

@@ -75,7 +75,13 @@ def test_study_specs():
     names = [spec.name for spec in list_models()]
     assert {"study-mnist", "study-cifar10", "study-gtsrb"} <= set(names)
     mnist, cifar, gtsrb = (get_model_spec(f"study-{d}") for d in ("mnist", "cifar10", "gtsrb"))
-    assert (mnist.input_shape, mnist.image_size, mnist.channels, mnist.output, mnist.num_classes) == ((28, 28), (28, 28), 1, "logits", 10)
+    assert (mnist.input_shape, mnist.image_size, mnist.channels, mnist.output, mnist.num_classes) == (
+        (28, 28),
+        (28, 28),
+        1,
+        "logits",
+        10,
+    )
     assert (cifar.input_shape, cifar.image_size, cifar.output, cifar.num_classes) == ((32, 32, 3), (32, 32), "softmax", 10)
     assert (gtsrb.input_shape, gtsrb.image_size, gtsrb.output, gtsrb.num_classes) == ((30, 30, 3), (30, 30), "softmax", 43)
     assert mnist.from_logits and not cifar.from_logits
@@ -92,7 +98,9 @@ def test_name_resolution():
     assert resolve_model_name("study-cifar10", "cifar10") == "study-cifar10"
     assert resolve_model_name("improved", "cifar10") == "improved-cifar10"
     assert resolve_model_name("tiny", "mnist") == "tiny-mnist"
-    with pytest.raises(ModelError, match=r"known models: improved-cifar10, .*study-mnist.*\(or a family: improved, micro, resnet8, study, tiny\)"):
+    with pytest.raises(
+        ModelError, match=r"known models: improved-cifar10, .*study-mnist.*\(or a family: improved, micro, resnet8, study, tiny\)"
+    ):
         resolve_model_name("resnet", "cifar10")
     with pytest.raises(ModelError, match="known models"):
         get_model_spec("resnet50")

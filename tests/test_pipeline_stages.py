@@ -28,9 +28,14 @@ class FakeWork:
 
     def data(self, dataset, *, data_dir, image_size, skip_bad):
         rng = np.random.default_rng(0)
-        return SimpleNamespace(x_train=rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), y_train=np.arange(40) % 10,
-                               x_test=rng.integers(0, 255, (20, 28, 28, 1), dtype=np.uint8), y_test=np.arange(20) % 10,
-                               num_classes=10, meta={})
+        return SimpleNamespace(
+            x_train=rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8),
+            y_train=np.arange(40) % 10,
+            x_test=rng.integers(0, 255, (20, 28, 28, 1), dtype=np.uint8),
+            y_test=np.arange(20) % 10,
+            num_classes=10,
+            meta={},
+        )
 
     def train(self, spec, data, settings, run_dir, verbose):
         self.calls.append("train")
@@ -48,21 +53,30 @@ class FakeWork:
     def evaluate(self, artifact, data, *, limit, threads, latency_config):
         self.calls.append(f"evaluate:{artifact.stem}")
         accuracy = {"full": 0.9, "full_count": len(data.y_test), "first_n": 0.9, "first_n_count": min(limit, len(data.y_test))}
-        return {"accuracy": accuracy, "latency": {"p50_ms": 1.0, "threads": threads},
-                "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size}}
+        return {
+            "accuracy": accuracy,
+            "latency": {"p50_ms": 1.0, "threads": threads},
+            "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size},
+        }
 
     def evaluate_keras(self, baseline, spec, data, *, limit, preprocessing):
         self.calls.append("evaluate:baseline-keras")
         return {"accuracy": {"full": 0.9, "full_count": len(data.y_test)}, "latency": {"p50_ms": 70.0}}
 
     def workers(self) -> Workers:
-        return Workers(load_data=self.data, train=self.train, compress=self.compress, evaluate=self.evaluate,
-                       evaluate_keras=self.evaluate_keras)
+        return Workers(
+            load_data=self.data,
+            train=self.train,
+            compress=self.compress,
+            evaluate=self.evaluate,
+            evaluate_keras=self.evaluate_keras,
+        )
 
 
 def run(tmp_path, work: FakeWork, techniques=("float", "ptq-int8"), **settings) -> tuple[Pipeline, list[str]]:
-    config = RunConfig("mnist", model="study-mnist", techniques=list(techniques), out=tmp_path, eval_only=False,
-                       limit=10, **settings)
+    config = RunConfig(
+        "mnist", model="study-mnist", techniques=list(techniques), out=tmp_path, eval_only=False, limit=10, **settings
+    )
     pipeline = Pipeline(config, workers=work.workers())
     lines = []
     pipeline.progress._say = lines.append
@@ -77,10 +91,22 @@ def variants(tmp_path) -> list[str]:
 def test_first_run_does_every_stage_once_in_order(tmp_path):
     work = FakeWork()
     pipeline, lines = run(tmp_path, work)
-    assert work.calls == ["train", "compress:float", "compress:ptq-int8", "evaluate:baseline-keras", "evaluate:float",
-                          "evaluate:ptq-int8"]
-    assert list(pipeline.manifest.stages) == ["baseline", "compress:float", "compress:ptq-int8", "evaluate:baseline-keras",
-                                              "evaluate:float", "evaluate:ptq-int8"]
+    assert work.calls == [
+        "train",
+        "compress:float",
+        "compress:ptq-int8",
+        "evaluate:baseline-keras",
+        "evaluate:float",
+        "evaluate:ptq-int8",
+    ]
+    assert list(pipeline.manifest.stages) == [
+        "baseline",
+        "compress:float",
+        "compress:ptq-int8",
+        "evaluate:baseline-keras",
+        "evaluate:float",
+        "evaluate:ptq-int8",
+    ]
     assert variants(tmp_path) == ["baseline-keras", "float", "ptq-int8"]
     # overall progress: each stage says how many are done of how many, and an ETA once one is timed
     assert "(0 of 6 stages done)" in lines[1] and "baseline: training" in lines[1]
@@ -103,7 +129,6 @@ def test_damaged_artifact_and_changed_param_redo_only_their_recipe(tmp_path):
     work = FakeWork()
     run(tmp_path, work)
     assert work.calls == ["compress:float"]  # the same bytes again: their evaluation still holds
-
 
     work = FakeWork()
     run(tmp_path, work, recipe_params={"ptq-int8": {"representative_samples": "50"}})
@@ -143,8 +168,9 @@ def test_eval_only_evaluates_the_artifacts_present_and_trains_nothing(tmp_path, 
 
 
 def _eval_only(tmp_path, work):
-    config = RunConfig("mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=tmp_path, eval_only=True,
-                       limit=10, verbose=0)
+    config = RunConfig(
+        "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=tmp_path, eval_only=True, limit=10, verbose=0
+    )
     return Pipeline(config, workers=work.workers()).run()
 
 
@@ -160,8 +186,12 @@ def test_execute_stages_computes_inputs_late_and_records_outputs(tmp_path):
 
     stages = [
         Stage("make:a", lambda: {"k": 1}, write, running="a: writing"),
-        Stage("use:a", lambda: {"a": (tmp_path / "a.bin").read_bytes().decode()}, lambda: order.append("b") or StageResult(),
-              running="b: reading"),
+        Stage(
+            "use:a",
+            lambda: {"a": (tmp_path / "a.bin").read_bytes().decode()},
+            lambda: order.append("b") or StageResult(),
+            running="b: reading",
+        ),
     ]
     lines = []
     assert execute_stages(stages, manifest, StageProgress(1, say=lines.append)) == ["make:a", "use:a"]
@@ -205,7 +235,9 @@ def test_a_manifest_from_before_the_schedule_rename_keeps_its_baseline(tmp_path)
 def test_eta_keeps_the_keras_row_apart_from_litert_evaluations():
     """Keras' model.predict row takes far longer than a LiteRT evaluation: its time must not set their ETA."""
     progress = StageProgress(1, say=lambda line: None)
-    progress.plan(["evaluate:baseline-keras", "evaluate:float", "evaluate:qat"], kinds={"evaluate:baseline-keras": "keras-evaluate"})
+    progress.plan(
+        ["evaluate:baseline-keras", "evaluate:float", "evaluate:qat"], kinds={"evaluate:baseline-keras": "keras-evaluate"}
+    )
     progress.done("evaluate:baseline-keras", 40.0)
     assert progress.status("evaluate:float") == "1 of 3 stages done"  # no LiteRT evaluation timed yet: no ETA
     progress.done("evaluate:float", 5.0)

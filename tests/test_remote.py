@@ -53,11 +53,24 @@ def sshd(tmp_path_factory):
     shutil.copy(root / "user_key.pub", root / "authorized_keys")
     port = _free_port()
     user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    (root / "sshd_config").write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}", f"PidFile {root / 'sshd.pid'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "Subsystem sftp internal-sftp", "",
-    ]))
+    (root / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {root / 'host_key'}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     log = open(root / "sshd.log", "w")
@@ -93,10 +106,15 @@ def device(sshd, tmp_path, monkeypatch):
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     monkeypatch.setenv("DNNCOMP_REMOTE_DIR", str(tmp_path / "device-work"))
     python = tmp_path / "device-python"
-    python.write_text(f"#!/bin/sh\nDNNCOMP_MACHINE_ID=test-board exec {sys.executable} \"$@\"\n")
+    python.write_text(f'#!/bin/sh\nDNNCOMP_MACHINE_ID=test-board exec {sys.executable} "$@"\n')
     python.chmod(0o755)
-    return {"target": f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}", "python": str(python), "home": home,
-            "work": tmp_path / "device-work", "port": sshd["port"]}
+    return {
+        "target": f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}",
+        "python": str(python),
+        "home": home,
+        "work": tmp_path / "device-work",
+        "port": sshd["port"],
+    }
 
 
 def _error_line(capsys) -> str:
@@ -127,8 +145,24 @@ def test_evaluate_on_device_equals_local(device, mnist_300, tmp_path, capsys):
     model = _reference()
     local, remote = tmp_path / "local.json", tmp_path / "remote.json"
     assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency", "--json", str(local)]) == 0
-    assert main(["evaluate", str(model), "--dataset", mnist_300, *FAST, "--json", str(remote),
-                 "--on", device["target"], "--remote-python", device["python"]]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                "--dataset",
+                mnist_300,
+                *FAST,
+                "--json",
+                str(remote),
+                "--on",
+                device["target"],
+                "--remote-python",
+                device["python"],
+            ]
+        )
+        == 0
+    )
     here, there = json.loads(local.read_text()), json.loads(remote.read_text())
     assert there["variants"][0]["accuracy"]["full"] == here["variants"][0]["accuracy"]["full"]
     assert there["variants"][0]["accuracy"]["first_n"] == here["variants"][0]["accuracy"]["first_n"]
@@ -141,8 +175,22 @@ def test_evaluate_on_device_equals_local(device, mnist_300, tmp_path, capsys):
     assert validate_results(there) == []  # the device's record is a results record like any other
     # the test split is cached on the device by content hash: a second run copies no images
     capsys.readouterr()
-    assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency",
-                 "--on", device["target"], "--remote-python", device["python"]]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                "--dataset",
+                mnist_300,
+                "--no-latency",
+                "--on",
+                device["target"],
+                "--remote-python",
+                device["python"],
+            ]
+        )
+        == 0
+    )
     assert "already on the device" in capsys.readouterr().out
 
 
@@ -152,9 +200,33 @@ def test_bench_on_device(device, mnist_300, tmp_path):
 
     model = _reference()
     md = tmp_path / "bench.md"
-    assert main(["bench", str(model), "--dataset", mnist_300, "--limit", "100", "--no-memory",
-                 *FAST, "--warmup-count", "1", "--warmup-seconds", "0", "--json", str(tmp_path / "b.json"), "--md", str(md),
-                 "--on", device["target"], "--remote-python", device["python"]]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(model),
+                "--dataset",
+                mnist_300,
+                "--limit",
+                "100",
+                "--no-memory",
+                *FAST,
+                "--warmup-count",
+                "1",
+                "--warmup-seconds",
+                "0",
+                "--json",
+                str(tmp_path / "b.json"),
+                "--md",
+                str(md),
+                "--on",
+                device["target"],
+                "--remote-python",
+                device["python"],
+            ]
+        )
+        == 0
+    )
     document = json.loads((tmp_path / "b.json").read_text())
     assert document["environment"]["machine_id"] == "test-board"
     data = load_dataset(mnist_300)
@@ -170,8 +242,18 @@ def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_
     run_dir.mkdir(parents=True)
     shutil.copy(model, run_dir / "float.tflite")
     monkeypatch.setenv("DNNCOMP_MACHINE_ID", "test-host")
-    args = ["run", "mnist", "--eval-only", "--techniques", "float", "--out", str(tmp_path / "runs"), "--data-dir", str(real_data_dir),
-            "--quiet"]
+    args = [
+        "run",
+        "mnist",
+        "--eval-only",
+        "--techniques",
+        "float",
+        "--out",
+        str(tmp_path / "runs"),
+        "--data-dir",
+        str(real_data_dir),
+        "--quiet",
+    ]
     assert main(args + ["--on", device["target"], "--remote-python", device["python"]]) == 0
     out = capsys.readouterr().out
     assert "every machine side by side" in out
@@ -200,15 +282,31 @@ def test_device_with_tflite_runtime_only(device, mnist_300, tmp_path, capsys):
     if not legacy.exists():
         pytest.skip(f"{legacy} not found: .ci/run makes it (tests/test_device_fallback.py says how)")
     python = tmp_path / "legacy-python"
-    python.write_text(f"#!/bin/sh\nDNNCOMP_MACHINE_ID=legacy-board exec {legacy} \"$@\"\n")
+    python.write_text(f'#!/bin/sh\nDNNCOMP_MACHINE_ID=legacy-board exec {legacy} "$@"\n')
     python.chmod(0o755)
     assert main(["device", "check", device["target"], "--remote-python", str(python)]) == 0
     assert "tflite-runtime" in capsys.readouterr().out
     model = _reference()
     local, remote = tmp_path / "local.json", tmp_path / "remote.json"
     assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency", "--json", str(local)]) == 0
-    assert main(["evaluate", str(model), "--dataset", mnist_300, "--no-latency", "--json", str(remote),
-                 "--on", device["target"], "--remote-python", str(python)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                "--dataset",
+                mnist_300,
+                "--no-latency",
+                "--json",
+                str(remote),
+                "--on",
+                device["target"],
+                "--remote-python",
+                str(python),
+            ]
+        )
+        == 0
+    )
     here, there = json.loads(local.read_text()), json.loads(remote.read_text())
     assert there["environment"]["runtime"]["name"] == "tflite-runtime"
     assert there["environment"]["remote"]["runtime"].startswith("tflite-runtime ")
@@ -217,7 +315,21 @@ def test_device_with_tflite_runtime_only(device, mnist_300, tmp_path, capsys):
 
 def test_inspect_on_device(device, tmp_path):
     model = _reference()
-    assert main(["inspect", str(model), "--json", str(tmp_path / "a.json"), "--on", device["target"], "--remote-python", device["python"]]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(model),
+                "--json",
+                str(tmp_path / "a.json"),
+                "--on",
+                device["target"],
+                "--remote-python",
+                device["python"],
+            ]
+        )
+        == 0
+    )
     anatomies = json.loads((tmp_path / "a.json").read_text())
     assert anatomies[str(model)]["size"]["file_bytes"] == model.stat().st_size
 
@@ -227,7 +339,7 @@ def test_device_check_reports_ready_and_missing(device, capsys):
     assert "ready for --on" in capsys.readouterr().out
     # a Python without site-packages has neither dnncomp nor ai-edge-litert
     bare = device["home"] / "bare-python"
-    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(0o755)
     assert main(["device", "check", device["target"], "--remote-python", str(bare)]) == 2
     captured = capsys.readouterr()
@@ -239,7 +351,7 @@ def test_device_check_reports_ready_and_missing(device, capsys):
 
 def test_missing_device_install_is_one_line(device, tmp_path, capsys):
     bare = tmp_path / "bare-python"
-    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(0o755)
     model = tmp_path / "m.tflite"
     shutil.copy(_reference(), model)
@@ -400,6 +512,7 @@ def test_device_setup_installs_the_device_side(device, capsys):
     out = capsys.readouterr().out
     assert "ready for --on" in out and str(venv_python) in out
     # and it has no TensorFlow: the device install stays small
-    done = subprocess.run([str(venv_python), "-c", "import importlib.util as u; print(u.find_spec('tensorflow'))"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(venv_python), "-c", "import importlib.util as u; print(u.find_spec('tensorflow'))"], capture_output=True, text=True
+    )
     assert done.stdout.strip() == "None"

@@ -38,15 +38,31 @@ FAKE_VARIANTS = {
     "prune": ("litert", 0.9905, 0.986, 0.60, 4_450_000, 1_310_000, 0.80),
     "cluster": ("litert", 0.9890, 0.984, 0.61, 4_450_000, 930_000, 0.02),
 }
-FAKE_LAYERS = [("sequential/conv2d/Conv2D", [32, 5, 5, 1]), ("sequential/conv2d_1/Conv2D", [64, 5, 5, 32]),
-               ("sequential/dense/MatMul", [1024, 3136]), ("sequential/dense_1/MatMul", [10, 1024])]
+FAKE_LAYERS = [
+    ("sequential/conv2d/Conv2D", [32, 5, 5, 1]),
+    ("sequential/conv2d_1/Conv2D", [64, 5, 5, 32]),
+    ("sequential/dense/MatMul", [1024, 3136]),
+    ("sequential/dense_1/MatMul", [10, 1024]),
+]
 
 
 def _latency(p50: float, threads: int, keras: bool) -> dict:
     record = {
-        "threads": threads, "xnnpack": None if keras else True, "batch": 1, "init_ms": 3.0, "first_inference_ms": 2 * p50,
-        "warmup_count": 20, "count": 200, "min_ms": 0.8 * p50, "max_ms": 3.1 * p50, "mean_ms": 1.07 * p50,
-        "std_ms": 0.1 * p50, "p50_ms": p50, "p90_ms": 1.2 * p50, "p95_ms": 1.35 * p50, "p99_ms": 1.8 * p50,
+        "threads": threads,
+        "xnnpack": None if keras else True,
+        "batch": 1,
+        "init_ms": 3.0,
+        "first_inference_ms": 2 * p50,
+        "warmup_count": 20,
+        "count": 200,
+        "min_ms": 0.8 * p50,
+        "max_ms": 3.1 * p50,
+        "mean_ms": 1.07 * p50,
+        "std_ms": 0.1 * p50,
+        "p50_ms": p50,
+        "p90_ms": 1.2 * p50,
+        "p95_ms": 1.35 * p50,
+        "p99_ms": 1.8 * p50,
     }
     return record
 
@@ -60,8 +76,9 @@ def _anatomy(name: str, sparsity: float | None) -> dict:
             size *= d
         zeros = {"prune": 0.8, "cluster": 0.01}.get(name, 0.0)
         unique = {"cluster": 8, "qat": 255}.get(name, min(size, int(size * (1 - zeros))))
-        weights.append({"name": f"{layer}/bias", "shape": [shape[0]], "size": shape[0], "role": "other",
-                        "sparsity": 0.0, "unique": shape[0]})
+        weights.append(
+            {"name": f"{layer}/bias", "shape": [shape[0]], "size": shape[0], "role": "other", "sparsity": 0.0, "unique": shape[0]}
+        )
         weights.append({"name": layer, "shape": shape, "size": size, "role": "kernel", "sparsity": zeros, "unique": unique})
     return {"params": 1_111_946, "sparsity": sparsity, "weights": weights}
 
@@ -70,17 +87,46 @@ def _mcu(name: str, file_bytes: int) -> dict:
     """Shaped like dnncomp.micro.mcu_stage_record (see /work/notes/s4/NOTICE-G.md): int8 variants only."""
     if name != "qat":
         return {"skipped": "not an int8 model (its convolutions or dense layers compute in float)"}
-    return {"tflm_version": "0.dev20251001", "runs": True, "error": None, "missing_ops": [],
-            "arena_bytes": file_bytes // 20, "arena_reported_bytes": file_bytes // 20,
-            "flash": {"model_bytes": file_bytes, "aligned_bytes": file_bytes + 16, "c_array_adds_bytes": 20,
-                      "total_bytes": file_bytes + 36},
-            "ops": ["CONV_2D", "FULLY_CONNECTED"], "resolver": ["AddConv2D", "AddFullyConnected"], "int8_io": True,
-            "equivalence": {"dataset": "cifar10", "images": 10000, "top1_agreement": 0.9987, "disagreements": 13,
-                            "max_abs_diff": 1.0, "outputs_identical": 9950}}
+    return {
+        "tflm_version": "0.dev20251001",
+        "runs": True,
+        "error": None,
+        "missing_ops": [],
+        "arena_bytes": file_bytes // 20,
+        "arena_reported_bytes": file_bytes // 20,
+        "flash": {
+            "model_bytes": file_bytes,
+            "aligned_bytes": file_bytes + 16,
+            "c_array_adds_bytes": 20,
+            "total_bytes": file_bytes + 36,
+        },
+        "ops": ["CONV_2D", "FULLY_CONNECTED"],
+        "resolver": ["AddConv2D", "AddFullyConnected"],
+        "int8_io": True,
+        "equivalence": {
+            "dataset": "cifar10",
+            "images": 10000,
+            "top1_agreement": 0.9987,
+            "disagreements": 13,
+            "max_abs_diff": 1.0,
+            "outputs_identical": 9950,
+        },
+    }
 
 
-def make_run(root: Path, dataset: str = "mnist", model: str | None = None, variants=None, *, history: bool = True,
-             manifest: bool = True, anatomy: bool = True, threads: int = 1, mcu: bool = False, scale: float = 1.0) -> Path:
+def make_run(
+    root: Path,
+    dataset: str = "mnist",
+    model: str | None = None,
+    variants=None,
+    *,
+    history: bool = True,
+    manifest: bool = True,
+    anatomy: bool = True,
+    threads: int = 1,
+    mcu: bool = False,
+    scale: float = 1.0,
+) -> Path:
     """A fabricated run directory shaped like `dnncomp run`'s output (FOR TESTS ONLY)."""
     model = model or f"study-{dataset}"
     run_dir = root / dataset / model
@@ -92,7 +138,10 @@ def make_run(root: Path, dataset: str = "mnist", model: str | None = None, varia
         keras = runtime == "keras"
         lo, hi = wilson_interval(round(first * 1000), 1000)
         record = {
-            "name": name, "artifact": "baseline.h5" if keras else f"{name}.tflite", "runtime": runtime, "sha256": "ab" * 32,
+            "name": name,
+            "artifact": "baseline.h5" if keras else f"{name}.tflite",
+            "runtime": runtime,
+            "sha256": "ab" * 32,
             "accuracy": {"full": full, "full_count": 10000, "first_n": first, "first_n_count": 1000, "first_n_ci95": [lo, hi]},
             "latency": _latency(p50, threads, keras),
             "size": {"file_bytes": file_bytes, "gzip_bytes": gzip_bytes, "zip_bytes": gzip_bytes + 120},
@@ -103,27 +152,69 @@ def make_run(root: Path, dataset: str = "mnist", model: str | None = None, varia
         if mcu and not keras:
             record["mcu"] = _mcu(name, file_bytes)
         records.append(record)
-    environment = {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "machine": "x86_64", "cpu_count": 2,
-                   "packages": {"numpy": "2.4.6", "ai-edge-litert": "2.3.0"}, "device": "workstation"}
-    (run_dir / "results.json").write_text(json.dumps({
-        "schema": "dnncomp.results/1", "dataset": dataset, "model": model, "created": "2026-11-29T05:00:00+00:00",
-        "environment": environment, "seed": 0, "variants": records}))
+    environment = {
+        "python": "3.11.7",
+        "platform": "Linux-6.1-x86_64",
+        "machine": "x86_64",
+        "cpu_count": 2,
+        "packages": {"numpy": "2.4.6", "ai-edge-litert": "2.3.0"},
+        "device": "workstation",
+    }
+    (run_dir / "results.json").write_text(
+        json.dumps(
+            {
+                "schema": "dnncomp.results/1",
+                "dataset": dataset,
+                "model": model,
+                "created": "2026-11-29T05:00:00+00:00",
+                "environment": environment,
+                "seed": 0,
+                "variants": records,
+            }
+        )
+    )
     if manifest:
-        (run_dir / "manifest.json").write_text(json.dumps({
-            "schema": "dnncomp.manifest/1", "dataset": dataset, "model": model, "dnncomp_version": "0.1.0",
-            "command": f"dnncomp run {dataset}", "seed": 0,
-            "config": {"epochs": 50, "limit": 1000, "threads": threads, "techniques": ["float", "qat", "prune", "cluster"]},
-            "environment": environment, "data": {"fingerprint": "0123456789abcdef", "train": 60000, "test": 10000, "classes": 10},
-            "stages": {"baseline": {"wall_s": 321.5, "inputs": {}, "outputs": {"baseline.keras": "cd" * 32}, "finished": "2026-11-29T04:00:00+00:00"},
-                       "compress:qat": {"wall_s": 41.2, "inputs": {}, "outputs": {"qat.tflite": "ef" * 32}}}}))
+        (run_dir / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "schema": "dnncomp.manifest/1",
+                    "dataset": dataset,
+                    "model": model,
+                    "dnncomp_version": "0.1.0",
+                    "command": f"dnncomp run {dataset}",
+                    "seed": 0,
+                    "config": {
+                        "epochs": 50,
+                        "limit": 1000,
+                        "threads": threads,
+                        "techniques": ["float", "qat", "prune", "cluster"],
+                    },
+                    "environment": environment,
+                    "data": {"fingerprint": "0123456789abcdef", "train": 60000, "test": 10000, "classes": 10},
+                    "stages": {
+                        "baseline": {
+                            "wall_s": 321.5,
+                            "inputs": {},
+                            "outputs": {"baseline.keras": "cd" * 32},
+                            "finished": "2026-11-29T04:00:00+00:00",
+                        },
+                        "compress:qat": {"wall_s": 41.2, "inputs": {}, "outputs": {"qat.tflite": "ef" * 32}},
+                    },
+                }
+            )
+        )
     if history:
         epochs = 9
-        (run_dir / "history.json").write_text(json.dumps({
-            "loss": [0.25 / (e + 1) ** 0.7 for e in range(epochs)],
-            "accuracy": [0.93 + 0.06 * (1 - 0.6 ** e) for e in range(epochs)],
-            "val_loss": [0.08 - 0.004 * e + 0.0015 * max(0, e - 4) ** 2 for e in range(epochs)],
-            "val_accuracy": [0.975 + 0.012 * (1 - 0.5 ** e) - 0.0008 * max(0, e - 4) for e in range(epochs)],
-        }))
+        (run_dir / "history.json").write_text(
+            json.dumps(
+                {
+                    "loss": [0.25 / (e + 1) ** 0.7 for e in range(epochs)],
+                    "accuracy": [0.93 + 0.06 * (1 - 0.6**e) for e in range(epochs)],
+                    "val_loss": [0.08 - 0.004 * e + 0.0015 * max(0, e - 4) ** 2 for e in range(epochs)],
+                    "val_accuracy": [0.975 + 0.012 * (1 - 0.5**e) - 0.0008 * max(0, e - 4) for e in range(epochs)],
+                }
+            )
+        )
     return run_dir
 
 
@@ -192,8 +283,18 @@ def test_single_run_report_has_tables_plots_and_provenance(tmp_path):
     for name in FAKE_VARIANTS:
         assert re.search(rf"^\| `{re.escape(name)}` \|", markdown, re.M), name
     header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
-    for column in ("p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float gzip", "study acc. % (1000)",
-                   "study ms (Jetson, mean)", "study file MB", "[95% CI]"):
+    for column in (
+        "p50 ms",
+        "p99 ms",
+        "file MB",
+        "gzip MB",
+        "zeros %",
+        "×float gzip",
+        "study acc. % (1000)",
+        "study ms (Jetson, mean)",
+        "study file MB",
+        "[95% CI]",
+    ):
         assert column in header, column
     qat_row = next(line for line in markdown.splitlines() if line.startswith("| `qat` |"))
     assert "98.80" in qat_row and "1.43" in qat_row and "1.12" in qat_row  # the study's quantized MNIST row
@@ -242,8 +343,9 @@ def test_combined_report_over_three_datasets(tmp_path):
 
 @pytest.mark.plots
 def test_figures_of_several_runs_have_distinct_names_in_the_out_dir(tmp_path):
-    runs = [make_run(tmp_path / root, "mnist", variants=["float", "qat"], anatomy=False, history=False)
-            for root in ("a", "b")]  # the same dataset and model twice
+    runs = [
+        make_run(tmp_path / root, "mnist", variants=["float", "qat"], anatomy=False, history=False) for root in ("a", "b")
+    ]  # the same dataset and model twice
     out = tmp_path / "combined"
     paths = write_report(runs, out, title="Twice")
     names = [p.name for p in paths["figures"]]
@@ -326,8 +428,23 @@ def test_reproduce_runs_each_dataset_then_writes_one_report(tmp_path, monkeypatc
 
     monkeypatch.setattr("dnncomp.run.run_pipeline", fake_run_pipeline)
     out = tmp_path / "docs"
-    code = main(["reproduce", "--datasets", "mnist,CIFAR-10", "--out", str(out), "--runs", str(tmp_path / "runs"),
-                 "--epochs", "3", "--threads", "2", "--data-dir", str(tmp_path / "data")])
+    code = main(
+        [
+            "reproduce",
+            "--datasets",
+            "mnist,CIFAR-10",
+            "--out",
+            str(out),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--epochs",
+            "3",
+            "--threads",
+            "2",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert [c[0] for c in calls] == ["mnist", "cifar10"]
     kwargs = calls[0][1]
@@ -427,9 +544,16 @@ def test_sections_without_figures_need_no_matplotlib(tmp_path, monkeypatch):
     paths = write_report([run_dir], tmp_path / "out", figures=False)
     markdown = paths["markdown"].read_text()
     assert paths["figures"] == [] and not list((tmp_path / "out").glob("*.png"))
-    for heading in ("### Results", "### Accuracy against size and latency", "### Latency distribution",
-                    "### Inside the pruned and clustered models", "### Training history", "### Provenance",
-                    "## The study and ours, side by side", "### Why the numbers differ"):
+    for heading in (
+        "### Results",
+        "### Accuracy against size and latency",
+        "### Latency distribution",
+        "### Inside the pruned and clustered models",
+        "### Training history",
+        "### Provenance",
+        "## The study and ours, side by side",
+        "### Why the numbers differ",
+    ):
         assert heading in markdown, heading
     assert "![" not in markdown and "data:image/png" not in paths["html"].read_text()
     assert re.search(r"^\| `qat` \| litert \| 99\.18 \| 98\.70 \[", markdown, re.M)
@@ -447,9 +571,14 @@ class _Workers:
         import numpy as np
 
         rng = np.random.default_rng(0)
-        return SimpleNamespace(x_train=rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), y_train=np.arange(40) % 10,
-                               x_test=rng.integers(0, 255, (20, 28, 28, 1), dtype=np.uint8), y_test=np.arange(20) % 10,
-                               num_classes=10, meta={})
+        return SimpleNamespace(
+            x_train=rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8),
+            y_train=np.arange(40) % 10,
+            x_test=rng.integers(0, 255, (20, 28, 28, 1), dtype=np.uint8),
+            y_test=np.arange(20) % 10,
+            num_classes=10,
+            meta={},
+        )
 
     def train(self, spec, data, settings, run_dir, verbose):
         for name in ("baseline.keras", "baseline.h5"):
@@ -461,9 +590,11 @@ class _Workers:
 
     def evaluate(self, artifact, data, *, limit, threads, latency_config):
         p50 = self.p50_ms * (0.5 if artifact.stem == "ptq-int8" else 1.0)
-        return {"accuracy": {"full": 0.9, "full_count": 20, "first_n": 0.9, "first_n_count": 10},
-                "latency": {"count": 50, "mean_ms": p50 * 1.1, "p50_ms": p50, "p99_ms": p50 * 2, "threads": threads},
-                "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size}}
+        return {
+            "accuracy": {"full": 0.9, "full_count": 20, "first_n": 0.9, "first_n_count": 10},
+            "latency": {"count": 50, "mean_ms": p50 * 1.1, "p50_ms": p50, "p99_ms": p50 * 2, "threads": threads},
+            "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size},
+        }
 
     def evaluate_keras(self, baseline, spec, data, *, limit, preprocessing):
         return {"accuracy": {"full": 0.9, "full_count": 20}, "latency": {"count": 10, "mean_ms": 70.0, "p50_ms": 70.0}}
@@ -471,10 +602,16 @@ class _Workers:
     def run(self, out: Path, eval_only: bool) -> Path:
         from dnncomp.run import Pipeline, RunConfig, Workers
 
-        config = RunConfig("mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=out, eval_only=eval_only,
-                           limit=10, verbose=0)
-        workers = Workers(load_data=self.data, train=self.train, compress=self.compress, evaluate=self.evaluate,
-                          evaluate_keras=self.evaluate_keras)
+        config = RunConfig(
+            "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=out, eval_only=eval_only, limit=10, verbose=0
+        )
+        workers = Workers(
+            load_data=self.data,
+            train=self.train,
+            compress=self.compress,
+            evaluate=self.evaluate,
+            evaluate_keras=self.evaluate_keras,
+        )
         return Path(Pipeline(config, workers=workers).run())
 
 
@@ -515,18 +652,26 @@ def test_host_and_device_side_by_side_in_the_results_table(tmp_path, monkeypatch
 def test_micro_models_beside_resnet8_with_arena_and_flash(tmp_path):
     """Two models of one dataset (issue 15): a section with both, TFLM arena and flash from `run --mcu` per int8
     variant, and the same columns in each run's results table (a dash where TFLM did not run it)."""
-    micro = make_run(tmp_path / "runs", "cifar10", "micro-cifar10", ["float", "qat"], mcu=True, scale=0.05,
-                     history=False, anatomy=False)
-    resnet8 = make_run(tmp_path / "runs", "cifar10", "resnet8-cifar10", ["float", "qat"], mcu=True, scale=0.08,
-                       history=False, anatomy=False)
+    micro = make_run(
+        tmp_path / "runs", "cifar10", "micro-cifar10", ["float", "qat"], mcu=True, scale=0.05, history=False, anatomy=False
+    )
+    resnet8 = make_run(
+        tmp_path / "runs", "cifar10", "resnet8-cifar10", ["float", "qat"], mcu=True, scale=0.08, history=False, anatomy=False
+    )
     markdown = write_report([micro, resnet8], tmp_path / "out", figures=False)["markdown"].read_text()
     section = markdown.split("## CIFAR-10: the models side by side")[1].split("\n## ")[0]
     rows = [line.strip("| ").split(" | ") for line in section.splitlines() if line.startswith("| ")]
     header, body = rows[0], rows[1:]  # the alignment row starts "|---"
-    assert [(r[0], r[1]) for r in body] == [("micro-cifar10", "`float`"), ("micro-cifar10", "`qat`"),
-                                            ("resnet8-cifar10", "`float`"), ("resnet8-cifar10", "`qat`")]
+    assert [(r[0], r[1]) for r in body] == [
+        ("micro-cifar10", "`float`"),
+        ("micro-cifar10", "`qat`"),
+        ("resnet8-cifar10", "`float`"),
+        ("resnet8-cifar10", "`qat`"),
+    ]
     arena, flash = header.index("TFLM arena kB"), header.index("flash kB")
-    assert body[1][arena] == f"{1_130_000 * 0.05 // 20 / 1e3:.1f}" and body[3][flash] == f"{(int(1_130_000 * 0.08) + 36) / 1e3:.1f}"
+    assert (
+        body[1][arena] == f"{1_130_000 * 0.05 // 20 / 1e3:.1f}" and body[3][flash] == f"{(int(1_130_000 * 0.08) + 36) / 1e3:.1f}"
+    )
     assert body[0][arena] == "–"  # float: not for microcontrollers
     table = next(line for line in markdown.splitlines() if line.startswith("| variant |") and "TFLM arena kB" in line)
     qat = next(line for line in markdown.splitlines() if line.startswith("| `qat` |")).split(" | ")

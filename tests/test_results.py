@@ -25,11 +25,26 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 def _variant(name, p50, runtime="litert"):
     return {
-        "name": name, "artifact": f"{name}.tflite", "runtime": runtime, "sha256": "0" * 64,
+        "name": name,
+        "artifact": f"{name}.tflite",
+        "runtime": runtime,
+        "sha256": "0" * 64,
         "accuracy": {"full": 0.99, "full_count": 10000, "first_n": 0.988, "first_n_count": 1000, "first_n_ci95": [0.979, 0.993]},
-        "latency": {"threads": 1, "xnnpack": True, "batch": 1, "count": 100, "min_ms": p50 / 2, "max_ms": p50 * 3,
-                    "mean_ms": p50, "std_ms": 0.1, "p50_ms": p50, "p90_ms": p50, "p95_ms": p50, "p99_ms": p50 * 2,
-                    "overhead": {"overhead_pct": 2.0}},
+        "latency": {
+            "threads": 1,
+            "xnnpack": True,
+            "batch": 1,
+            "count": 100,
+            "min_ms": p50 / 2,
+            "max_ms": p50 * 3,
+            "mean_ms": p50,
+            "std_ms": 0.1,
+            "p50_ms": p50,
+            "p90_ms": p50,
+            "p95_ms": p50,
+            "p99_ms": p50 * 2,
+            "overhead": {"overhead_pct": 2.0},
+        },
         "size": {"file_bytes": 4_000_000, "gzip_bytes": 1_000_000, "zip_bytes": 1_000_100},
         "sparsity": None,
     }
@@ -85,12 +100,22 @@ def test_typed_records_round_trip_a_document_unchanged(tmp_path):
     from dnncomp.results import Latency, ResultsDocument, Variant, load_results
 
     qat = _variant("qat", 0.1)
-    qat["anatomy"] = {"params": 1234, "macs": 5678, "weights": [{"name": "k", "shape": [4, 3], "role": "kernel"}],
-                      "op_counts": {"CONV_2D": 2}}
+    qat["anatomy"] = {
+        "params": 1234,
+        "macs": 5678,
+        "weights": [{"name": "k", "shape": [4, 3], "role": "kernel"}],
+        "op_counts": {"CONV_2D": 2},
+    }
     qat["memory"] = None  # a null the producer wrote stays a null
     qat["latency"]["warmup_ms"] = 12.5  # a key the record does not know rides along in extra
-    document = results_document([_variant("float", 0.4), qat], dataset="mnist", model="tiny-mnist", seed=3,
-                                machine_id="host", best_variant={"name": "qat"})
+    document = results_document(
+        [_variant("float", 0.4), qat],
+        dataset="mnist",
+        model="tiny-mnist",
+        seed=3,
+        machine_id="host",
+        best_variant={"name": "qat"},
+    )
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document))
     typed = load_results(path)
@@ -108,10 +133,22 @@ def test_a_previous_versions_results_file_still_loads(tmp_path):
     """Written before machine ids and per-machine measurements: no machine_id, measurements or measured_on."""
     from dnncomp.results import load_results
 
-    old = {"schema": RESULTS_SCHEMA, "dataset": "mnist", "model": "study-mnist", "created": "2026-11-20T10:00:00+00:00",
-           "environment": {"python": "3.11.7", "platform": "Linux", "machine": "x86_64", "cpu_count": 2,
-                           "packages": {"numpy": "2.0"}, "device": "workstation"},
-           "seed": 0, "variants": [_variant("float", 0.4)]}
+    old = {
+        "schema": RESULTS_SCHEMA,
+        "dataset": "mnist",
+        "model": "study-mnist",
+        "created": "2026-11-20T10:00:00+00:00",
+        "environment": {
+            "python": "3.11.7",
+            "platform": "Linux",
+            "machine": "x86_64",
+            "cpu_count": 2,
+            "packages": {"numpy": "2.0"},
+            "device": "workstation",
+        },
+        "seed": 0,
+        "variants": [_variant("float", 0.4)],
+    }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(old))
     typed = load_results(path)

@@ -169,8 +169,10 @@ def test_a_two_class_folder_runs_end_to_end(real_data_dir, tmp_path, capsys):
     x, y = _mnist(real_data_dir, classes, per_class=150)
     folder = write_folder(tmp_path / "digits", x, y)  # one sorted tree: dnncomp splits off test and validation
     out = tmp_path / "runs"
-    assert main(["run", f"folder:{folder}", "--model", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(out),
-                 *QUICK]) == 0
+    assert (
+        main(["run", f"folder:{folder}", "--model", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(out), *QUICK])
+        == 0
+    )
     n = len(classes)
     run_dir = out / "folder-digits" / f"tiny-28x28x1-{n}cls"
     assert _output_classes(run_dir / "float.tflite") == n
@@ -190,7 +192,9 @@ def test_a_users_model_is_the_baseline_and_must_fit_the_folder(real_data_dir, tm
     x, y = _mnist(real_data_dir, (0, 1, 2), per_class=60)
     folder = write_folder(tmp_path / "three", x, y)
     for classes in (3, 4):
-        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")])
+        model = keras.Sequential(
+            [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")]
+        )
         model.save(tmp_path / f"mine{classes}.keras")
     out = tmp_path / "runs"
     assert main(["run", f"folder:{folder}", "--model", str(tmp_path / "mine4.keras"), "--out", str(out), *QUICK]) == 2
@@ -233,8 +237,10 @@ def test_case_22_own_folders_of_10_and_5_classes(case_inputs, tmp_path, capsys):
 
 @pytest.mark.tf
 @pytest.mark.slow
-@pytest.mark.parametrize("family, shape, classes", [("study", (28, 28, 1), 5), ("study", (48, 64, 3), 2),
-                                                    ("tiny", (30, 40, 3), 7), ("improved", (64, 64, 1), 3)])
+@pytest.mark.parametrize(
+    "family, shape, classes",
+    [("study", (28, 28, 1), 5), ("study", (48, 64, 3), 2), ("tiny", (30, 40, 3), 7), ("improved", (64, 64, 1), 3)],
+)
 def test_a_family_builds_for_the_datas_shape_and_classes(family, shape, classes):
     model = family_spec(family, "folder:x", shape, classes).build()
     assert tuple(model.input_shape[1:]) == shape and tuple(model.output_shape) == (None, classes)
@@ -250,8 +256,14 @@ def test_a_users_model_with_its_own_rescaling_is_fed_raw_pixels(real_data_dir, t
     keras.utils.set_random_seed(0)
     x, y = _mnist(real_data_dir, (0, 1, 2), per_class=80)
     folder = write_folder(tmp_path / "raw", x, y)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[..., None].astype("float32"), y, epochs=15, batch_size=16, verbose=0)
     model.save(tmp_path / "raw.keras")

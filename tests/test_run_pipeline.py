@@ -18,14 +18,34 @@ def tiny_mnist_dir(tmp_path_factory):
     """A real-format mnist.npz with 320 learnable images: the loader, not the test, reads it."""
     x, y = random_mnist_like(320, seed=1)
     root = tmp_path_factory.mktemp("tiny-mnist")
-    np.savez(root / "mnist.npz", x_train=x[:256, ..., 0], y_train=y[:256].astype(np.uint8),
-             x_test=x[256:, ..., 0], y_test=y[256:].astype(np.uint8))
+    np.savez(
+        root / "mnist.npz",
+        x_train=x[:256, ..., 0],
+        y_train=y[:256].astype(np.uint8),
+        x_test=x[256:, ..., 0],
+        y_test=y[256:].astype(np.uint8),
+    )
     return root
 
 
 def _run(data_dir, out, techniques):
-    return main(["run", "mnist", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1",
-                 "--techniques", techniques, "--limit", "32", "--quiet"])
+    return main(
+        [
+            "run",
+            "mnist",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--techniques",
+            techniques,
+            "--limit",
+            "32",
+            "--quiet",
+        ]
+    )
 
 
 def _stages(run_dir):
@@ -56,7 +76,10 @@ def test_run_writes_artifacts_results_and_resumes(tiny_mnist_dir, tmp_path):
     assert second["compress:float"] == first["compress:float"]
     assert second["compress:qat"]["inputs"]["baseline"] == baseline_sha
     assert [v["name"] for v in json.loads((run_dir / "results.json").read_text())["variants"]] == [
-        "baseline-keras", "float", "qat"]
+        "baseline-keras",
+        "float",
+        "qat",
+    ]
 
     # A run killed before an artifact was recorded (or a damaged artifact) redoes just that stage.
     (run_dir / "qat.tflite").write_bytes(b"truncated")
@@ -69,7 +92,10 @@ def test_run_writes_artifacts_results_and_resumes(tiny_mnist_dir, tmp_path):
     # The run directory accumulates variants: a later run of a subset keeps the others in results.json.
     assert _run(tiny_mnist_dir, out, "float") == 0
     assert [v["name"] for v in json.loads((run_dir / "results.json").read_text())["variants"]] == [
-        "baseline-keras", "float", "qat"]
+        "baseline-keras",
+        "float",
+        "qat",
+    ]
 
 
 def test_eval_only_needs_existing_artifacts(tiny_mnist_dir, tmp_path, capsys):

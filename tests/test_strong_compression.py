@@ -14,7 +14,19 @@ from dnncomp.errors import RecipeError
 from dnncomp.models import get_model_spec
 
 IMAGES = 256
-NEW_PARAMS = {"begin", "end", "finetune", "learning_rate", "augment", "distill", "alpha", "temperature", "per_layer", "skip_layers", "edge_layers"}
+NEW_PARAMS = {
+    "begin",
+    "end",
+    "finetune",
+    "learning_rate",
+    "augment",
+    "distill",
+    "alpha",
+    "temperature",
+    "per_layer",
+    "skip_layers",
+    "edge_layers",
+}
 
 
 def _data(n: int = IMAGES, seed: int = 0):
@@ -95,7 +107,11 @@ def test_distilled_qat_on_a_logits_and_a_softmax_model(tmp_path, output):
     ctx = _tiny_model(tmp_path, output)
     result = apply_recipe("qat", ctx, {"epochs": "1"})
     tuning = result.info["fine_tuning"]
-    assert tuning["mode"] == "recover" and tuning["distill"] == {"alpha": 0.5, "temperature": 4.0, "teacher": "the float baseline"}
+    assert tuning["mode"] == "recover" and tuning["distill"] == {
+        "alpha": 0.5,
+        "temperature": 4.0,
+        "teacher": "the float baseline",
+    }
     assert tuning["augment"] == get_model_spec("tiny-mnist").training["schedule"]["augment"]
     assert tuning["wall_s"] > 0 and tuning["wall_s"] == pytest.approx(result.info["fine_tune"]["wall_s"], abs=0.01)
     history = result.info["fine_tune"]["history"]
@@ -156,8 +172,15 @@ def test_study_models_keep_the_study_fine_tuning():
         assert tuning.learning_rate == pytest.approx(10 * spec.training["fine_tune_learning_rate"])
     # The study's recipe parameters are the paper's (SPEC.md), with the new ones at their neutral defaults.
     assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in NEW_PARAMS} == {
-        "schedule": "polynomial", "initial_sparsity": 0.5, "final_sparsity": 0.8, "begin_step": 0, "end_step": 1000,
-        "frequency": 100, "epochs": 1, "batch_size": 32, "sparse_format": False,
+        "schedule": "polynomial",
+        "initial_sparsity": 0.5,
+        "final_sparsity": 0.8,
+        "begin_step": 0,
+        "end_step": 1000,
+        "frequency": 100,
+        "epochs": 1,
+        "batch_size": 32,
+        "sparse_format": False,
     }
 
 
@@ -170,7 +193,9 @@ def test_study_fine_tuning_is_bit_for_bit_the_old_code(tmp_path):
     from dnncomp.train import compile_for_training, seed_everything
 
     ctx = _tiny_model(tmp_path, "logits")
-    ctx = RecipeContext(baseline_path=ctx.baseline_path, spec=get_model_spec("study-mnist"), x_train=ctx.x_train, y_train=ctx.y_train, seed=0)
+    ctx = RecipeContext(
+        baseline_path=ctx.baseline_path, spec=get_model_spec("study-mnist"), x_train=ctx.x_train, y_train=ctx.y_train, seed=0
+    )
     result = apply_recipe("qat", ctx, {})
     assert result.info["fine_tuning"]["mode"] == "study" and "mode" not in result.info["fine_tune"]
 
@@ -192,9 +217,11 @@ def test_best_variant_is_the_smallest_gzip_within_a_point_of_float():
         return {"name": name, "accuracy": {"full": accuracy}, "size": {"gzip_bytes": gzip}}
 
     variants = [
-        variant("float", 0.990, 400_000), variant("ptq-int8", 0.989, 100_000),
+        variant("float", 0.990, 400_000),
+        variant("ptq-int8", 0.989, 100_000),
         variant("pcqat", 0.9795, 20_000),  # 1.05 points below: out
-        variant("prune", 0.985, 50_000), variant("baseline-keras", 0.99, 1),
+        variant("prune", 0.985, 50_000),
+        variant("baseline-keras", 0.99, 1),
     ]
     best = best_variant(variants)
     assert best["name"] == "prune" and best["gzip_ratio_vs_float"] == 8.0 and best["accuracy_change_points"] == -0.5
@@ -220,7 +247,9 @@ def test_sensitivity_has_one_row_per_kernel_layer_on_the_validation_split(tmp_pa
     assert [row["params"] for row in record["rows"]] == [36, 13 * 13 * 4 * 16, 160]
     # the model's own split of the TRAINING images (tiny-mnist: stratified 10 %), never the test set
     held_out, split = validation_split(ctx)
-    assert split == "stratified:0.1" and record["images"] == len(held_out) == len(split_validation(IMAGES, split, 0, ctx.labels)[1])
+    assert split == "stratified:0.1" and record["images"] == len(held_out) == len(
+        split_validation(IMAGES, split, 0, ctx.labels)[1]
+    )
     for row in record["rows"]:
         assert row["accuracy"] is not None and 0 <= row["accuracy"] <= 1
         assert row["drop_points"] == pytest.approx((record["reference_accuracy"] - row["accuracy"]) * 100, abs=1e-3)
@@ -262,7 +291,9 @@ def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_defa
     plan = auto["layer_plan"]["per_layer"]
     drops = auto["layer_plan"]["sensitivity"]["drop_points"]
     assert set(plan) == {"conv", "hidden", "classifier"}
-    assert len({max(0, d) for d in drops.values()}) > 1 and len(set(plan.values())) > 1  # the layers differ, and so do their targets
+    assert (
+        len({max(0, d) for d in drops.values()}) > 1 and len(set(plan.values())) > 1
+    )  # the layers differ, and so do their targets
     for a in plan:  # the more a layer alone costs, the less it is pruned
         for b in plan:
             if drops[a] > drops[b]:
@@ -282,7 +313,10 @@ def test_per_layer_auto_respects_the_global_target_and_edges_are_skipped_by_defa
     assert denser["compression_check"]["holds"]
     # ... and given twice the clusters; skip_layers leaves a layer alone, edge_layers=skip the edges
     default = apply_recipe("cluster", ctx, {"skip_layers": "hidden", "number_of_clusters": "4"}).info
-    assert default["clustered_layers"] == ["conv", "classifier"] and default["layer_plan"]["per_layer"] == {"conv": 8, "classifier": 8}
+    assert default["clustered_layers"] == ["conv", "classifier"] and default["layer_plan"]["per_layer"] == {
+        "conv": 8,
+        "classifier": 8,
+    }
     assert default["unique_values_per_kernel"]["classifier"] == 8 and "skip_layers" in default["layers_left_alone"]["hidden"]
     skipped = apply_recipe("cluster", ctx, {"edge_layers": "skip"}).info
     assert skipped["clustered_layers"] == ["hidden"]

@@ -11,10 +11,20 @@ from dnncomp.train import parse_validation, split_validation, training_settings
 
 
 def test_study_settings_and_overrides():
-    assert training_settings("study-mnist") == {"epochs": 50, "batch_size": 32, "patience": 5, "validation": "last:0.2", "seed": 0}
+    assert training_settings("study-mnist") == {
+        "epochs": 50,
+        "batch_size": 32,
+        "patience": 5,
+        "validation": "last:0.2",
+        "seed": 0,
+    }
     assert training_settings("study-gtsrb", epochs=3, seed=7)["validation"] == "random:0.25"
     assert training_settings(get_model_spec("study-cifar10"), batch_size=64, patience=2) == {
-        "epochs": 50, "batch_size": 64, "patience": 2, "validation": "last:0.2", "seed": 0,
+        "epochs": 50,
+        "batch_size": 64,
+        "patience": 2,
+        "validation": "last:0.2",
+        "seed": 0,
     }
     with pytest.raises(ModelError):
         training_settings("study-mnist", epochs=0)
@@ -83,7 +93,9 @@ def test_load_refuses_lambda_layers(tmp_path, suffix):
     from dnncomp.train import load_baseline
 
     _, keras = import_keras()
-    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Lambda(lambda t: t * 2, name="doubler"), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Lambda(lambda t: t * 2, name="doubler"), keras.layers.Dense(2)]
+    )
     path = tmp_path / f"evil{suffix}"
     model.save(path)
     with pytest.raises(ModelError, match="Lambda layers \\(doubler\\)"):
@@ -142,8 +154,14 @@ def test_a_short_scheduled_training_predicts_above_chance(real_data_dir):
     spec = get_model_spec("tiny-mnist")
     settings = training_settings(spec, epochs=1, batch_size=32)
     model, _ = train_scheduled(
-        spec, data.x_train[:960], data.y_train[:960], epochs=1, batch_size=32, schedule=settings["schedule"],
-        validation="stratified:0.1", verbose=0,
+        spec,
+        data.x_train[:960],
+        data.y_train[:960],
+        epochs=1,
+        batch_size=32,
+        schedule=settings["schedule"],
+        validation="stratified:0.1",
+        verbose=0,
     )
     predictions = np.argmax(model.predict(model_inputs(spec, data.x_test[:500]), verbose=0), axis=1)
     assert np.unique(predictions).size >= 8

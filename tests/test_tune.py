@@ -36,7 +36,9 @@ def test_paired_drop_counts_only_disagreements_and_its_interval_narrows_with_ima
     assert (drop["baseline_only"], drop["variant_only"]) == (5, 1)
     assert drop["low_points"] < 0 < 4.0 < drop["high_points"]  # 5 against 1 of 100 images: could be chance
     tenfold = paired_drop(np.tile(base, 10), np.tile(variant, 10))
-    assert tenfold["drop_points"] == pytest.approx(4.0) and 0 < tenfold["low_points"] < 4.0 < tenfold["high_points"]  # 50 against 10: a loss
+    assert (
+        tenfold["drop_points"] == pytest.approx(4.0) and 0 < tenfold["low_points"] < 4.0 < tenfold["high_points"]
+    )  # 50 against 10: a loss
     same = paired_drop(base, base)
     assert same["drop_points"] == 0 and same["low_points"] < 0 < same["high_points"]
     wider = paired_drop(np.tile(base, 10), np.tile(base, 10))
@@ -77,7 +79,9 @@ def test_every_searched_range_fits_its_parameter_and_draws_resolve():
     described = get_recipe("pcqat").describe()["params"]  # `dnncomp recipes pcqat` and --json show what tune tries
     assert described["final_sparsity"]["search"] == "0.5..0.95" and described["alpha"]["search"] == "0.1..0.9 when distill=True"
     recipes = candidate_recipes()
-    assert "float" not in {r.name for r in recipes} and {"pcqat", "prune", "cluster", "qat", "ptq-int8"} <= {r.name for r in recipes}
+    assert "float" not in {r.name for r in recipes} and {"pcqat", "prune", "cluster", "qat", "ptq-int8"} <= {
+        r.name for r in recipes
+    }
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(60):
@@ -98,7 +102,13 @@ def test_pareto_and_binding_budget():
     def row(number, accuracy, gzip, failing=()):
         return {"number": number, "state": "COMPLETE", "values": [accuracy, gzip], "failing": list(failing), "duplicate_of": None}
 
-    rows = [row(0, 0.99, 5000), row(1, 0.98, 3000), row(2, 0.97, 4000), row(3, 0.90, 1000, ["drop"]), row(4, 0.95, 2000, ["drop"])]
+    rows = [
+        row(0, 0.99, 5000),
+        row(1, 0.98, 3000),
+        row(2, 0.97, 4000),
+        row(3, 0.90, 1000, ["drop"]),
+        row(4, 0.95, 2000, ["drop"]),
+    ]
     front = pareto(rows)
     assert [r["number"] for r in front] == [1, 0]  # 2 is dominated by 1; 3 and 4 fail the drop budget
     binding = binding_budget(rows, front[0])
@@ -114,7 +124,14 @@ def test_a_failed_or_pruned_trial_is_recorded_with_its_reason_and_never_stops_th
     for state, key in (("failed", "error"), ("pruned", "reason")):
         trial = study.ask()
         trial.suggest_categorical("recipe", ["qat"])
-        outcome = {"number": trial.number, "recipe": "qat", "params": {}, "state": state, key: "RecipeError: recipe qat failed (boom)", "wall_s": 1.0}
+        outcome = {
+            "number": trial.number,
+            "recipe": "qat",
+            "params": {},
+            "state": state,
+            key: "RecipeError: recipe qat failed (boom)",
+            "wall_s": 1.0,
+        }
         _record(study, trial, outcome, config, None, tmp_path, said.append)
     rows = trial_rows(study)
     assert [r["state"] for r in rows] == ["FAIL", "PRUNED"]
@@ -135,13 +152,15 @@ def tiny_mnist(real_data_dir, tmp_path_factory):
     _, keras = import_keras()
     keras.utils.set_random_seed(0)
     data = load_dataset("mnist", data_dir=real_data_dir)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(data.x_train[:600] / 255.0, data.y_train[:600], epochs=2, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("tune") / "tiny.keras"
@@ -151,8 +170,21 @@ def tiny_mnist(real_data_dir, tmp_path_factory):
 
 def _args(baseline, data_dir, out, *extra):
     return [
-        "tune", str(baseline), "--dataset", "mnist", "--data-dir", str(data_dir), "--out", str(out),
-        "--train-images", "200", "--val-images", "300", "--max-drop", "3", *extra,
+        "tune",
+        str(baseline),
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--train-images",
+        "200",
+        "--val-images",
+        "300",
+        "--max-drop",
+        "3",
+        *extra,
     ]
 
 
@@ -166,9 +198,13 @@ def _trials(out: Path):
 @pytest.mark.plots
 def test_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tiny_mnist, real_data_dir, tmp_path, capsys):
     out = tmp_path / "tune"
-    args = _args(tiny_mnist, real_data_dir, out, "--trials", "2", "--recipes", "prune-ptq-int8", "--seed", "1", "--max-drop", "10")
+    args = _args(
+        tiny_mnist, real_data_dir, out, "--trials", "2", "--recipes", "prune-ptq-int8", "--seed", "1", "--max-drop", "10"
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen([sys.executable, "-m", "dnncomp.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dnncomp.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     killed_number = None
     deadline = time.monotonic() + 300
     try:
@@ -237,8 +273,23 @@ def test_tune_on_a_two_node_ray_cluster_with_an_impossible_budget_exits_3(tiny_m
     cluster.add_node(num_cpus=1)
     out = tmp_path / "tune"
     try:
-        code = main(_args(tiny_mnist, real_data_dir, out, "--trials", "2", "--recipes", "cluster-ptq-int8", "--workers", "2",
-                          "--ray-address", cluster.address, "--max-gzip", "1KB"))
+        code = main(
+            _args(
+                tiny_mnist,
+                real_data_dir,
+                out,
+                "--trials",
+                "2",
+                "--recipes",
+                "cluster-ptq-int8",
+                "--workers",
+                "2",
+                "--ray-address",
+                cluster.address,
+                "--max-gzip",
+                "1KB",
+            )
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -14,8 +14,18 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as s
 
 
-def tiny_flatbuffer(*, input_shape=(1, 4), signature=None, dtype="FLOAT32", quant=None, pre=(), weights=None,
-                    biases=None, outputs=1, reshape_to=None):
+def tiny_flatbuffer(
+    *,
+    input_shape=(1, 4),
+    signature=None,
+    dtype="FLOAT32",
+    quant=None,
+    pre=(),
+    weights=None,
+    biases=None,
+    outputs=1,
+    reshape_to=None,
+):
     """A LiteRT flatbuffer: input -> [DEQUANTIZE] -> [pre ops] -> [RESHAPE] -> FULLY_CONNECTED (one per output).
 
     ``input_shape`` includes the batch; ``signature`` is the shape signature (``-1``: resizable batch;

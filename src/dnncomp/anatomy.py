@@ -300,13 +300,15 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
                 bias = _stored_weight(graph, int(op.inputs[bias_position]), producers)
                 bias_inputs.add(bias)
             kernel_op_refs.append((position, name, compute, kernel, bias, output))
-        ops.append({
-            "op": name,
-            "dtype": compute,
-            "macs": macs or None,
-            "output_shape": graph.shape(output) if output is not None else None,
-            "output_dtype": graph.dtype_name(output).lower() if output is not None else None,
-        })
+        ops.append(
+            {
+                "op": name,
+                "dtype": compute,
+                "macs": macs or None,
+                "output_shape": graph.shape(output) if output is not None else None,
+                "output_dtype": graph.dtype_name(output).lower() if output is not None else None,
+            }
+        )
 
     weights = []
     params = 0
@@ -367,7 +369,9 @@ def inspect_model(model: ModelSource, *, tensors: bool = True) -> dict[str, Any]
         "int8_kernel_ops": sum(n for dtype, n in kernel_op_dtypes.items() if dtype in ("int8", "uint8", "int16")),
         "float_kernel_ops": sum(n for dtype, n in kernel_op_dtypes.items() if dtype in ("float32", "float16")),
         "hybrid_kernel_ops": kernel_op_dtypes.get("hybrid", 0),
-        "max_unique_per_kernel": max((w["unique"] for w in weights if w["role"] == "kernel" and w["unique"] is not None), default=None),
+        "max_unique_per_kernel": max(
+            (w["unique"] for w in weights if w["role"] == "kernel" and w["unique"] is not None), default=None
+        ),
         "sparse_tensors": sparse_tensors,
         "kernel_ops": kernel_ops,
         "peak_activation_bytes": _peak_activation_bytes(graph),
@@ -417,7 +421,7 @@ def keras_layer_path(tensor_name: str) -> str | None:
 def _unwrapped(scope: str) -> str:
     for prefix in _WRAPPER_PREFIXES:
         if scope.startswith(prefix) and len(scope) > len(prefix):
-            return scope[len(prefix):]
+            return scope[len(prefix) :]
     return scope
 
 
@@ -432,8 +436,16 @@ def _max_unique_per_channel(values: np.ndarray, shape: list[int], axis: int) -> 
     return int((np.count_nonzero(np.diff(ordered, axis=1), axis=1) + 1).max())
 
 
-def _kernel_op_record(graph: _Graph, weights: dict[int, dict[str, Any]], position: int, name: str, compute: str,
-                      kernel: int | None, bias: int | None, output: int | None) -> dict[str, Any]:
+def _kernel_op_record(
+    graph: _Graph,
+    weights: dict[int, dict[str, Any]],
+    position: int,
+    name: str,
+    compute: str,
+    kernel: int | None,
+    bias: int | None,
+    output: int | None,
+) -> dict[str, Any]:
     """One convolution / dense op: the layer it came from and what its kernel holds."""
     layer = None
     for index in (kernel, output, bias):  # the kernel's own name first; the converter may rename constants
@@ -473,10 +485,20 @@ def layer_table(anatomy: dict[str, Any]) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     for record in anatomy.get("kernel_ops", []):
         key = record["layer"] or f"op #{record['op_index']}"
-        row = table.setdefault(key, {
-            "ops": [], "op_indices": [], "compute_dtypes": [], "weight_dtypes": [], "size": 0,
-            "zeros": None, "unique": None, "max_unique_per_channel": None, "sparse_format": False,
-        })
+        row = table.setdefault(
+            key,
+            {
+                "ops": [],
+                "op_indices": [],
+                "compute_dtypes": [],
+                "weight_dtypes": [],
+                "size": 0,
+                "zeros": None,
+                "unique": None,
+                "max_unique_per_channel": None,
+                "sparse_format": False,
+            },
+        )
         row["ops"].append(record["op"])
         row["op_indices"].append(record["op_index"])
         for field_name, value in (("compute_dtypes", record["compute_dtype"]), ("weight_dtypes", record["weight_dtype"])):
@@ -533,4 +555,3 @@ def anatomy_lines(anatomy: dict[str, Any]) -> list[str]:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-

@@ -42,10 +42,22 @@ def run(config: Any, **fields: Any) -> Path:
 
 
 def evaluate(
-    model: str | Path, dataset: str, *, data_dir: str | Path | None = None, limit: int = 1000, threads: int = 1,
-    latency: bool = True, min_count: int = 200, min_seconds: float = 2.0, input_range: str | None = None,
-    mean: str | None = None, std: str | None = None, output: str | None = None, fit: str | None = None,
-    skip_bad: bool = False, say: Callable[[str], None] | None = None,
+    model: str | Path,
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    limit: int = 1000,
+    threads: int = 1,
+    latency: bool = True,
+    min_count: int = 200,
+    min_seconds: float = 2.0,
+    input_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    output: str | None = None,
+    fit: str | None = None,
+    skip_bad: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Accuracy, batch-1 latency and size of one single-input LiteRT classifier on a dataset's test split.
 
@@ -70,18 +82,40 @@ def evaluate(
     given = preprocessing_from_options(input_range, mean, std)
     data = load_for_model(dataset, path, Path(data_dir) if data_dir else None, skip_bad=skip_bad, fit=fit)
     return evaluate_model(
-        path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
+        path,
+        data.x_test,
+        data.y_test,
+        dataset=dataset,
+        num_classes=data.num_classes,
+        first_n=limit,
+        threads=threads,
         latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
-        output=output, preprocessing=given, say=say or (lambda line: None),
+        output=output,
+        preprocessing=given,
+        say=say or (lambda line: None),
     )
 
 
 def bench(
-    models: Sequence[str | Path], dataset: str, *, data_dir: str | Path | None = None, threads: Sequence[int] = (1,),
-    batches: Sequence[int] = (1,), xnnpack: Sequence[bool] = (True,), limit: int = 1000, accuracy: bool = True,
-    memory: bool = True, input_range: str | None = None, mean: str | None = None, std: str | None = None,
-    output: str | None = None, fit: str | None = None, skip_bad: bool = False, quiet: bool = True,
-    say: Callable[[str], None] | None = None, **latency: Any,
+    models: Sequence[str | Path],
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    threads: Sequence[int] = (1,),
+    batches: Sequence[int] = (1,),
+    xnnpack: Sequence[bool] = (True,),
+    limit: int = 1000,
+    accuracy: bool = True,
+    memory: bool = True,
+    input_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    output: str | None = None,
+    fit: str | None = None,
+    skip_bad: bool = False,
+    quiet: bool = True,
+    say: Callable[[str], None] | None = None,
+    **latency: Any,
 ) -> dict[str, Any]:
     """Latency, throughput, memory and accuracy of LiteRT models side by side, as ``dnncomp bench``.
 
@@ -102,17 +136,42 @@ def bench(
     given = preprocessing_from_options(input_range, mean, std)
     data = load_for_model(dataset, paths[0], Path(data_dir) if data_dir else None, skip_bad=skip_bad, fit=fit)
     return bench_models(
-        paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, threads=list(threads),
-        xnnpack=list(xnnpack), batches=list(batches), base_config=LatencyConfig(**latency), accuracy_first_n=limit,
-        accuracy=accuracy, memory=memory, quiet=quiet, output=output, preprocessing=given, say=say or (lambda line: None),
+        paths,
+        data.x_test,
+        data.y_test,
+        dataset=dataset,
+        num_classes=data.num_classes,
+        threads=list(threads),
+        xnnpack=list(xnnpack),
+        batches=list(batches),
+        base_config=LatencyConfig(**latency),
+        accuracy_first_n=limit,
+        accuracy=accuracy,
+        memory=memory,
+        quiet=quiet,
+        output=output,
+        preprocessing=given,
+        say=say or (lambda line: None),
     )
 
 
 def compress(
-    model: str | Path, recipe: str, dataset: str, *, out: str | Path | None = None, params: dict[str, Any] | None = None,
-    data_dir: str | Path | None = None, registered_model: str | None = None, input_range: str | None = None,
-    mean: str | None = None, std: str | None = None, fit: str | None = None, seed: int = 0, verbose: int = 0,
-    unsafe: bool = False, skip_bad: bool = False,
+    model: str | Path,
+    recipe: str,
+    dataset: str,
+    *,
+    out: str | Path | None = None,
+    params: dict[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    registered_model: str | None = None,
+    input_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    fit: str | None = None,
+    seed: int = 0,
+    verbose: int = 0,
+    unsafe: bool = False,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """Compress a Keras model file with one recipe and write the LiteRT flatbuffer, as ``dnncomp compress``.
 
@@ -132,16 +191,32 @@ def compress(
     from .preprocess import preprocessing_from_options, write_sidecar
 
     get_recipe(recipe).resolve_params(params)  # a typo fails before the data is loaded
-    setup = prepare_compression(model, dataset, model=registered_model, preprocessing=preprocessing_from_options(input_range, mean, std),
-                                fit=fit, data_dir=data_dir, skip_bad=skip_bad, seed=seed, unsafe=unsafe, verbose=verbose)
+    setup = prepare_compression(
+        model,
+        dataset,
+        model=registered_model,
+        preprocessing=preprocessing_from_options(input_range, mean, std),
+        fit=fit,
+        data_dir=data_dir,
+        skip_bad=skip_bad,
+        seed=seed,
+        unsafe=unsafe,
+        verbose=verbose,
+    )
     result = apply_recipe(recipe, setup.context, params)
     path = Path(out) if out else Path(f"{recipe}.tflite")
     atomic_write_bytes(path, result.tflite)
     contract = setup.contract
     sidecar = write_sidecar(
-        path, setup.preprocessing, layout=contract.layout.kind, input_shape=list(contract.input_shape),
-        image_shape=[contract.layout.height, contract.layout.width, contract.channels], num_classes=contract.num_classes,
-        class_names=[str(c) for c in (getattr(setup.data, "class_names", None) or [])] or None, model=str(model), recipe=recipe,
+        path,
+        setup.preprocessing,
+        layout=contract.layout.kind,
+        input_shape=list(contract.input_shape),
+        image_shape=[contract.layout.height, contract.layout.width, contract.channels],
+        num_classes=contract.num_classes,
+        class_names=[str(c) for c in (getattr(setup.data, "class_names", None) or [])] or None,
+        model=str(model),
+        recipe=recipe,
     )
     return {"tflite": path, "sidecar": sidecar, "info": result.info, "notes": setup.notes}
 
@@ -157,4 +232,3 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     from .report import write_report as _write_report
 
     return _write_report(run_dirs, out_dir, title, **options)
-

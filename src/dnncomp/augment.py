@@ -204,7 +204,9 @@ def training_dataset(
     )
 
 
-def evaluation_dataset(x_uint8: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], num_classes: int, batch_size: int = EVAL_BATCH_SIZE):
+def evaluation_dataset(
+    x_uint8: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], num_classes: int, batch_size: int = EVAL_BATCH_SIZE
+):
     """Unaugmented ``(inputs, one-hot labels)`` batches, in order."""
     from .keras_env import import_keras
 

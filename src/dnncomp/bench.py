@@ -440,7 +440,9 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _memory_probe(model_path: str, input_npy: str, input_index: int, output_index: int, threads: int, xnnpack: bool, batch: int, invokes: int) -> dict[str, Any]:
+def _memory_probe(
+    model_path: str, input_npy: str, input_index: int, output_index: int, threads: int, xnnpack: bool, batch: int, invokes: int
+) -> dict[str, Any]:
     """Runs in a fresh process: RSS before and after load, allocate and invoke.
 
     No interpreter exists before the baseline reading (one that was freed could
@@ -550,7 +552,10 @@ def _main(argv: list[str]) -> int:
         record = _memory_probe(model_path, npy, input_index, output_index, threads, bool(xnnpack), batch, invokes)
         print(json.dumps(record))
         return 0
-    print("usage: python -m dnncomp.bench memory-probe MODEL INPUT.npy IN_INDEX OUT_INDEX THREADS XNNPACK(0|1) BATCH INVOKES", file=sys.stderr)
+    print(
+        "usage: python -m dnncomp.bench memory-probe MODEL INPUT.npy IN_INDEX OUT_INDEX THREADS XNNPACK(0|1) BATCH INVOKES",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -16,10 +16,14 @@ from . import __version__
 from .errors import DnncompError
 
 DATA_DIR_HELP = "Directory holding the dataset files (default: $DNNCOMP_DATA_DIR, else the per-user cache)."
-TRAINED_RANGE_HELP = ("The real value of pixels 0 and 255 the model was trained with: 0..1 (pixel/255, the default), "
-                      "-1..1 or 0..255. Refused for a model with its own Rescaling/Normalization layer (it decides).")
-SKIP_BAD_HELP = ("Skip image files that cannot be read instead of stopping. Files that are not images "
-                 "(.DS_Store, ._* AppleDouble, Thumbs.db, README.txt, hidden files) are always skipped and counted.")
+TRAINED_RANGE_HELP = (
+    "The real value of pixels 0 and 255 the model was trained with: 0..1 (pixel/255, the default), "
+    "-1..1 or 0..255. Refused for a model with its own Rescaling/Normalization layer (it decides)."
+)
+SKIP_BAD_HELP = (
+    "Skip image files that cannot be read instead of stopping. Files that are not images "
+    "(.DS_Store, ._* AppleDouble, Thumbs.db, README.txt, hidden files) are always skipped and counted."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,13 +38,21 @@ def app():
 
 @app.command("datasets")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--verify", is_flag=True,
-              help="Check image counts, shapes, label ranges and per-class counts against the published "
-                   "numbers; exit 2 with one error line if a check fails or a dataset is missing.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check image counts, shapes, label ranges and per-class counts against the published "
+    "numbers; exit 2 with one error line if a check fails or a dataset is missing.",
+)
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP + " They are listed at the end.")
 @click.option("--download", is_flag=True, help="Download the datasets that are not found into the per-user cache.")
-@click.option("--only", "names", default=None, metavar="NAMES",
-              help="Comma-separated datasets to show (default: mnist,cifar10,gtsrb); folder:PATH works too.")
+@click.option(
+    "--only",
+    "names",
+    default=None,
+    metavar="NAMES",
+    help="Comma-separated datasets to show (default: mnist,cifar10,gtsrb); folder:PATH works too.",
+)
 def datasets_command(data_dir, verify, skip_bad, download, names):
     """Where each dataset was found, images per split, classes and image shape.
 
@@ -57,7 +69,11 @@ def datasets_command(data_dir, verify, skip_bad, download, names):
 
     err = Console(stderr=True)
     statuses = survey(
-        _csv_list(names) or DATASETS, data_dir=data_dir, verify=verify, skip_bad=skip_bad, download=download,
+        _csv_list(names) or DATASETS,
+        data_dir=data_dir,
+        verify=verify,
+        skip_bad=skip_bad,
+        download=download,
         announce=lambda name: err.print(f"loading {name} ...", style="dim", highlight=False),
     )
     print_survey(statuses, verify=verify)
@@ -67,11 +83,15 @@ def datasets_command(data_dir, verify, skip_bad, download, names):
     if verify:
         from .errors import DataError
 
-        failed = [f"{s.name} ({s.state})" if s.state != "ok" else f"{s.name} ({', '.join(c.name for c in s.failed_checks)})"
-                  for s in statuses if s.state != "ok" or s.failed_checks]
+        failed = [
+            f"{s.name} ({s.state})" if s.state != "ok" else f"{s.name} ({', '.join(c.name for c in s.failed_checks)})"
+            for s in statuses
+            if s.state != "ok" or s.failed_checks
+        ]
         if failed:
             raise DataError(f"verify failed: {'; '.join(failed)}")
         click.echo(f"verify: all {sum(len(s.checks) for s in statuses)} checks pass", err=True)
+
 
 # ---- run / evaluate ------------------------------------------------------------------
 
@@ -104,15 +124,29 @@ def _parse_recipe_params(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 def _remote_options(command):
     """--on/--remote-python/--accept-new-host-key: run the device-side command on a board over SSH (dnncomp.remote)."""
-    for decorator in reversed((
-        click.option("--on", "on", default=None, metavar="TARGET",
-                     help="Run it on a device over SSH: ssh://[user@]host[:port] or a Host from ~/.ssh/config (needs "
-                          "`pip install 'dnncomp[remote]'`; the device needs dnncomp's device install: `dnncomp device check`)."),
-        click.option("--remote-python", default=None, metavar="PATH",
-                     help="With --on: the device's Python (default: the venv `dnncomp device setup` made, else python3)."),
-        click.option("--accept-new-host-key", is_flag=True,
-                     help="With --on: trust and record a device's host key not yet in ~/.ssh/known_hosts (a changed key is always refused)."),
-    )):
+    for decorator in reversed(
+        (
+            click.option(
+                "--on",
+                "on",
+                default=None,
+                metavar="TARGET",
+                help="Run it on a device over SSH: ssh://[user@]host[:port] or a Host from ~/.ssh/config (needs "
+                "`pip install 'dnncomp[remote]'`; the device needs dnncomp's device install: `dnncomp device check`).",
+            ),
+            click.option(
+                "--remote-python",
+                default=None,
+                metavar="PATH",
+                help="With --on: the device's Python (default: the venv `dnncomp device setup` made, else python3).",
+            ),
+            click.option(
+                "--accept-new-host-key",
+                is_flag=True,
+                help="With --on: trust and record a device's host key not yet in ~/.ssh/known_hosts (a changed key is always refused).",
+            ),
+        )
+    ):
         command = decorator(command)
     return command
 
@@ -120,8 +154,12 @@ def _remote_options(command):
 _WIDE_KEY = "dnncomp.wide"
 # Not an argument of the commands: the table printers ask for it (_wide()), so adding it to a command is one line.
 _wide_option = click.option(
-    "--wide", is_flag=True, expose_value=False, callback=lambda ctx, _param, value: ctx.meta.__setitem__(_WIDE_KEY, value),
-    help="Show every table column even past the terminal's width (default: the columns that fit; the rest are named).")
+    "--wide",
+    is_flag=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__(_WIDE_KEY, value),
+    help="Show every table column even past the terminal's width (default: the columns that fit; the rest are named).",
+)
 
 
 def _wide() -> bool:
@@ -132,8 +170,13 @@ def _wide() -> bool:
 def _device(on: str, remote_python: str | None, accept_new_host_key: bool):
     from .remote import Device
 
-    return Device(on, remote_python=remote_python, accept_new_host_key=accept_new_host_key, say=click.echo,
-                  say_err=lambda line: click.echo(line, err=True))
+    return Device(
+        on,
+        remote_python=remote_python,
+        accept_new_host_key=accept_new_host_key,
+        say=click.echo,
+        say_err=lambda line: click.echo(line, err=True),
+    )
 
 
 def _passthrough(**options) -> list[str]:
@@ -150,11 +193,17 @@ def _pixel_range_options(range_help: str, prefix: str = ""):
     """--input-range/--mean/--std (dnncomp.preprocess.preprocessing_from_options): the real values pixels become."""
 
     def decorate(command):
-        for decorator in reversed((
-            click.option("--input-range", default=None, metavar="LO..HI", help=prefix + range_help),
-            click.option("--mean", default=None, metavar="M[,M,M]", help=prefix + "Per-channel mean subtracted after --input-range."),
-            click.option("--std", default=None, metavar="S[,S,S]", help=prefix + "Per-channel std divided by after the mean."),
-        )):
+        for decorator in reversed(
+            (
+                click.option("--input-range", default=None, metavar="LO..HI", help=prefix + range_help),
+                click.option(
+                    "--mean", default=None, metavar="M[,M,M]", help=prefix + "Per-channel mean subtracted after --input-range."
+                ),
+                click.option(
+                    "--std", default=None, metavar="S[,S,S]", help=prefix + "Per-channel std divided by after the mean."
+                ),
+            )
+        ):
             command = decorator(command)
         return command
 
@@ -163,62 +212,148 @@ def _pixel_range_options(range_help: str, prefix: str = ""):
 
 def _input_options(command):
     """--input-range/--mean/--std/--output of evaluate and bench: how images become the model's input."""
-    command = click.option("--output", "output", default=None, metavar="NAME|INDEX",
-                           help="The output holding the class scores, for a model with several (default: the one whose size "
-                                "matches the dataset's classes).")(command)
-    return _pixel_range_options("Real value of pixels 0..255 the model takes: 0..1, -1..1, 0..255 or any LO..HI. "
-                                "Default: the sidecar beside the .tflite, else inferred from the model (and said).")(command)
+    command = click.option(
+        "--output",
+        "output",
+        default=None,
+        metavar="NAME|INDEX",
+        help="The output holding the class scores, for a model with several (default: the one whose size "
+        "matches the dataset's classes).",
+    )(command)
+    return _pixel_range_options(
+        "Real value of pixels 0..255 the model takes: 0..1, -1..1, 0..255 or any LO..HI. "
+        "Default: the sidecar beside the .tflite, else inferred from the model (and said)."
+    )(command)
 
 
 def _fit_option(command):
     """--fit (dnncomp.preprocess.Fit): how images of another size than the model's input reach it."""
     return click.option(
-        "--fit", type=click.Choice(["resize", "pad", "crop"]), default=None,
+        "--fit",
+        type=click.Choice(["resize", "pad", "crop"]),
+        default=None,
         help="Images of another size than the model's input: resize (Pillow), pad (centred on the background, "
-             "the LeNet convention for 28x28 digits on 32x32) or crop (the centre). Default: the sidecar's, else pad "
-             "for smaller grey images and resize otherwise (said). Stored in the .tflite's sidecar.")(command)
-
+        "the LeNet convention for 28x28 digits on 32x32) or crop (the centre). Default: the sidecar's, else pad "
+        "for smaller grey images and resize otherwise (said). Stored in the .tflite's sidecar.",
+    )(command)
 
 
 @app.command("run")
 @click.argument("dataset")
-@click.option("--model", "model", default=None,
-              help="A family (tiny, improved, study: built for the data's image size, channels and classes), a "
-                   "registered model (tiny-mnist...), or your own .keras/.h5 file (used as the baseline, not trained). "
-                   "Default: study-<DATASET>; tiny for folder:PATH.")
-@click.option("--val-split", default=None, metavar="F",
-              help="Validation fraction held out of the training images, stratified by class and seeded (default: the "
-                   "model's, 0.1 or the study's 0.2; the study's models on their own datasets keep the study's split).")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="A family (tiny, improved, study: built for the data's image size, channels and classes), a "
+    "registered model (tiny-mnist...), or your own .keras/.h5 file (used as the baseline, not trained). "
+    "Default: study-<DATASET>; tiny for folder:PATH.",
+)
+@click.option(
+    "--val-split",
+    default=None,
+    metavar="F",
+    help="Validation fraction held out of the training images, stratified by class and seeded (default: the "
+    "model's, 0.1 or the study's 0.2; the study's models on their own datasets keep the study's split).",
+)
 @_pixel_range_options(TRAINED_RANGE_HELP, prefix="With --model FILE: ")
 @_fit_option
-@click.option("--techniques", "--recipes", "techniques", default=None,
-              help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Runs root; the run goes to OUT/DATASET/MODEL.")
+@click.option(
+    "--techniques",
+    "--recipes",
+    "techniques",
+    default=None,
+    help="Comma-separated recipes to apply. Default: float,qat,prune,cluster (the study's three plus float).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Runs root; the run goes to OUT/DATASET/MODEL.",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum baseline epochs (study: 50, early stopping).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Baseline batch size (study: 32).")
-@click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5).")
+@click.option(
+    "--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5)."
+)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency.")
-@click.option("--eval-only/--no-eval-only", default=None,
-              help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.")
+@click.option(
+    "--first-n",
+    "--limit",
+    "limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency."
+)
+@click.option(
+    "--eval-only/--no-eval-only",
+    default=None,
+    help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.",
+)
 @click.option("--param", "params", multiple=True, metavar="RECIPE.KEY=VALUE", help="Override a recipe parameter; repeatable.")
 @click.option("--wait", is_flag=True, help="If another dnncomp run holds the run directory, wait for it instead of refusing.")
-@click.option("--results-out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.")
+@click.option(
+    "--results-out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --eval-only: write manifest.json and results.json here, e.g. for a run dir on read-only media.",
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust.")
-@click.option("--mcu", is_flag=True,
-              help="Also measure each int8 variant with TFLite Micro (pip install 'dnncomp[mcu]'): tensor arena (searched), "
-                   "flash, op list, TFLM-vs-LiteRT top-1 agreement; in results.json as `mcu`.")
-@click.option("--mcu-images", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="With --mcu: compare TFLM with LiteRT on the first N test images (0: all).")
+@click.option(
+    "--unsafe", is_flag=True, help="Load Lambda layers from --model's file: their Python code runs. Only for files you trust."
+)
+@click.option(
+    "--mcu",
+    is_flag=True,
+    help="Also measure each int8 variant with TFLite Micro (pip install 'dnncomp[mcu]'): tensor arena (searched), "
+    "flash, op list, TFLM-vs-LiteRT top-1 agreement; in results.json as `mcu`.",
+)
+@click.option(
+    "--mcu-images",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="With --mcu: compare TFLM with LiteRT on the first N test images (0: all).",
+)
 @_wide_option
 @_remote_options
-def run_command(dataset, model, val_split, input_range, mean, std, fit, techniques, out, data_dir, skip_bad, epochs, batch_size, patience, seed, limit, threads, eval_only, params,
-                wait, results_out, quiet, unsafe, mcu, mcu_images, on, remote_python, accept_new_host_key):
+def run_command(
+    dataset,
+    model,
+    val_split,
+    input_range,
+    mean,
+    std,
+    fit,
+    techniques,
+    out,
+    data_dir,
+    skip_bad,
+    epochs,
+    batch_size,
+    patience,
+    seed,
+    limit,
+    threads,
+    eval_only,
+    params,
+    wait,
+    results_out,
+    quiet,
+    unsafe,
+    mcu,
+    mcu_images,
+    on,
+    remote_python,
+    accept_new_host_key,
+):
     """Train the baseline, compress it with each technique, convert to LiteRT and evaluate.
 
     Writes runs/DATASET/MODEL/: manifest.json, baseline.keras/.h5, <recipe>.tflite, results.json.
@@ -242,21 +377,48 @@ def run_command(dataset, model, val_split, input_range, mean, std, fit, techniqu
         require_tflm("--mcu")  # before an hour of training, not after
     with unsafe_loading(unsafe):  # every load in the run: the user's file, then the baseline adopted from it
         run_dir = run_pipeline(
-            dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, epochs=epochs,
-            batch_size=batch_size, patience=patience, seed=seed, limit=limit, threads=threads,
-            eval_only=eval_only, recipe_params=_parse_recipe_params(params), verbose=0 if quiet else 1, val_split=val_split,
+            dataset,
+            model=model,
+            techniques=_csv_list(techniques),
+            out=out,
+            data_dir=data_dir,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            seed=seed,
+            limit=limit,
+            threads=threads,
+            eval_only=eval_only,
+            recipe_params=_parse_recipe_params(params),
+            verbose=0 if quiet else 1,
+            val_split=val_split,
             preprocessing=preprocessing_from_options(input_range, mean, std, fit),
-            wait=wait, results_out=results_out, skip_bad=skip_bad, mcu_images=mcu_images if mcu else None,
+            wait=wait,
+            results_out=results_out,
+            skip_bad=skip_bad,
+            mcu_images=mcu_images if mcu else None,
         )
     if on:  # the device's records join the manifest's; the host run then writes them into results.json
         from .remote import evaluate_run_on_device, print_side_by_side
 
         with _device(on, remote_python, accept_new_host_key) as device:
-            evaluate_run_on_device(device, run_dir, dataset, limit=limit, threads=threads, data_dir=data_dir, skip_bad=skip_bad,
-                                   wait=wait)
+            evaluate_run_on_device(
+                device, run_dir, dataset, limit=limit, threads=threads, data_dir=data_dir, skip_bad=skip_bad, wait=wait
+            )
         run_dir = run_pipeline(
-            dataset, model=model, techniques=_csv_list(techniques), out=out, data_dir=data_dir, seed=seed, limit=limit,
-            threads=threads, eval_only=True, verbose=0, wait=wait, skip_bad=skip_bad, val_split=val_split,
+            dataset,
+            model=model,
+            techniques=_csv_list(techniques),
+            out=out,
+            data_dir=data_dir,
+            seed=seed,
+            limit=limit,
+            threads=threads,
+            eval_only=True,
+            verbose=0,
+            wait=wait,
+            skip_bad=skip_bad,
+            val_split=val_split,
             preprocessing=preprocessing_from_options(input_range, mean, std, fit),
         )
     from .tables import print_results
@@ -329,18 +491,55 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.")
+@click.option(
+    "--first-n",
+    "--limit",
+    "limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
-@click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1) here.")
+@click.option(
+    "--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ..."
+)
+@click.option(
+    "--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds."
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the results record (dnncomp.results/1) here.",
+)
 @_input_options
 @_fit_option
 @_wide_option
 @_remote_options
-def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency, min_count, min_seconds, json_path, input_range, mean,
-                     std, output, fit, on, remote_python, accept_new_host_key):
+def evaluate_command(
+    model,
+    dataset,
+    data_dir,
+    skip_bad,
+    limit,
+    threads,
+    latency,
+    min_count,
+    min_seconds,
+    json_path,
+    input_range,
+    mean,
+    std,
+    output,
+    fit,
+    on,
+    remote_python,
+    accept_new_host_key,
+):
     """Accuracy (full test set and first N), batch-1 latency and size of any single-input LiteRT classifier.
 
     Input layout (NHWC, channel-first, HxW, flat), batch, dtype and quantization are read from
@@ -362,14 +561,37 @@ def evaluate_command(model, dataset, data_dir, skip_bad, limit, threads, latency
         from .remote import measure_on_device
 
         with _device(on, remote_python, accept_new_host_key) as device:
-            document = measure_on_device(device, "evaluate", [path], data, _passthrough(
-                limit=limit, threads=threads, no_latency=not latency, min_count=min_count, min_seconds=min_seconds,
-                input_range=input_range, mean=mean, std=std, output=output), dataset)
+            document = measure_on_device(
+                device,
+                "evaluate",
+                [path],
+                data,
+                _passthrough(
+                    limit=limit,
+                    threads=threads,
+                    no_latency=not latency,
+                    min_count=min_count,
+                    min_seconds=min_seconds,
+                    input_range=input_range,
+                    mean=mean,
+                    std=std,
+                    output=output,
+                ),
+                dataset,
+            )
     else:
         document = evaluate_model(
-            path, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes, first_n=limit, threads=threads,
+            path,
+            data.x_test,
+            data.y_test,
+            dataset=dataset,
+            num_classes=data.num_classes,
+            first_n=limit,
+            threads=threads,
             latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
-            output=output, preprocessing=given, say=click.echo,
+            output=output,
+            preprocessing=given,
+            say=click.echo,
         )
         print_evaluation(document, wide=_wide())
     if json_path:
@@ -397,29 +619,102 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--threads", "threads_list", default="1", show_default=True, help="Thread counts to sweep, e.g. 1,2,4.")
 @click.option("--batch", "batch_list", default="1", show_default=True, help="Batch sizes, e.g. 1,8,32 (throughput in images/s).")
-@click.option("--xnnpack", "xnnpack_mode", type=click.Choice(["on", "off", "both"]), default="on", show_default=True, help="LiteRT's default XNNPACK delegate.")
+@click.option(
+    "--xnnpack",
+    "xnnpack_mode",
+    type=click.Choice(["on", "off", "both"]),
+    default="on",
+    show_default=True,
+    help="LiteRT's default XNNPACK delegate.",
+)
 @click.option("--no-xnnpack", is_flag=True, help="Same as --xnnpack off.")
-@click.option("--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ...")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Stop timing a model after this many seconds.")
-@click.option("--warmup-count", type=click.IntRange(min=0), default=20, show_default=True, help="Warm-up: at least this many calls ...")
-@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... and at least this many seconds.")
-@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through.")
-@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="Also report accuracy on the first N test images. Called first_n in results.json; --limit is its old name.")
+@click.option(
+    "--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ..."
+)
+@click.option(
+    "--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds."
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Stop timing a model after this many seconds.",
+)
+@click.option(
+    "--warmup-count", type=click.IntRange(min=0), default=20, show_default=True, help="Warm-up: at least this many calls ..."
+)
+@click.option(
+    "--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... and at least this many seconds."
+)
+@click.option(
+    "--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through."
+)
+@click.option(
+    "--first-n",
+    "--limit",
+    "limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Also report accuracy on the first N test images. Called first_n in results.json; --limit is its old name.",
+)
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Score accuracy (a separate pass before timing).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS per model, each in a fresh process.")
 @click.option("--anatomy", is_flag=True, help="Also print each model's anatomy (as `dnncomp inspect`).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the results record (dnncomp.results/1).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write one CSV row per model and configuration.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the results record (dnncomp.results/1).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write one CSV row per model and configuration.",
+)
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_input_options
 @_fit_option
 @_wide_option
 @_remote_options
-def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list, xnnpack_mode, no_xnnpack, min_count, min_seconds,
-                  max_seconds, warmup_count, warmup_seconds, samples, limit, accuracy, memory, anatomy, json_path,
-                  csv_path, md_path, quiet, input_range, mean, std, output, fit, on, remote_python, accept_new_host_key):
+def bench_command(
+    models,
+    dataset,
+    data_dir,
+    skip_bad,
+    threads_list,
+    batch_list,
+    xnnpack_mode,
+    no_xnnpack,
+    min_count,
+    min_seconds,
+    max_seconds,
+    warmup_count,
+    warmup_seconds,
+    samples,
+    limit,
+    accuracy,
+    memory,
+    anatomy,
+    json_path,
+    csv_path,
+    md_path,
+    quiet,
+    input_range,
+    mean,
+    std,
+    output,
+    fit,
+    on,
+    remote_python,
+    accept_new_host_key,
+):
     """Latency, throughput, memory and accuracy of LiteRT models, side by side.
 
     Timed rounds of the models are interleaved (A B C A B C ...) and ratios are
@@ -436,8 +731,12 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
     given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
     xnnpack = [False] if no_xnnpack or xnnpack_mode == "off" else ([True, False] if xnnpack_mode == "both" else [True])
     config = LatencyConfig(
-        min_count=min_count, min_seconds=min_seconds, max_seconds=max_seconds, warmup_min_count=warmup_count,
-        warmup_min_seconds=warmup_seconds, samples=samples,
+        min_count=min_count,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        warmup_min_count=warmup_count,
+        warmup_min_seconds=warmup_seconds,
+        samples=samples,
     )
     data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad, fit=fit)
     _say_data_notes(data, paths)
@@ -446,17 +745,51 @@ def bench_command(models, dataset, data_dir, skip_bad, threads_list, batch_list,
 
         _int_list(threads_list, "--threads"), _int_list(batch_list, "--batch")  # refused here, before connecting
         with _device(on, remote_python, accept_new_host_key) as device:
-            document = measure_on_device(device, "bench", paths, data, _passthrough(
-                threads=threads_list, batch=batch_list, xnnpack="off" if no_xnnpack else xnnpack_mode, min_count=min_count,
-                min_seconds=min_seconds, max_seconds=max_seconds, warmup_count=warmup_count, warmup_seconds=warmup_seconds,
-                samples=samples, limit=limit, no_accuracy=not accuracy, no_memory=not memory, anatomy=anatomy, quiet=quiet,
-                input_range=input_range, mean=mean, std=std, output=output), dataset)
+            document = measure_on_device(
+                device,
+                "bench",
+                paths,
+                data,
+                _passthrough(
+                    threads=threads_list,
+                    batch=batch_list,
+                    xnnpack="off" if no_xnnpack else xnnpack_mode,
+                    min_count=min_count,
+                    min_seconds=min_seconds,
+                    max_seconds=max_seconds,
+                    warmup_count=warmup_count,
+                    warmup_seconds=warmup_seconds,
+                    samples=samples,
+                    limit=limit,
+                    no_accuracy=not accuracy,
+                    no_memory=not memory,
+                    anatomy=anatomy,
+                    quiet=quiet,
+                    input_range=input_range,
+                    mean=mean,
+                    std=std,
+                    output=output,
+                ),
+                dataset,
+            )
     else:
         document = bench_models(
-            paths, data.x_test, data.y_test, dataset=dataset, num_classes=data.num_classes,
-            threads=_int_list(threads_list, "--threads"), xnnpack=xnnpack, batches=_int_list(batch_list, "--batch"),
-            base_config=config, accuracy_first_n=limit, accuracy=accuracy, memory=memory, quiet=quiet,
-            output=output, preprocessing=given, say=click.echo,
+            paths,
+            data.x_test,
+            data.y_test,
+            dataset=dataset,
+            num_classes=data.num_classes,
+            threads=_int_list(threads_list, "--threads"),
+            xnnpack=xnnpack,
+            batches=_int_list(batch_list, "--batch"),
+            base_config=config,
+            accuracy_first_n=limit,
+            accuracy=accuracy,
+            memory=memory,
+            quiet=quiet,
+            output=output,
+            preprocessing=given,
+            say=click.echo,
         )
         if anatomy:
             _print_anatomies(paths)
@@ -487,32 +820,79 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
             console.print("  " + line)
         if tensors:
             print_table(
-                [Column("tensor", 0, "left"), Column("role", 3, "left"), Column("dtype", 1, "left"), Column("shape", 2, "left"),
-                 Column("zeros", 0), Column("unique", 2), Column("quantization", 4, "left")],
-                [(w["name"].split(";")[0][:60], w["role"], w["dtype"], "x".join(map(str, w["shape"])),
-                  "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}", str(w["unique"] or "–"),
-                  "–" if not (q := w["quantization"]) else ("per-channel" if q["per_channel"] else "per-tensor"))
-                 for w in anatomy["weights"]],
-                title="weight tensors", wide=_wide(), out=console,
+                [
+                    Column("tensor", 0, "left"),
+                    Column("role", 3, "left"),
+                    Column("dtype", 1, "left"),
+                    Column("shape", 2, "left"),
+                    Column("zeros", 0),
+                    Column("unique", 2),
+                    Column("quantization", 4, "left"),
+                ],
+                [
+                    (
+                        w["name"].split(";")[0][:60],
+                        w["role"],
+                        w["dtype"],
+                        "x".join(map(str, w["shape"])),
+                        "–" if w["sparsity"] is None else f"{w['sparsity']:.3f}",
+                        str(w["unique"] or "–"),
+                        "–" if not (q := w["quantization"]) else ("per-channel" if q["per_channel"] else "per-tensor"),
+                    )
+                    for w in anatomy["weights"]
+                ],
+                title="weight tensors",
+                wide=_wide(),
+                out=console,
             )
             print_table(
-                [Column("#", 1), Column("op", 0, "left"), Column("computes in", 0, "left"), Column("output shape", 2, "left"),
-                 Column("MACs", 1)],
-                [(str(i), op["op"], op["dtype"], "x".join(map(str, op["output_shape"] or [])), f"{op['macs']:,}" if op["macs"] else "")
-                 for i, op in enumerate(anatomy["op_list"])],
-                title="ops in execution order", wide=_wide(), out=console,
+                [
+                    Column("#", 1),
+                    Column("op", 0, "left"),
+                    Column("computes in", 0, "left"),
+                    Column("output shape", 2, "left"),
+                    Column("MACs", 1),
+                ],
+                [
+                    (
+                        str(i),
+                        op["op"],
+                        op["dtype"],
+                        "x".join(map(str, op["output_shape"] or [])),
+                        f"{op['macs']:,}" if op["macs"] else "",
+                    )
+                    for i, op in enumerate(anatomy["op_list"])
+                ],
+                title="ops in execution order",
+                wide=_wide(),
+                out=console,
             )
     return anatomies
 
 
 @app.command("inspect")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the anatomies as JSON.")
-@click.option("--target", type=click.Choice(["mcu"]), default=None,
-              help="mcu: also measure with TFLite Micro: tensor arena (searched), flash, op resolver list, int8 I/O, missing ops.")
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the anatomies as JSON."
+)
+@click.option(
+    "--target",
+    type=click.Choice(["mcu"]),
+    default=None,
+    help="mcu: also measure with TFLite Micro: tensor arena (searched), flash, op resolver list, int8 I/O, missing ops.",
+)
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--first-n", "--limit", "limit", type=click.IntRange(min=0), default=1000, show_default=True, metavar="N", help="With --dataset: the first N test images (0: all). Called first_n in results.json; --limit is its old name.")
+@click.option(
+    "--first-n",
+    "--limit",
+    "limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="With --dataset: the first N test images (0: all). Called first_n in results.json; --limit is its old name.",
+)
 @_wide_option
 @_remote_options
 def inspect_command(models, json_path, target, dataset, data_dir, limit, on, remote_python, accept_new_host_key):
@@ -574,10 +954,20 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit, on, rem
 
 @app.command("export")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--c-array", "c_array", type=click.Path(path_type=Path), required=True,
-              help="Write OUT.h and OUT.cc: the model as an aligned C array, its op resolver list, arena size, I/O quantization.")
-@click.option("--arena-margin", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Percent added to the measured TFLM arena in kTensorArenaBytes (optimized kernels' scratch buffers).")
+@click.option(
+    "--c-array",
+    "c_array",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Write OUT.h and OUT.cc: the model as an aligned C array, its op resolver list, arena size, I/O quantization.",
+)
+@click.option(
+    "--arena-margin",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Percent added to the measured TFLM arena in kTensorArenaBytes (optimized kernels' scratch buffers).",
+)
 def export_command(model, c_array, arena_margin):
     """A LiteRT model as C++ source for TensorFlow Lite Micro firmware (needs `pip install 'dnncomp[mcu]'`).
 
@@ -591,8 +981,10 @@ def export_command(model, c_array, arena_margin):
     (path,) = check_model_paths([model])
     require_tflm("export --c-array")
     header, source, report = write_c_array(path, c_array, margin_percent=arena_margin)
-    click.echo(f"wrote {header} and {source}: {report['flash']['model_bytes']:,} model bytes, "
-               f"arena {report['arena_bytes']:,} B measured (+{arena_margin:g} %), {len(report['resolver'])} ops to register")
+    click.echo(
+        f"wrote {header} and {source}: {report['flash']['model_bytes']:,} model bytes, "
+        f"arena {report['arena_bytes']:,} B measured (+{arena_margin:g} %), {len(report['resolver'])} ops to register"
+    )
 
 
 # ---- device: a board over SSH --------------------------------------------------------
@@ -606,7 +998,12 @@ def device_group():
 
 @device_group.command("check")
 @click.argument("target")
-@click.option("--remote-python", default=None, metavar="PATH", help="The device's Python (default: the venv `device setup` made, else python3).")
+@click.option(
+    "--remote-python",
+    default=None,
+    metavar="PATH",
+    help="The device's Python (default: the venv `device setup` made, else python3).",
+)
 @click.option("--accept-new-host-key", is_flag=True, help="Trust and record a host key not yet in ~/.ssh/known_hosts.")
 def device_check_command(target, remote_python, accept_new_host_key):
     """What the device has and lacks (Python >= 3.10, glibc >= 2.34 for ai-edge-litert on aarch64, dnncomp's
@@ -636,9 +1033,13 @@ def device_check_command(target, remote_python, accept_new_host_key):
 
 @device_group.command("setup")
 @click.argument("target")
-@click.option("--wheels", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
-              help="A directory of wheels to push and install from alone (a device without internet): "
-                   "`pip download --only-binary=:all: --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp -d DIR numpy pillow ai-edge-litert click rich jsonschema filelock` (docs/DEVICE.md).")
+@click.option(
+    "--wheels",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="A directory of wheels to push and install from alone (a device without internet): "
+    "`pip download --only-binary=:all: --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp -d DIR numpy pillow ai-edge-litert click rich jsonschema filelock` (docs/DEVICE.md).",
+)
 @click.option("--remote-python", default=None, metavar="PATH", help="The device's Python that makes the venv (default: python3).")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust and record a host key not yet in ~/.ssh/known_hosts.")
 def device_setup_command(target, wheels, remote_python, accept_new_host_key):
@@ -651,8 +1052,13 @@ def device_setup_command(target, wheels, remote_python, accept_new_host_key):
     """
     from .remote import Device, setup_device
 
-    with Device(target, remote_python=remote_python or "python3", accept_new_host_key=accept_new_host_key, say=click.echo,
-                say_err=lambda line: click.echo(line, err=True)) as device:
+    with Device(
+        target,
+        remote_python=remote_python or "python3",
+        accept_new_host_key=accept_new_host_key,
+        say=click.echo,
+        say_err=lambda line: click.echo(line, err=True),
+    ) as device:
         python = setup_device(device, wheels=wheels)
     click.echo(f"{target}: device side installed ({python}); try `dnncomp device check {target}`")
 
@@ -675,26 +1081,65 @@ def _parse_key_values(values: tuple[str, ...], recipe: str) -> dict[str, str]:
 
 @app.command("compress")
 @click.argument("baseline", type=click.Path(path_type=Path))
-@click.option("--dataset", required=True, help="Training data for fine-tuning and calibration: mnist, cifar10, gtsrb, folder:<path>.")
+@click.option(
+    "--dataset", required=True, help="Training data for fine-tuning and calibration: mnist, cifar10, gtsrb, folder:<path>."
+)
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--recipe", required=True, help="Recipe name; `dnncomp recipes` lists them.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter; repeatable.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Output .tflite. Default: ./<RECIPE>.tflite."
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--model", default=None,
-              help="A registered architecture the file was trained as: its training defaults are used, and its image "
-                   "size and classes must match the file's. Default: the model of runs/<dataset>/<model>/, else none "
-                   "(input shape, classes and logits/softmax always come from the file).")
+@click.option(
+    "--model",
+    default=None,
+    help="A registered architecture the file was trained as: its training defaults are used, and its image "
+    "size and classes must match the file's. Default: the model of runs/<dataset>/<model>/, else none "
+    "(input shape, classes and logits/softmax always come from the file).",
+)
 @_pixel_range_options(TRAINED_RANGE_HELP)
 @_fit_option
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample.")
-@click.option("--evaluate/--no-evaluate", "evaluate", default=True, show_default=True,
-              help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write what the recipe did as JSON.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds training and the calibration sample."
+)
+@click.option(
+    "--evaluate/--no-evaluate",
+    "evaluate",
+    default=True,
+    show_default=True,
+    help="Score the written .tflite on the dataset's test split (LiteRT, with its preprocessing sidecar).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write what the recipe did as JSON.",
+)
 @click.option("--quiet", is_flag=True, help="No training progress.")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
-def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad, model, input_range, mean, std, fit, seed, evaluate,
-                     json_path, quiet, unsafe):
+@click.option(
+    "--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust."
+)
+def compress_command(
+    baseline,
+    dataset,
+    recipe,
+    params,
+    out,
+    data_dir,
+    skip_bad,
+    model,
+    input_range,
+    mean,
+    std,
+    fit,
+    seed,
+    evaluate,
+    json_path,
+    quiet,
+    unsafe,
+):
     """Compress a saved Keras model with one recipe and write the LiteRT flatbuffer.
 
     The model file decides: input shape and layout, channels, classes, logits or softmax
@@ -712,8 +1157,18 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     overrides = _parse_key_values(params, recipe)
     get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
     given = preprocessing_from_options(input_range, mean, std)  # so does a malformed range
-    setup = prepare_compression(baseline, dataset, model=model, preprocessing=given, fit=fit, data_dir=data_dir,
-                                skip_bad=skip_bad, seed=seed, unsafe=unsafe, verbose=0 if quiet else 1)
+    setup = prepare_compression(
+        baseline,
+        dataset,
+        model=model,
+        preprocessing=given,
+        fit=fit,
+        data_dir=data_dir,
+        skip_bad=skip_bad,
+        seed=seed,
+        unsafe=unsafe,
+        verbose=0 if quiet else 1,
+    )
     ctx, contract, preprocessing, data, notes = setup.context, setup.contract, setup.preprocessing, setup.data, setup.notes
     spec, training_spec = ctx.spec, setup.training_spec
     click.echo(f"model: {contract.describe()}")
@@ -723,16 +1178,24 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
     out = out or Path(f"{recipe}.tflite")
     atomic_write_bytes(out, result.tflite)
     sidecar = write_sidecar(
-        out, preprocessing, layout=contract.layout.kind, input_shape=list(contract.input_shape),
-        image_shape=[contract.layout.height, contract.layout.width, contract.channels], num_classes=contract.num_classes,
-        class_names=[str(c) for c in (getattr(data, "class_names", None) or [])] or None, model=str(baseline), recipe=recipe,
+        out,
+        preprocessing,
+        layout=contract.layout.kind,
+        input_shape=list(contract.input_shape),
+        image_shape=[contract.layout.height, contract.layout.width, contract.channels],
+        num_classes=contract.num_classes,
+        class_names=[str(c) for c in (getattr(data, "class_names", None) or [])] or None,
+        model=str(baseline),
+        recipe=recipe,
     )
     for line in summary_lines(result.info):
         click.echo(line)
     qat_info = result.info["qat"] if isinstance(result.info.get("qat"), dict) else result.info
     if qat_info.get("batch_norms_folded"):
-        click.echo("  batch norms folded into a Dense (dense+bn: the Dense before; bn>dense: the Dense after, through "
-                   "pooling/Flatten): " + ", ".join(qat_info["batch_norms_folded"]))
+        click.echo(
+            "  batch norms folded into a Dense (dense+bn: the Dense before; bn>dense: the Dense after, through "
+            "pooling/Flatten): " + ", ".join(qat_info["batch_norms_folded"])
+        )
     click.echo(f"flatbuffer {out} ({spec.name}; preprocessing in {sidecar.name}):")
     for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
         click.echo("  " + line)
@@ -744,36 +1207,96 @@ def compress_command(baseline, dataset, recipe, params, out, data_dir, skip_bad,
         accuracy = document["variants"][0]["accuracy"]
         click.echo(f"accuracy of {out} on the {dataset} test split (LiteRT): {accuracy['full']:.2%} of {accuracy['full_count']}")
     if json_path:
-        atomic_write_json(json_path, {
-            "baseline": str(baseline), "dataset": dataset, "model": spec.name, "out": str(out), "info": result.info,
-            "contract": contract.to_dict(), "preprocessing": preprocessing.to_dict(), "sidecar": str(sidecar),
-            "training_defaults_from": training_spec.name if training_spec is not None else None, "notes": notes,
-            "accuracy": accuracy,
-        })
+        atomic_write_json(
+            json_path,
+            {
+                "baseline": str(baseline),
+                "dataset": dataset,
+                "model": spec.name,
+                "out": str(out),
+                "info": result.info,
+                "contract": contract.to_dict(),
+                "preprocessing": preprocessing.to_dict(),
+                "sidecar": str(sidecar),
+                "training_defaults_from": training_spec.name if training_spec is not None else None,
+                "notes": notes,
+                "accuracy": accuracy,
+            },
+        )
         click.echo(f"wrote {json_path}")
 
 
 @app.command("sensitivity")
 @click.argument("baseline", type=click.Path(path_type=Path))
-@click.option("--dataset", required=True, help="The data the model was trained on: its validation split (held out of training, never the test set) is scored.")
-@click.option("--technique", type=click.Choice(["prune", "cluster", "int8"]), required=True,
-              help="prune: one kernel magnitude-pruned; cluster: one kernel k-means clustered; int8: PTQ with one layer left float.")
-@click.option("--sparsity", type=click.FloatRange(0, 0.99), default=0.8, show_default=True, help="With prune: the layer's sparsity.")
+@click.option(
+    "--dataset",
+    required=True,
+    help="The data the model was trained on: its validation split (held out of training, never the test set) is scored.",
+)
+@click.option(
+    "--technique",
+    type=click.Choice(["prune", "cluster", "int8"]),
+    required=True,
+    help="prune: one kernel magnitude-pruned; cluster: one kernel k-means clustered; int8: PTQ with one layer left float.",
+)
+@click.option(
+    "--sparsity", type=click.FloatRange(0, 0.99), default=0.8, show_default=True, help="With prune: the layer's sparsity."
+)
 @click.option("--clusters", type=click.IntRange(2), default=8, show_default=True, help="With cluster: centroids per kernel.")
-@click.option("--validation", default=None, metavar="MODE:F", help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).")
-@click.option("--max-images", type=click.IntRange(1), default=2000, show_default=True, help="At most this many validation images (a seeded sample).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
-              help="Directory for sensitivity-<technique>.json and .png.")
+@click.option(
+    "--validation",
+    default=None,
+    metavar="MODE:F",
+    help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).",
+)
+@click.option(
+    "--max-images",
+    type=click.IntRange(1),
+    default=2000,
+    show_default=True,
+    help="At most this many validation images (a seeded sample).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Directory for sensitivity-<technique>.json and .png.",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--model", default=None, help="A registered architecture the file was trained as (its validation split and training defaults).")
+@click.option(
+    "--model",
+    default=None,
+    help="A registered architecture the file was trained as (its validation split and training defaults).",
+)
 @click.option("--input-range", default=None, metavar="LO..HI", help="Real value of pixels 0 and 255 the model was trained with.")
 @click.option("--mean", default=None, metavar="M[,M,M]", help="Per-channel mean subtracted after --input-range.")
 @click.option("--std", default=None, metavar="S[,S,S]", help="Per-channel std divided by after the mean.")
 @_fit_option
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split sample and calibration.")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
-def sensitivity_command(baseline, dataset, technique, sparsity, clusters, validation, max_images, out, data_dir, model, input_range,
-                        mean, std, fit, seed, unsafe):
+@click.option(
+    "--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split sample and calibration."
+)
+@click.option(
+    "--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust."
+)
+def sensitivity_command(
+    baseline,
+    dataset,
+    technique,
+    sparsity,
+    clusters,
+    validation,
+    max_images,
+    out,
+    data_dir,
+    model,
+    input_range,
+    mean,
+    std,
+    fit,
+    seed,
+    unsafe,
+):
     """Per-layer sensitivity: the validation accuracy drop when only one layer is compressed (no fine-tuning).
 
     Prints a table (most sensitive first), writes OUT/sensitivity-<technique>.json and a plot
@@ -783,11 +1306,21 @@ def sensitivity_command(baseline, dataset, technique, sparsity, clusters, valida
     from .fileio import atomic_write_json
     from .preprocess import preprocessing_from_options
 
-    ctx, notes = context_for(baseline, dataset, data_dir=data_dir, model=model, seed=seed, unsafe=unsafe,
-                             preprocessing=preprocessing_from_options(input_range, mean, std), fit=fit)
+    ctx, notes = context_for(
+        baseline,
+        dataset,
+        data_dir=data_dir,
+        model=model,
+        seed=seed,
+        unsafe=unsafe,
+        preprocessing=preprocessing_from_options(input_range, mean, std),
+        fit=fit,
+    )
     for note in notes:
         click.echo(f"note: {note}")
-    record = layer_sensitivity(ctx, technique=technique, sparsity=sparsity, clusters=clusters, validation=validation, max_images=max_images)
+    record = layer_sensitivity(
+        ctx, technique=technique, sparsity=sparsity, clusters=clusters, validation=validation, max_images=max_images
+    )
     for line in table_lines(record):
         click.echo(line)
     out.mkdir(parents=True, exist_ok=True)
@@ -797,39 +1330,161 @@ def sensitivity_command(baseline, dataset, technique, sparsity, clusters, valida
 
 @app.command("tune")
 @click.argument("baseline", required=False, type=click.Path(path_type=Path))
-@click.option("--dataset", default=None, help="Training data: fine-tuning, the validation split that selects, the test set read once at the end.")
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
-              help="Accuracy budget: points of validation accuracy below the float baseline, judged on the upper end of the drop's 95 % paired interval.")
-@click.option("--objective", type=click.Choice(["gzip", "file", "p50", "p95"]), default="gzip", show_default=True,
-              help="What to minimise, measured on each produced .tflite (p50/p95: batch-1 LiteRT latency at --latency-threads).")
+@click.option(
+    "--dataset",
+    default=None,
+    help="Training data: fine-tuning, the validation split that selects, the test set read once at the end.",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Accuracy budget: points of validation accuracy below the float baseline, judged on the upper end of the drop's 95 % paired interval.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["gzip", "file", "p50", "p95"]),
+    default="gzip",
+    show_default=True,
+    help="What to minimise, measured on each produced .tflite (p50/p95: batch-1 LiteRT latency at --latency-threads).",
+)
 @click.option("--max-gzip", default=None, metavar="SIZE", help="Budget on the gzip size, e.g. 256KB (1000 B) or 250KiB.")
 @click.option("--max-file", default=None, metavar="SIZE", help="Budget on the .tflite file size.")
-@click.option("--max-p95-ms", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget on the batch-1 p95 latency (ms).")
-@click.option("--max-peak-memory", default=None, metavar="SIZE", help="Budget on the peak memory the interpreter adds (a fresh process per trial).")
-@click.option("--recipes", default=None, metavar="NAMES", help="Recipe families to search (default: every recipe but float; `dnncomp recipes`).")
-@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Finished trials to run (complete, pruned or failed).")
-@click.option("--time-budget", default=None, metavar="DURATION", help="Stop starting trials after this much tune time (all sessions), e.g. 60m, 1h30m.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Trials in parallel on Ray actors (1: in this process, no Ray).")
-@click.option("--ray-address", default=None, metavar="ADDR", help="Run the trials on an existing Ray cluster (`ray start --head`), e.g. 10.0.0.5:6379.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Tune directory (tune.db, trials/, best.tflite). Default: tune/<dataset>-<baseline name>. Rerun to resume.")
-@click.option("--status", "status_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Show the progress of the tune in this directory (trials done/failed/running, best so far, budget used) and exit.")
-@click.option("--train-images", type=click.IntRange(min=1), default=None, help="Fine-tune on a seeded stratified sample of this many training images.")
-@click.option("--val-images", type=click.IntRange(min=1), default=None, help="Select on a seeded stratified sample of this many validation images.")
-@click.option("--validation", default=None, metavar="MODE:F", help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).")
-@click.option("--prune-margin", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Stop a trial after a fine-tuning epoch whose validation drop is surely (lower 95 % bound) above max-drop + this many points.")
-@click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True, help="Optuna's multi-objective sampler (both take the constraints).")
+@click.option(
+    "--max-p95-ms", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget on the batch-1 p95 latency (ms)."
+)
+@click.option(
+    "--max-peak-memory",
+    default=None,
+    metavar="SIZE",
+    help="Budget on the peak memory the interpreter adds (a fresh process per trial).",
+)
+@click.option(
+    "--recipes",
+    default=None,
+    metavar="NAMES",
+    help="Recipe families to search (default: every recipe but float; `dnncomp recipes`).",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Finished trials to run (complete, pruned or failed).",
+)
+@click.option(
+    "--time-budget",
+    default=None,
+    metavar="DURATION",
+    help="Stop starting trials after this much tune time (all sessions), e.g. 60m, 1h30m.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Trials in parallel on Ray actors (1: in this process, no Ray).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="Run the trials on an existing Ray cluster (`ray start --head`), e.g. 10.0.0.5:6379.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Tune directory (tune.db, trials/, best.tflite). Default: tune/<dataset>-<baseline name>. Rerun to resume.",
+)
+@click.option(
+    "--status",
+    "status_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Show the progress of the tune in this directory (trials done/failed/running, best so far, budget used) and exit.",
+)
+@click.option(
+    "--train-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fine-tune on a seeded stratified sample of this many training images.",
+)
+@click.option(
+    "--val-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Select on a seeded stratified sample of this many validation images.",
+)
+@click.option(
+    "--validation",
+    default=None,
+    metavar="MODE:F",
+    help="Validation split of the training data (default: the model's own, e.g. stratified:0.1).",
+)
+@click.option(
+    "--prune-margin",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Stop a trial after a fine-tuning epoch whose validation drop is surely (lower 95 % bound) above max-drop + this many points.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "nsga2"]),
+    default="tpe",
+    show_default=True,
+    help="Optuna's multi-objective sampler (both take the constraints).",
+)
 @click.option("--latency-threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT threads for p50/p95.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--model", default=None, help="A registered architecture the file was trained as (its validation split and training defaults).")
+@click.option(
+    "--model",
+    default=None,
+    help="A registered architecture the file was trained as (its validation split and training defaults).",
+)
 @_pixel_range_options(TRAINED_RANGE_HELP)
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the split, the sampler and every trial.")
-@click.option("--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust.")
-def tune_command(baseline, dataset, max_drop, objective, max_gzip, max_file, max_p95_ms, max_peak_memory, recipes, trials, time_budget,
-                 workers, ray_address, out, status_dir, train_images, val_images, validation, prune_margin, sampler, latency_threads,
-                 data_dir, model, input_range, mean, std, seed, unsafe):
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Seeds the split, the sampler and every trial.",
+)
+@click.option(
+    "--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust."
+)
+def tune_command(
+    baseline,
+    dataset,
+    max_drop,
+    objective,
+    max_gzip,
+    max_file,
+    max_p95_ms,
+    max_peak_memory,
+    recipes,
+    trials,
+    time_budget,
+    workers,
+    ray_address,
+    out,
+    status_dir,
+    train_images,
+    val_images,
+    validation,
+    prune_margin,
+    sampler,
+    latency_threads,
+    data_dir,
+    model,
+    input_range,
+    mean,
+    std,
+    seed,
+    unsafe,
+):
     """Search the recipe catalogue for the smallest (or fastest) variant within an accuracy budget (Optuna).
 
     Multi-objective (validation accuracy, the objective) with the budgets as constraints; the
@@ -848,12 +1503,32 @@ def tune_command(baseline, dataset, max_drop, objective, max_gzip, max_file, max
     if baseline is None or dataset is None:
         raise click.UsageError("give BASELINE and --dataset (or --status DIR)")
     config = TuneConfig(
-        baseline=str(baseline.resolve()), dataset=dataset, out=str(out or Path("tune") / f"{dataset.replace(':', '-').replace('/', '-')}-{baseline.stem}"),
-        max_drop=max_drop, objective=objective, max_gzip=parse_size(max_gzip, "--max-gzip"), max_file=parse_size(max_file, "--max-file"),
-        max_p95_ms=max_p95_ms, max_peak_memory=parse_size(max_peak_memory, "--max-peak-memory"), recipes=_csv_list(recipes) or [],
-        trials=trials, time_budget_s=parse_duration(time_budget), workers=workers, ray_address=ray_address, seed=seed,
-        validation=validation, train_images=train_images, val_images=val_images, prune_margin=prune_margin, latency_threads=latency_threads,
-        data_dir=str(data_dir.resolve()) if data_dir else None, model=model, input_range=input_range, mean=mean, std=std, unsafe=unsafe,
+        baseline=str(baseline.resolve()),
+        dataset=dataset,
+        out=str(out or Path("tune") / f"{dataset.replace(':', '-').replace('/', '-')}-{baseline.stem}"),
+        max_drop=max_drop,
+        objective=objective,
+        max_gzip=parse_size(max_gzip, "--max-gzip"),
+        max_file=parse_size(max_file, "--max-file"),
+        max_p95_ms=max_p95_ms,
+        max_peak_memory=parse_size(max_peak_memory, "--max-peak-memory"),
+        recipes=_csv_list(recipes) or [],
+        trials=trials,
+        time_budget_s=parse_duration(time_budget),
+        workers=workers,
+        ray_address=ray_address,
+        seed=seed,
+        validation=validation,
+        train_images=train_images,
+        val_images=val_images,
+        prune_margin=prune_margin,
+        latency_threads=latency_threads,
+        data_dir=str(data_dir.resolve()) if data_dir else None,
+        model=model,
+        input_range=input_range,
+        mean=mean,
+        std=std,
+        unsafe=unsafe,
         sampler=sampler,
     )
     outcome = run_tune(config, say=click.echo, progress=lambda *args: click.echo(budget_bar(*args)))
@@ -886,7 +1561,9 @@ def recipes_command(names, as_json):
             click.echo(f"{recipe['name']}: {recipe['description']}")
             for key, p in recipe["params"].items():
                 allowed = f"one of {', '.join(map(str, p['choices']))}" if "choices" in p else p["type"]
-                click.echo(f"  {key}={p['default']}  ({allowed})  {p['help']}" + (f"  [tune: {p['search']}]" if "search" in p else ""))
+                click.echo(
+                    f"  {key}={p['default']}  ({allowed})  {p['help']}" + (f"  [tune: {p['search']}]" if "search" in p else "")
+                )
         return
     from rich.table import Table
 
@@ -910,8 +1587,12 @@ def recipes_command(names, as_json):
 
 @app.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where report.md, report.html and the PNGs go. Default: the run dir for one run, else ./report.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where report.md, report.html and the PNGs go. Default: the run dir for one run, else ./report.",
+)
 @click.option("--title", default=None, help="Report title. Default: the runs' datasets and models.")
 @click.option("--no-figures", is_flag=True, help="Tables and text only: draw no plots (no matplotlib needed).")
 def report_command(run_dirs, out, title, no_figures):
@@ -938,13 +1619,26 @@ def report_command(run_dirs, out, title, no_figures):
 
 @app.command("reproduce")
 @click.option("--datasets", default="mnist,cifar10,gtsrb", show_default=True, help="Comma-separated study datasets.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/reproduction"), show_default=True,
-              help="Where the combined report goes.")
-@click.option("--runs", "runs_root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Runs root; each dataset's run goes to RUNS/DATASET/study-DATASET (a rerun resumes).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/reproduction"),
+    show_default=True,
+    help="Where the combined report goes.",
+)
+@click.option(
+    "--runs",
+    "runs_root",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Runs root; each dataset's run goes to RUNS/DATASET/study-DATASET (a rerun resumes).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum baseline epochs (study: 50, early stopping).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency."
+)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--title", default=None, help="Report title.")
 def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed, title):
@@ -957,8 +1651,14 @@ def reproduce_command(datasets, out, runs_root, data_dir, epochs, threads, seed,
     from .reproduce import reproduce_study
 
     paths = reproduce_study(
-        _csv_list(datasets), out=out, runs_root=runs_root, data_dir=data_dir, epochs=epochs,
-        threads=threads, seed=seed, title=title,
+        _csv_list(datasets),
+        out=out,
+        runs_root=runs_root,
+        data_dir=data_dir,
+        epochs=epochs,
+        threads=threads,
+        seed=seed,
+        title=title,
     )
     for run_dir in paths["runs"]:
         click.echo(f"run directory: {run_dir}")

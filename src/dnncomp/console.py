@@ -175,6 +175,5 @@ class StageProgress:
             message = f"{message}  ({self.status(name)})"
         self.line(message)
 
-
     def _kind(self, stage: str) -> str:
         return self.kinds.get(stage) or stage.split(":", 1)[0]

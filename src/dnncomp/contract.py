@@ -283,9 +283,7 @@ def spec_from_contract(contract: ModelContract, dataset: str, training_spec=None
     from .models import STUDY_TRAINING, ModelSpec
 
     if training_spec is not None:
-        return replace(
-            training_spec, input_shape=contract.input_shape, num_classes=contract.num_classes, output=contract.output
-        )
+        return replace(training_spec, input_shape=contract.input_shape, num_classes=contract.num_classes, output=contract.output)
     return ModelSpec(
         name=Path(contract.path).name,
         family="user",
@@ -399,10 +397,18 @@ class CompressionSetup:
     notes: list[str]
 
 
-
 def prepare_compression(
-    baseline: str | Path, dataset: str, *, model: str | None = None, preprocessing: Preprocessing | None = None,
-    fit: str | None = None, data_dir=None, skip_bad: bool = False, seed: int = 0, unsafe: bool = False, verbose: int = 0,
+    baseline: str | Path,
+    dataset: str,
+    *,
+    model: str | None = None,
+    preprocessing: Preprocessing | None = None,
+    fit: str | None = None,
+    data_dir=None,
+    skip_bad: bool = False,
+    seed: int = 0,
+    unsafe: bool = False,
+    verbose: int = 0,
 ) -> CompressionSetup:
     """The one way ``compress``, ``sensitivity`` and ``tune`` turn a model file and a dataset into a RecipeContext.
 
@@ -420,8 +426,10 @@ def prepare_compression(
 
     baseline = Path(baseline)
     if not baseline.exists():
-        raise ModelError(f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file "
-                         "or a SavedModel directory")
+        raise ModelError(
+            f"{baseline}: model not found; train one with `dnncomp run {dataset}` or pass a .keras/.h5 file "
+            "or a SavedModel directory"
+        )
     loaded = load_model(baseline, unsafe=unsafe)  # a Keras 3 file is translated here, once
     contract = read_contract(loaded.model, path=baseline)
     resolved = resolve_preprocessing(contract, preprocessing)
@@ -429,16 +437,25 @@ def prepare_compression(
     data, chosen_fit, fit_note = load_fitted(dataset, tuple(contract.image_size), fit, data_dir=data_dir, skip_bad=skip_bad)
     resolved = resolved.with_fit(chosen_fit)  # the sidecar makes the device fit images alike
     contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
-    notes = ([loaded.note] if loaded.note and not loaded.info.is_keras3 else [])  # a translation: said once checked, below
+    notes = [loaded.note] if loaded.note and not loaded.info.is_keras3 else []  # a translation: said once checked, below
     notes += check_data_fits(contract, data, dataset) + ([fit_note] if fit_note else [])
     spec = spec_from_contract(contract, dataset, training_spec)
     if training_spec is not None and training_spec.output != contract.output:
-        notes.append(f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, "
-                     "which the loss follows")
+        notes.append(
+            f"{training_spec.name} is registered with {training_spec.output}; the file outputs {contract.output}, "
+            "which the loss follows"
+        )
     notes.append(ASSUMED_RANGE_NOTE if resolved.assumed else f"input range {resolved.describe()} ({resolved.source})")
     context = RecipeContext(
-        baseline_path=baseline, spec=spec, x_train=data.x_train, y_train=data.y_train, seed=seed, verbose=verbose,
-        preprocessing=resolved, contract=contract, unsafe=unsafe,
+        baseline_path=baseline,
+        spec=spec,
+        x_train=data.x_train,
+        y_train=data.y_train,
+        seed=seed,
+        verbose=verbose,
+        preprocessing=resolved,
+        contract=contract,
+        unsafe=unsafe,
     )
     if loaded.info.is_keras3:  # Keras 3 and its Keras 2 translation must agree on the user's own images too
         notes.insert(0, load_model(baseline, unsafe=unsafe, probe=context.inputs[:64]).note)

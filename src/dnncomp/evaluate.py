@@ -269,7 +269,9 @@ def choose_output(
         chosen = [o for o in outputs if key in (str(o.position), o.name, o.signature_name)]
         if len(chosen) != 1:
             raise ModelError(f"{label}: --output {key!r} names none of its outputs: {listing}")
-        return chosen[0], (f"output: {chosen[0].label()} ({chosen[0].size} values), chosen with --output" if len(outputs) > 1 else None)
+        return chosen[0], (
+            f"output: {chosen[0].label()} ({chosen[0].size} values), chosen with --output" if len(outputs) > 1 else None
+        )
     if len(outputs) == 1:
         return outputs[0], None
     candidates = [o for o in outputs if o.size >= 2]
@@ -285,7 +287,10 @@ def choose_output(
             f"{label}: has {len(outputs)} outputs ({listing}) and no single one holds the class scores; "
             "choose it with --output NAME|INDEX"
         )
-    return chosen, f"output: {chosen.label()} of {len(outputs)} outputs ({listing}): {why}; choose another with --output NAME|INDEX"
+    return (
+        chosen,
+        f"output: {chosen.label()} of {len(outputs)} outputs ({listing}): {why}; choose another with --output NAME|INDEX",
+    )
 
 
 def _input_detail(interpreter, label: str) -> dict:
@@ -334,7 +339,9 @@ def input_spec(
     infos = _output_infos(interpreter, interpreter.get_output_details(), allocated, inp)
     chosen, note = choose_output(infos, num_classes, output, label)
     if chosen.size < 2:
-        raise ModelError(f"{label}: output {chosen.label()} has {chosen.size} value(s) per image; it does not look like class scores")
+        raise ModelError(
+            f"{label}: output {chosen.label()} has {chosen.size} value(s) per image; it does not look like class scores"
+        )
     pre = preprocessing
     if model is not None:
         pre = resolve_preprocessing(model, dtype, float(scale), int(zero_point), int(inp["index"]), explicit=preprocessing)
@@ -376,7 +383,12 @@ def model_input_spec(
     interpreter = open_interpreter(model, threads=threads, xnnpack=xnnpack)
     allocate(interpreter, model_label(model))
     return input_spec(
-        interpreter, model_label(model), allocated=True, num_classes=num_classes, output=output, model=model,
+        interpreter,
+        model_label(model),
+        allocated=True,
+        num_classes=num_classes,
+        output=output,
+        model=model,
         preprocessing=preprocessing,
     )
 
@@ -477,7 +489,9 @@ def resolve_preprocessing(
                 "sized for raw pixels (a Rescaling(1/255) folded in)",
                 assumed=True,
             )
-    return Preprocessing(source="dnncomp's convention, pixel / 255: nothing beside or inside the model says otherwise", assumed=True)
+    return Preprocessing(
+        source="dnncomp's convention, pixel / 255: nothing beside or inside the model says otherwise", assumed=True
+    )
 
 
 def prepare_inputs(x_uint8: np.ndarray, spec: InputSpec, label: str = "model") -> np.ndarray:
@@ -605,7 +619,9 @@ def predict_classes(
     if isinstance(model, (bytes, bytearray)):
         model = bytes(model)
     if spec is None:
-        spec = model_input_spec(model, threads=threads, xnnpack=xnnpack, num_classes=num_classes, output=output, preprocessing=preprocessing)
+        spec = model_input_spec(
+            model, threads=threads, xnnpack=xnnpack, num_classes=num_classes, output=output, preprocessing=preprocessing
+        )
     check_fits_dataset(spec, num_classes, None, label)
     n = len(x_uint8)
     predictions = np.empty(n, dtype=np.int64)

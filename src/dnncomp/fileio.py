@@ -70,11 +70,12 @@ def storage_error(path: str | os.PathLike, exc: OSError, needed: int | None = No
         free = _free_bytes(path)
         need = f"needs {'at least ' if needed is None else ''}{_mb(needed or 0)}" if needed else "needs more space"
         have = f", {_mb(free)} free" if free is not None else ""
-        return StorageError(f"{path}: disk full ({need}{have}); free some space or write elsewhere; "
-                            "no existing file was changed")
+        return StorageError(f"{path}: disk full ({need}{have}); free some space or write elsewhere; no existing file was changed")
     if exc.errno == errno.EISDIR:
         return StorageError(f"{path}: is a directory; give a file name")
-    reason = {errno.EROFS: "read-only file system", errno.ENOTDIR: "a parent is not a directory"}.get(exc.errno, "permission denied")
+    reason = {errno.EROFS: "read-only file system", errno.ENOTDIR: "a parent is not a directory"}.get(
+        exc.errno, "permission denied"
+    )
     where = exc.filename or path
     return StorageError(f"{path}: cannot write ({reason}: {where}); write elsewhere (--out)")
 

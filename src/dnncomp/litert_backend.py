@@ -90,15 +90,24 @@ def backend() -> Backend:
         except Exception as exc:  # ImportError, OSError from the loader, numpy ABI errors, AttributeError
             failures.append(f"{name}: {first_line(exc, with_type=True)}")
             continue
-        chosen = Backend(name=name, version=_version(name), module=module_name, Interpreter=interpreter,
-                         OpResolverType=resolver, fallback_reason="; ".join(failures) or None)
+        chosen = Backend(
+            name=name,
+            version=_version(name),
+            module=module_name,
+            Interpreter=interpreter,
+            OpResolverType=resolver,
+            fallback_reason="; ".join(failures) or None,
+        )
         if chosen.fallback_reason:  # a decision the user did not make: said once per process
-            sys.stderr.write(f"note: LiteRT runtime {chosen.label} ({chosen.fallback_reason.replace(': ', ' does not load: ', 1)})\n")
+            sys.stderr.write(
+                f"note: LiteRT runtime {chosen.label} ({chosen.fallback_reason.replace(': ', ' does not load: ', 1)})\n"
+            )
         return chosen
     raise MissingDependencyError(
         "no LiteRT runtime loads here (" + "; ".join(failures) + "): pip install ai-edge-litert (Python >= 3.10, "
         "glibc >= 2.34 on aarch64), or tflite-runtime where that cannot load: pip install 'dnncomp[device-legacy]' "
-        "(docs/DEVICE.md)")
+        "(docs/DEVICE.md)"
+    )
 
 
 def runtime_record() -> dict[str, Any]:
@@ -111,8 +120,7 @@ def runtime_record() -> dict[str, Any]:
         chosen = backend()
     except MissingDependencyError as exc:
         return {"name": None, "version": None, "error": str(exc), "schema": schema_name()}
-    return {"name": chosen.name, "version": chosen.version, "fallback_reason": chosen.fallback_reason,
-            "schema": schema_name()}
+    return {"name": chosen.name, "version": chosen.version, "fallback_reason": chosen.fallback_reason, "schema": schema_name()}
 
 
 def runtime_label() -> str:
@@ -134,8 +142,11 @@ def _schema() -> tuple[str, Any]:
             return name, __import__(module_name, fromlist=["Model"])
         except Exception as exc:  # ImportError, or an ai_edge_litert package whose __init__ fails
             failures.append(f"{module_name}: {first_line(exc, with_type=True)}")
-    raise ModelError("cannot read flatbuffers: no LiteRT schema module (" + "; ".join(failures)
-                     + "); pip install ai-edge-litert, or tflite with tflite-runtime (docs/DEVICE.md)")
+    raise ModelError(
+        "cannot read flatbuffers: no LiteRT schema module ("
+        + "; ".join(failures)
+        + "); pip install ai-edge-litert, or tflite with tflite-runtime (docs/DEVICE.md)"
+    )
 
 
 def schema_module():
@@ -277,9 +288,11 @@ def runtime_notes(text: str, say: Callable[[str], None] | None = None) -> str:
         (cpuinfo if match else kept).append(match.group(2) if match else line)
     if cpuinfo and not _cpuinfo_said:
         _cpuinfo_said = True
-        note = (f"note: the runtime could not read this CPU's description ({len(cpuinfo)} cpuinfo message"
-                f"{'s' if len(cpuinfo) > 1 else ''}, first: {cpuinfo[0]}); XNNPACK may not be applied: each latency "
-                "record says whether it was (xnnpack_applied)")
+        note = (
+            f"note: the runtime could not read this CPU's description ({len(cpuinfo)} cpuinfo message"
+            f"{'s' if len(cpuinfo) > 1 else ''}, first: {cpuinfo[0]}); XNNPACK may not be applied: each latency "
+            "record says whether it was (xnnpack_applied)"
+        )
         (say or (lambda line: sys.stderr.write(line + "\n")))(note)
     return "\n".join(kept)
 

@@ -134,7 +134,9 @@ def bench_models(
     grid = list(product(threads, xnnpack, batches))
     for t, xnn, b in grid:
         config = LatencyConfig(**{**config_dict(base), "threads": t, "xnnpack": xnn, "batch": b})
-        _progress(f"latency: {len(paths)} model(s) interleaved, {t} thread(s), XNNPACK {'on' if xnn else 'off'}, batch {b}", quiet)
+        _progress(
+            f"latency: {len(paths)} model(s) interleaved, {t} thread(s), XNNPACK {'on' if xnn else 'off'}, batch {b}", quiet
+        )
         latencies = compare_latency(paths, x_test, config, num_classes=num_classes, output=output, preprocessing=preprocessing)
         for record, latency in zip(records, latencies):
             record.setdefault("latency_runs", []).append(latency)
@@ -151,7 +153,12 @@ def bench_models(
         for path, record in zip(paths, records):
             _progress(f"memory: {record['name']} in a fresh process", quiet)
             record["memory"] = measure_memory(
-                path, x_test, threads=threads[0], xnnpack=xnnpack[0], num_classes=num_classes, output=output,
+                path,
+                x_test,
+                threads=threads[0],
+                xnnpack=xnnpack[0],
+                num_classes=num_classes,
+                output=output,
                 preprocessing=preprocessing,
             )
     bench = {
@@ -193,7 +200,9 @@ def evaluate_model(
         for line in input_lines(spec):
             say(line)
     record["preprocessing"] = spec.preprocessing_record()
-    record["accuracy"] = evaluate_accuracy(path, x_test, y_test, first_n=first_n, threads=threads, num_classes=num_classes, spec=spec)
+    record["accuracy"] = evaluate_accuracy(
+        path, x_test, y_test, first_n=first_n, threads=threads, num_classes=num_classes, spec=spec
+    )
     if latency is not None:
         record["latency"] = compare_latency(
             [path], x_test, latency, num_classes=num_classes, output=output, preprocessing=preprocessing
@@ -221,8 +230,10 @@ def xnnpack_warnings(records: Sequence[dict[str, Any]]) -> list[str]:
     for record in records:
         for latency in record.get("latency_runs") or [record.get("latency") or {}]:
             if latency.get("xnnpack") and latency.get("xnnpack_applied") is False:
-                lines.append(f"warning: {record['name']}: XNNPACK was asked for but LiteRT did not apply it; its builtin "
-                             "kernels ran (XNNPACK's CPU detection can fail on an unusual /sys or under emulation)")
+                lines.append(
+                    f"warning: {record['name']}: XNNPACK was asked for but LiteRT did not apply it; its builtin "
+                    "kernels ran (XNNPACK's CPU detection can fail on an unusual /sys or under emulation)"
+                )
                 break
     return lines
 
@@ -272,8 +283,11 @@ def print_evaluation(document: dict[str, Any], console=None, *, wide: bool = Fal
         )
     console.print(table)
     if lat and (reason := latency_noise(lat)):
-        console.print(f"warning: noisy timing ({reason}): the machine was busy; rerun on an idle machine before trusting "
-                      "this latency", style="yellow", highlight=False)
+        console.print(
+            f"warning: noisy timing ({reason}): the machine was busy; rerun on an idle machine before trusting this latency",
+            style="yellow",
+            highlight=False,
+        )
 
 
 def print_bench(document: dict[str, Any], console=None, *, wide: bool = False) -> None:
@@ -288,42 +302,89 @@ def print_bench(document: dict[str, Any], console=None, *, wide: bool = False) -
     rows = []
     for v in variants:
         acc, size, anatomy, memory = v.get("accuracy") or {}, v.get("size") or {}, v.get("anatomy") or {}, v.get("memory") or {}
-        rows.append((
-            v["name"],
-            format_value(acc.get("full"), "pct"),
-            format_value(acc.get("first_n"), "pct"),
-            format_value(size.get("file_bytes"), "mb"),
-            format_value(size.get("gzip_bytes"), "mb"),
-            format_value(size["gzip_bytes"] / first_gzip if first_gzip and size.get("gzip_bytes") else None, "ratio"),
-            format_value(anatomy.get("params"), "int"),
-            format_value(anatomy.get("macs"), "int"),
-            f"{anatomy.get('int8_kernel_ops', '–')}/{anatomy.get('float_kernel_ops', '–')}/{anatomy.get('hybrid_kernel_ops', '–')}",
-            "–" if v.get("sparsity") is None else f"{v['sparsity']:.3f}",
-            format_value(memory.get("peak_added_bytes"), "mb"),
-        ))
+        rows.append(
+            (
+                v["name"],
+                format_value(acc.get("full"), "pct"),
+                format_value(acc.get("first_n"), "pct"),
+                format_value(size.get("file_bytes"), "mb"),
+                format_value(size.get("gzip_bytes"), "mb"),
+                format_value(size["gzip_bytes"] / first_gzip if first_gzip and size.get("gzip_bytes") else None, "ratio"),
+                format_value(anatomy.get("params"), "int"),
+                format_value(anatomy.get("macs"), "int"),
+                f"{anatomy.get('int8_kernel_ops', '–')}/{anatomy.get('float_kernel_ops', '–')}/{anatomy.get('hybrid_kernel_ops', '–')}",
+                "–" if v.get("sparsity") is None else f"{v['sparsity']:.3f}",
+                format_value(memory.get("peak_added_bytes"), "mb"),
+            )
+        )
     print_table(
-        [Column("model", 0, "left"), Column("acc % (full)", 0), Column("acc % (first N)", 3), Column("file MB", 4),
-         Column("gzip MB", 0), Column("gzip / first", 1), Column("params", 5), Column("MACs", 5),
-         Column("int8/float/hybrid kernel ops", 6), Column("sparsity", 4), Column("peak RSS MB", 2)],
-        rows, title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})", wide=wide, out=console,
+        [
+            Column("model", 0, "left"),
+            Column("acc % (full)", 0),
+            Column("acc % (first N)", 3),
+            Column("file MB", 4),
+            Column("gzip MB", 0),
+            Column("gzip / first", 1),
+            Column("params", 5),
+            Column("MACs", 5),
+            Column("int8/float/hybrid kernel ops", 6),
+            Column("sparsity", 4),
+            Column("peak RSS MB", 2),
+        ],
+        rows,
+        title=f"models on {document.get('dataset')} (ratios against {variants[0]['name']})",
+        wide=wide,
+        out=console,
     )
 
     flat = flat_rows(document)
     print_table(
-        [Column("model", 0, "left"), Column("threads", 2), Column("XNNPACK", 4), Column("batch", 2), Column("n", 5),
-         Column("p50 ms", 0), Column("p90 ms", 5), Column("p99 ms", 1), Column("mean ± std ms", 3), Column("p50 / first", 0),
-         Column("images/s", 4), Column("harness %", 6)],
-        [(row["variant"], str(row["threads"]), xnnpack_label(row), str(row["batch"]), str(row["count"]),
-          format_value(row["p50_ms"], "ms"), format_value(row["p90_ms"], "ms"), format_value(row["p99_ms"], "ms"),
-          f"{row['mean_ms']:.3f} ± {row['std_ms']:.3f}", format_value(row["p50_ratio"], "ratio"),
-          format_value(row["images_per_s"], "int"), format_value(row["overhead_pct"], "pct1")) for row in flat],
-        title="latency per call (set_tensor + invoke + get_tensor), real test images", wide=wide, out=console,
-        notes=["p50 / first < 1 means faster than the first model in the same configuration. Timed rounds of all models "
-               "were interleaved; peak RSS is what the interpreter adds (load + allocate + invoke), measured in a fresh process."],
+        [
+            Column("model", 0, "left"),
+            Column("threads", 2),
+            Column("XNNPACK", 4),
+            Column("batch", 2),
+            Column("n", 5),
+            Column("p50 ms", 0),
+            Column("p90 ms", 5),
+            Column("p99 ms", 1),
+            Column("mean ± std ms", 3),
+            Column("p50 / first", 0),
+            Column("images/s", 4),
+            Column("harness %", 6),
+        ],
+        [
+            (
+                row["variant"],
+                str(row["threads"]),
+                xnnpack_label(row),
+                str(row["batch"]),
+                str(row["count"]),
+                format_value(row["p50_ms"], "ms"),
+                format_value(row["p90_ms"], "ms"),
+                format_value(row["p99_ms"], "ms"),
+                f"{row['mean_ms']:.3f} ± {row['std_ms']:.3f}",
+                format_value(row["p50_ratio"], "ratio"),
+                format_value(row["images_per_s"], "int"),
+                format_value(row["overhead_pct"], "pct1"),
+            )
+            for row in flat
+        ],
+        title="latency per call (set_tensor + invoke + get_tensor), real test images",
+        wide=wide,
+        out=console,
+        notes=[
+            "p50 / first < 1 means faster than the first model in the same configuration. Timed rounds of all models "
+            "were interleaved; peak RSS is what the interpreter adds (load + allocate + invoke), measured in a fresh process."
+        ],
     )
     noisy = [(row["variant"], reason) for row in flat if (reason := latency_noise(row))]
     for name, reason in noisy:
         console.print(f"warning: {name}: noisy timing ({reason})", style="yellow", highlight=False)
     if noisy:
-        console.print("warning: the machine was busy while timing; rerun on an idle machine (no other jobs, AC power) "
-                      "before trusting these latencies and ratios", style="yellow", highlight=False)
+        console.print(
+            "warning: the machine was busy while timing; rerun on an idle machine (no other jobs, AC power) "
+            "before trusting these latencies and ratios",
+            style="yellow",
+            highlight=False,
+        )

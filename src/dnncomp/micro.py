@@ -60,33 +60,103 @@ INSTALL_HINT = "install TFLite Micro's Python interpreter: pip install 'dnncomp[
 # MicroMutableOpResolver's method for each builtin op (tensorflow/lite/micro/micro_mutable_op_resolver.h).
 # Ops missing here but run by TFLM get the mechanical CamelCase name, flagged as unchecked.
 RESOLVER_METHODS: dict[str, str] = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable", "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs", "BROADCAST_TO": "AddBroadcastTo",
-    "CALL_ONCE": "AddCallOnce", "CAST": "AddCast", "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D", "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv", "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual", "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill", "FLOOR": "AddFloor", "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd", "GREATER": "AddGreater",
-    "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish", "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D", "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual", "LOG": "AddLog", "LOG_SOFTMAX": "AddLogSoftmax",
-    "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr",
-    "LOGISTIC": "AddLogistic", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2", "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable", "REDUCE_MAX": "AddReduceMax",
-    "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear", "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape", "SIN": "AddSin",
-    "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth", "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare", "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf", "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv", "UNPACK": "AddUnpack",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "VAR_HANDLE": "AddVarHandle",
-    "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+    "ABS": "AddAbs",
+    "ADD": "AddAdd",
+    "ADD_N": "AddAddN",
+    "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin",
+    "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
+    "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo",
+    "CALL_ONCE": "AddCallOnce",
+    "CAST": "AddCast",
+    "CEIL": "AddCeil",
+    "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D",
+    "COS": "AddCos",
+    "CUMSUM": "AddCumSum",
+    "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "DEQUANTIZE": "AddDequantize",
+    "DIV": "AddDiv",
+    "ELU": "AddElu",
+    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
+    "EQUAL": "AddEqual",
+    "EXP": "AddExp",
+    "EXPAND_DIMS": "AddExpandDims",
+    "FILL": "AddFill",
+    "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv",
+    "FLOOR_MOD": "AddFloorMod",
+    "FULLY_CONNECTED": "AddFullyConnected",
+    "GATHER": "AddGather",
+    "GATHER_ND": "AddGatherNd",
+    "GREATER": "AddGreater",
+    "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish",
+    "IF": "AddIf",
+    "L2_NORMALIZATION": "AddL2Normalization",
+    "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu",
+    "LESS": "AddLess",
+    "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog",
+    "LOG_SOFTMAX": "AddLogSoftmax",
+    "LOGICAL_AND": "AddLogicalAnd",
+    "LOGICAL_NOT": "AddLogicalNot",
+    "LOGICAL_OR": "AddLogicalOr",
+    "LOGISTIC": "AddLogistic",
+    "MAXIMUM": "AddMaximum",
+    "MAX_POOL_2D": "AddMaxPool2D",
+    "MEAN": "AddMean",
+    "MINIMUM": "AddMinimum",
+    "MIRROR_PAD": "AddMirrorPad",
+    "MUL": "AddMul",
+    "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual",
+    "PACK": "AddPack",
+    "PAD": "AddPad",
+    "PADV2": "AddPadV2",
+    "PRELU": "AddPrelu",
+    "QUANTIZE": "AddQuantize",
+    "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_MAX": "AddReduceMax",
+    "REDUCE_MIN": "AddReduceMin",
+    "RELU": "AddRelu",
+    "RELU6": "AddRelu6",
+    "RESHAPE": "AddReshape",
+    "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
+    "ROUND": "AddRound",
+    "RSQRT": "AddRsqrt",
+    "SELECT_V2": "AddSelectV2",
+    "SHAPE": "AddShape",
+    "SIN": "AddSin",
+    "SLICE": "AddSlice",
+    "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
+    "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit",
+    "SPLIT_V": "AddSplitV",
+    "SQRT": "AddSqrt",
+    "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference",
+    "SQUEEZE": "AddSqueeze",
+    "STRIDED_SLICE": "AddStridedSlice",
+    "SUB": "AddSub",
+    "SUM": "AddSum",
+    "SVDF": "AddSvdf",
+    "TANH": "AddTanh",
+    "TRANSPOSE": "AddTranspose",
+    "TRANSPOSE_CONV": "AddTransposeConv",
+    "UNPACK": "AddUnpack",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "VAR_HANDLE": "AddVarHandle",
+    "WHILE": "AddWhile",
+    "ZEROS_LIKE": "AddZerosLike",
 }
 
 _MISSING_OP = re.compile(r"Didn't find op for (?:builtin opcode|custom opcode) '([^']+)'")
@@ -153,7 +223,13 @@ class TensorQuantization:
     zero_point: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "scale": self.scale, "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 def io_tensors(model: ModelSource) -> tuple[list[TensorQuantization], list[TensorQuantization]]:
@@ -212,7 +288,12 @@ class _Worker:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         return subprocess.Popen(
             [sys.executable, "-m", "dnncomp.micro", str(self.model_path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            bufsize=1,
         )
 
     def request(self, timeout: float | None = PROBE_TIMEOUT_S, **req: Any) -> dict[str, Any]:
@@ -333,6 +414,7 @@ def search_arena(model_path: Path, *, start: int | None = None, worker: _Worker 
     result = ArenaSearch(None, None)
     last: dict[str, Any] = {}
     try:
+
         def fits(arena: int) -> bool:
             reply = worker.request(cmd="probe", arena=arena)
             last.clear()
@@ -348,7 +430,8 @@ def search_arena(model_path: Path, *, start: int | None = None, worker: _Worker 
         if not fits(MAX_ARENA_BYTES):
             result.error = (
                 "TFLM lacks op(s) " + ", ".join(result.missing_ops)
-                if result.missing_ops else f"TFLM cannot run it with a {MAX_ARENA_BYTES // (1024 * 1024)} MiB arena ({_first_error_line(last)})"
+                if result.missing_ops
+                else f"TFLM cannot run it with a {MAX_ARENA_BYTES // (1024 * 1024)} MiB arena ({_first_error_line(last)})"
             )
             return result
         if start is None:
@@ -463,7 +546,9 @@ def model_ready_inputs(model_path: Path, x_uint8: np.ndarray) -> np.ndarray:
 # ---- the whole report -----------------------------------------------------------------------
 
 
-def micro_report(model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = None, dataset: str | None = None) -> dict[str, Any]:
+def micro_report(
+    model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = None, dataset: str | None = None
+) -> dict[str, Any]:
     """Everything :mod:`dnncomp.micro` measures for one ``.tflite`` file, as a JSON-ready dict.
 
     ``x_uint8`` (N x H x W x C uint8 test images) adds the TFLM-vs-LiteRT equivalence on them.
@@ -507,8 +592,13 @@ def micro_report(model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = 
         report["equivalence"] = None
         if x_uint8 is not None and search.arena_bytes is not None:
             if len(inputs) != 1 or len(outputs) != 1:
-                report["equivalence"] = {"dataset": dataset, "images": 0, "skipped": (
-                    f"{len(inputs)} inputs and {len(outputs)} outputs; compared for single-input, single-output classifiers")}
+                report["equivalence"] = {
+                    "dataset": dataset,
+                    "images": 0,
+                    "skipped": (
+                        f"{len(inputs)} inputs and {len(outputs)} outputs; compared for single-input, single-output classifiers"
+                    ),
+                }
             else:
                 x_model = model_ready_inputs(path, x_uint8)
                 tflm = tflm_outputs(path, x_model, search.arena_bytes, worker=worker)
@@ -516,8 +606,9 @@ def micro_report(model_path: str | os.PathLike, *, x_uint8: np.ndarray | None = 
     return report
 
 
-def mcu_stage_record(model_path: str | os.PathLike, x_test: np.ndarray, *, images: int = 1000,
-                     dataset: str | None = None) -> dict[str, Any]:
+def mcu_stage_record(
+    model_path: str | os.PathLike, x_test: np.ndarray, *, images: int = 1000, dataset: str | None = None
+) -> dict[str, Any]:
     """What ``dnncomp run --mcu`` records for one variant (``results.json`` ``variants[i]["mcu"]``).
 
     An int8 variant (every convolution and dense layer computes in int8) gets the whole
@@ -543,12 +634,16 @@ def mcu_summary_line(name: str, record: dict[str, Any]) -> str:
         return f"{name}: not measured on TFLM ({record['skipped']})"
     if not record.get("runs"):
         return f"{name}: TFLM cannot run it: {record.get('error')}"
-    line = (f"{name}: arena {record['arena_bytes']:,} B, flash {record['flash']['total_bytes']:,} B, "
-            f"{len(record['resolver'])} ops ({', '.join(record['ops'])}), {'int8' if record['int8_io'] else 'float'} I/O")
+    line = (
+        f"{name}: arena {record['arena_bytes']:,} B, flash {record['flash']['total_bytes']:,} B, "
+        f"{len(record['resolver'])} ops ({', '.join(record['ops'])}), {'int8' if record['int8_io'] else 'float'} I/O"
+    )
     eq = record.get("equivalence") or {}
     if eq.get("images"):
-        line += (f"; TFLM = LiteRT top-1 on {eq['top1_agreement'] * 100:.2f} % of {eq['images']:,} test images "
-                 f"(largest raw difference {eq['max_abs_diff']:g})")
+        line += (
+            f"; TFLM = LiteRT top-1 on {eq['top1_agreement'] * 100:.2f} % of {eq['images']:,} test images "
+            f"(largest raw difference {eq['max_abs_diff']:g})"
+        )
     return line
 
 
@@ -560,7 +655,9 @@ def micro_lines(report: dict[str, Any]) -> list[str]:
         reported = report["arena_reported_bytes"]
         lines.append(
             f"TFLM arena {report['arena_bytes']:,} B (smallest that allocates and runs, {report['alignment']}-byte steps; "
-            f"TFLM reports {reported:,} B used)" if reported is not None else f"TFLM arena {report['arena_bytes']:,} B"
+            f"TFLM reports {reported:,} B used)"
+            if reported is not None
+            else f"TFLM arena {report['arena_bytes']:,} B"
         )
     else:
         lines.append(f"TFLM cannot run this model: {report['error']}")
@@ -568,13 +665,23 @@ def micro_lines(report: dict[str, Any]) -> list[str]:
         f"flash {flash['total_bytes']:,} B as a C array (model {flash['model_bytes']:,} B + {flash['c_array_adds_bytes']} B "
         "alignment and length; TFLM's own code not included)"
     )
-    io = "int8 input and output" if report["int8_io"] else (
-        "input " + "/".join(t["dtype"] for t in report["inputs"]) + ", output " + "/".join(t["dtype"] for t in report["outputs"])
+    io = (
+        "int8 input and output"
+        if report["int8_io"]
+        else (
+            "input "
+            + "/".join(t["dtype"] for t in report["inputs"])
+            + ", output "
+            + "/".join(t["dtype"] for t in report["outputs"])
+        )
     )
     lines.append(f"I/O: {io}")
     lines.append(f"op resolver ({len(report['resolver'])}): " + ", ".join(report["resolver"]))
     if report["resolver_unchecked"]:
-        lines.append("resolver names not in dnncomp's table (check them in micro_mutable_op_resolver.h): " + ", ".join(report["resolver_unchecked"]))
+        lines.append(
+            "resolver names not in dnncomp's table (check them in micro_mutable_op_resolver.h): "
+            + ", ".join(report["resolver_unchecked"])
+        )
     if report["custom_ops"]:
         lines.append("custom ops (register with AddCustom): " + ", ".join(report["custom_ops"]))
     if report["missing_ops"]:

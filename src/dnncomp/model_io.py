@@ -44,8 +44,18 @@ UNSAFE_HINT = "pass --unsafe (library: unsafe=True) to load it anyway, only if y
 
 # Keys every tf_keras layer takes besides its own constructor arguments (base_layer.Layer).
 _BASE_LAYER_KEYS = {
-    "name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape", "batch_size",
-    "weights", "activity_regularizer", "autocast", "implementation",
+    "name",
+    "trainable",
+    "dtype",
+    "dynamic",
+    "input_dim",
+    "input_shape",
+    "batch_input_shape",
+    "batch_size",
+    "weights",
+    "activity_regularizer",
+    "autocast",
+    "implementation",
 }
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _EMPTY = (None, False, "", (), [], {})
@@ -109,7 +119,9 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFile:
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
                 if "config.json" not in names:
-                    raise ModelError(f"{path}: a zip without config.json, not a Keras model file; save the whole model with model.save('model.keras')")
+                    raise ModelError(
+                        f"{path}: a zip without config.json, not a Keras model file; save the whole model with model.save('model.keras')"
+                    )
                 config = json.loads(archive.read("config.json"))
                 metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
             major = _major(metadata.get("keras_version"))
@@ -160,7 +172,9 @@ def _inspect_saved_model(path: Path) -> ModelFile:
         raise ModelError(f"{path}: unreadable keras_metadata.pb ({type(exc).__name__}: {exc})") from exc
     root = next((n for n in nodes if n.get("config") is not None and n.get("class_name") in _MODEL_CLASSES), None)
     config = {"class_name": root["class_name"], "config": root["config"]} if root else None
-    lambdas = sorted({str(n.get("name") or (n.get("config") or {}).get("name", "?")) for n in nodes if n.get("class_name") == "Lambda"})
+    lambdas = sorted(
+        {str(n.get("name") or (n.get("config") or {}).get("name", "?")) for n in nodes if n.get("class_name") == "Lambda"}
+    )
     return ModelFile(path=path, kind="savedmodel", keras_major=2, config=config, lambdas=lambdas)
 
 
@@ -241,7 +255,9 @@ def load_model(path: str | os.PathLike, *, unsafe: bool | None = None, probe: np
             f"{info.path}: refusing to load a model with Lambda layers ({', '.join(info.lambdas)}): loading one can run "
             f"arbitrary code; rebuild the model from standard Keras layers, or {UNSAFE_HINT}"
         )
-    lambda_note = f"loaded its Lambda layers ({', '.join(info.lambdas)}) and their Python code (--unsafe)" if info.lambdas else None
+    lambda_note = (
+        f"loaded its Lambda layers ({', '.join(info.lambdas)}) and their Python code (--unsafe)" if info.lambdas else None
+    )
     note = f"{info.path}: {lambda_note}" if lambda_note else None
     if info.kind == "savedmodel":
         return LoadedModel(_load_saved_model(info), info, note)
@@ -382,13 +398,19 @@ def _load_with_keras3(info: ModelFile, unsafe: bool):
     try:
         import keras as keras3
     except ImportError as exc:
-        raise ModelError(f"{info.path}: a Keras 3 file, and the keras 3 package is not installed to read it (pip install 'keras>=3')") from exc
+        raise ModelError(
+            f"{info.path}: a Keras 3 file, and the keras 3 package is not installed to read it (pip install 'keras>=3')"
+        ) from exc
     if _major(keras3.__version__) != 3:
-        raise ModelError(f"{info.path}: a Keras 3 file, but the installed keras package is {keras3.__version__}; install keras 3 to read it")
+        raise ModelError(
+            f"{info.path}: a Keras 3 file, but the installed keras package is {keras3.__version__}; install keras 3 to read it"
+        )
     try:
         return keras3.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
     except Exception as exc:
-        raise ModelError(f"{info.path}: Keras {keras3.__version__} could not load it ({type(exc).__name__}: {first_line(exc)})") from exc
+        raise ModelError(
+            f"{info.path}: Keras {keras3.__version__} could not load it ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
 
 
 def _weighted_layers(model, prefix: str = ""):
@@ -408,11 +430,15 @@ def _build_keras2(info: ModelFile, config: dict[str, Any], weights: dict[str, li
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"{info.path}: tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {first_line(exc)})") from exc
+        raise ModelError(
+            f"{info.path}: tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
     layers2 = dict(_weighted_layers(model))
     missing = sorted(set(weights) ^ set(layers2))
     if missing:
-        raise ModelError(f"{info.path}: layer {missing[0]} holds weights in one Keras version and not in the other; it cannot be translated")
+        raise ModelError(
+            f"{info.path}: layer {missing[0]} holds weights in one Keras version and not in the other; it cannot be translated"
+        )
     for path, values in weights.items():
         layer = layers2[path]
         shapes2 = [tuple(w.shape) for w in layer.weights]
@@ -481,14 +507,24 @@ class _Translator:
         if class_name == "Sequential":
             if inner.get("build_input_shape") is not None:
                 out_config["build_input_shape"] = inner["build_input_shape"]
-            result: dict[str, Any] = {"module": "keras", "class_name": "Sequential", "config": out_config, "registered_name": None}
+            result: dict[str, Any] = {
+                "module": "keras",
+                "class_name": "Sequential",
+                "config": out_config,
+                "registered_name": None,
+            }
         elif class_name in ("Functional", "Model"):
             if "layers" not in inner:
                 raise self.fail(path, f"a subclassed {class_name} without a layer graph")
             out_config["input_layers"] = _node_refs(inner.get("input_layers"))
             out_config["output_layers"] = _node_refs(inner.get("output_layers"))
             _renumber_nested_model_nodes(layers, out_config["output_layers"], path, self)
-            result = {"module": "keras.src.engine.functional", "class_name": "Functional", "config": out_config, "registered_name": "Functional"}
+            result = {
+                "module": "keras.src.engine.functional",
+                "class_name": "Functional",
+                "config": out_config,
+                "registered_name": "Functional",
+            }
         else:
             raise self.fail(path, f"model class {class_name} (a custom or subclassed model) has no Keras 2 equivalent")
         if config.get("build_config"):
@@ -569,10 +605,15 @@ class _Translator:
             return value
         module = str(value.get("module") or "")
         family = module.rsplit(".", 1)[-1] if module else ""
-        namespace = {"initializers": self.keras.initializers, "regularizers": self.keras.regularizers,
-                     "constraints": self.keras.constraints}.get(family)
+        namespace = {
+            "initializers": self.keras.initializers,
+            "regularizers": self.keras.regularizers,
+            "constraints": self.keras.constraints,
+        }.get(family)
         if namespace is None:
-            raise self.fail(path, f"option {key} holds a {class_name} object ({module or 'unknown module'}) that has no Keras 2 equivalent")
+            raise self.fail(
+                path, f"option {key} holds a {class_name} object ({module or 'unknown module'}) that has no Keras 2 equivalent"
+            )
         cls = getattr(namespace, class_name, None)
         if cls is None:
             raise self.fail(path, f"option {key}: {family} class {class_name} has no Keras 2 equivalent")
@@ -619,9 +660,13 @@ def _renumber_nested_model_nodes(layers: list[dict[str, Any]], outputs: list, pa
             for entry in node:
                 target = by_name.get(entry[0])
                 if target is None:
-                    raise translator.fail(prefix + layer["name"], f"its input comes from {entry[0]!r}, which is not a layer of the model")
+                    raise translator.fail(
+                        prefix + layer["name"], f"its input comes from {entry[0]!r}, which is not a layer of the model"
+                    )
                 if not 0 <= int(entry[1]) < max(1, len(target["inbound_nodes"])):
-                    raise translator.fail(prefix + layer["name"], f"its input is call {entry[1]} of {entry[0]!r}, which is not in the config")
+                    raise translator.fail(
+                        prefix + layer["name"], f"its input is call {entry[1]} of {entry[0]!r}, which is not in the config"
+                    )
     shifted = {name for name, layer in by_name.items() if _has_own_input_node(layer)}
     references = [entry for layer in layers for node in layer["inbound_nodes"] for entry in node]
     references += [entry for entry in outputs or [] if isinstance(entry, list) and entry and isinstance(entry[0], str)]

@@ -171,9 +171,7 @@ def default_model_for(dataset: str) -> str:
     """The study's architecture for a dataset: ``study-<dataset>``."""
     name = f"study-{dataset}"
     if name not in _SPECS:
-        raise ModelError(
-            f"no default model for dataset {dataset!r}; pass --model with one of: {', '.join(sorted(_SPECS))}"
-        )
+        raise ModelError(f"no default model for dataset {dataset!r}; pass --model with one of: {', '.join(sorted(_SPECS))}")
     return name
 
 
@@ -500,8 +498,10 @@ def compact_cnn(keras, input_shape: tuple[int, ...], widths: tuple[int, int, int
 
 
 def _compact_description(what: str, widths: tuple[int, int, int]) -> str:
-    return (f"{what}: 3 blocks (Conv-BN-ReLU, MaxPool, Conv-BN-ReLU) of widths {'/'.join(map(str, widths))}, "
-            "global average pool, Dense logits")
+    return (
+        f"{what}: 3 blocks (Conv-BN-ReLU, MaxPool, Conv-BN-ReLU) of widths {'/'.join(map(str, widths))}, "
+        "global average pool, Dense logits"
+    )
 
 
 # Epoch budgets fit the issue's training-time limits on the reference 2-core AVX-512
@@ -518,44 +518,86 @@ TINY = "Tiny (a tenth of the study's parameters)"
 VALIDATION = "stratified:0.1"
 
 
-@register_model("improved-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
-                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["mnist"]), params_approx=647_866,
-                training=scheduled_training(epochs=12, augment=MNIST_AUGMENT, validation=VALIDATION))
+@register_model(
+    "improved-mnist",
+    dataset="mnist",
+    input_shape=(28, 28),
+    num_classes=10,
+    output="logits",
+    description=_compact_description(IMPROVED, IMPROVED_WIDTHS["mnist"]),
+    params_approx=647_866,
+    training=scheduled_training(epochs=12, augment=MNIST_AUGMENT, validation=VALIDATION),
+)
 def improved_mnist(keras, input_shape=(28, 28), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["mnist"], num_classes, name="improved_mnist")
 
 
-@register_model("improved-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
-                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["cifar10"]), params_approx=1_236_042,
-                training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+@register_model(
+    "improved-cifar10",
+    dataset="cifar10",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    output="logits",
+    description=_compact_description(IMPROVED, IMPROVED_WIDTHS["cifar10"]),
+    params_approx=1_236_042,
+    training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION),
+)
 def improved_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["cifar10"], num_classes, name="improved_cifar10")
 
 
-@register_model("improved-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
-                description=_compact_description(IMPROVED, IMPROVED_WIDTHS["gtsrb"]), params_approx=1_159_147,
-                training=scheduled_training(epochs=25, augment=GTSRB_AUGMENT, validation=VALIDATION))
+@register_model(
+    "improved-gtsrb",
+    dataset="gtsrb",
+    input_shape=(30, 30, 3),
+    num_classes=43,
+    output="logits",
+    description=_compact_description(IMPROVED, IMPROVED_WIDTHS["gtsrb"]),
+    params_approx=1_159_147,
+    training=scheduled_training(epochs=25, augment=GTSRB_AUGMENT, validation=VALIDATION),
+)
 def improved_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
     return compact_cnn(keras, tuple(input_shape), IMPROVED_WIDTHS["gtsrb"], num_classes, name="improved_gtsrb")
 
 
-@register_model("tiny-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
-                description=_compact_description(TINY, TINY_WIDTHS["mnist"]), params_approx=110_378,
-                training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION))
+@register_model(
+    "tiny-mnist",
+    dataset="mnist",
+    input_shape=(28, 28),
+    num_classes=10,
+    output="logits",
+    description=_compact_description(TINY, TINY_WIDTHS["mnist"]),
+    params_approx=110_378,
+    training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION),
+)
 def tiny_mnist(keras, input_shape=(28, 28), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["mnist"], num_classes, name="tiny_mnist")
 
 
-@register_model("tiny-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
-                description=_compact_description(TINY, TINY_WIDTHS["cifar10"]), params_approx=124_346,
-                training=scheduled_training(epochs=50, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+@register_model(
+    "tiny-cifar10",
+    dataset="cifar10",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    output="logits",
+    description=_compact_description(TINY, TINY_WIDTHS["cifar10"]),
+    params_approx=124_346,
+    training=scheduled_training(epochs=50, augment=CIFAR10_AUGMENT, validation=VALIDATION),
+)
 def tiny_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["cifar10"], num_classes, name="tiny_cifar10")
 
 
-@register_model("tiny-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
-                description=_compact_description(TINY, TINY_WIDTHS["gtsrb"]), params_approx=113_099,
-                training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION))
+@register_model(
+    "tiny-gtsrb",
+    dataset="gtsrb",
+    input_shape=(30, 30, 3),
+    num_classes=43,
+    output="logits",
+    description=_compact_description(TINY, TINY_WIDTHS["gtsrb"]),
+    params_approx=113_099,
+    training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION),
+)
 def tiny_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
     return compact_cnn(keras, tuple(input_shape), TINY_WIDTHS["gtsrb"], num_classes, name="tiny_gtsrb")
 
@@ -585,28 +627,50 @@ MICRO_WIDTHS = {"mnist": (20, 28, 32), "cifar10": (32, 40, 48), "gtsrb": (32, 40
 def _micro_description(dataset: str) -> str:
     return _compact_description(
         f"Micro (within MLPerf Tiny's ResNet-8 budget: <= {MICRO_BUDGET[dataset][0]:,} parameters, <= 12.5 M MACs)",
-        MICRO_WIDTHS[dataset])
+        MICRO_WIDTHS[dataset],
+    )
 
 
-@register_model("micro-mnist", dataset="mnist", input_shape=(28, 28), num_classes=10, output="logits",
-                description=_micro_description("mnist"), params_approx=34_126,
-                training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION))
+@register_model(
+    "micro-mnist",
+    dataset="mnist",
+    input_shape=(28, 28),
+    num_classes=10,
+    output="logits",
+    description=_micro_description("mnist"),
+    params_approx=34_126,
+    training=scheduled_training(epochs=20, augment=MNIST_AUGMENT, validation=VALIDATION),
+)
 def micro_mnist(keras, input_shape=(28, 28), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["mnist"], num_classes, name="micro_mnist")
 
 
 # micro-cifar10's 45 epochs fit the issue's 45-minute training budget on this 2-core machine:
 # an epoch (351 steps of 128, with validation) measured 45 s at a load average of 3.
-@register_model("micro-cifar10", dataset="cifar10", input_shape=(32, 32, 3), num_classes=10, output="logits",
-                description=_micro_description("cifar10"), params_approx=75_466,
-                training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION))
+@register_model(
+    "micro-cifar10",
+    dataset="cifar10",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    output="logits",
+    description=_micro_description("cifar10"),
+    params_approx=75_466,
+    training=scheduled_training(epochs=45, augment=CIFAR10_AUGMENT, validation=VALIDATION),
+)
 def micro_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
     return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["cifar10"], num_classes, name="micro_cifar10")
 
 
-@register_model("micro-gtsrb", dataset="gtsrb", input_shape=(30, 30, 3), num_classes=43, output="logits",
-                description=_micro_description("gtsrb"), params_approx=77_083,
-                training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION))
+@register_model(
+    "micro-gtsrb",
+    dataset="gtsrb",
+    input_shape=(30, 30, 3),
+    num_classes=43,
+    output="logits",
+    description=_micro_description("gtsrb"),
+    params_approx=77_083,
+    training=scheduled_training(epochs=30, augment=GTSRB_AUGMENT, validation=VALIDATION),
+)
 def micro_gtsrb(keras, input_shape=(30, 30, 3), num_classes=43):
     return compact_cnn(keras, tuple(input_shape), MICRO_WIDTHS["gtsrb"], num_classes, name="micro_gtsrb")
 
@@ -654,8 +718,13 @@ def resnet8_cifar10(keras, input_shape=(32, 32, 3), num_classes=10):
 
     def conv(filters: int, kernel: int, strides: int, name: str):
         return layers.Conv2D(
-            filters, kernel, strides=strides, padding="same", kernel_initializer="he_normal",
-            kernel_regularizer=keras.regularizers.l2(1e-4), name=name,
+            filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            kernel_initializer="he_normal",
+            kernel_regularizer=keras.regularizers.l2(1e-4),
+            name=name,
         )
 
     inputs = keras.Input(shape=tuple(input_shape))

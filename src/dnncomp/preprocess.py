@@ -345,7 +345,9 @@ def convert_channels(x: np.ndarray, channels: int, what: str = "model") -> np.nd
         if channels == 3:
             return np.ascontiguousarray(x)
     if have == 3 and channels == 1:
-        luma = (x[..., 0].astype(np.uint32) * 299 + x[..., 1].astype(np.uint32) * 587 + x[..., 2].astype(np.uint32) * 114 + 500) // 1000
+        luma = (
+            x[..., 0].astype(np.uint32) * 299 + x[..., 1].astype(np.uint32) * 587 + x[..., 2].astype(np.uint32) * 114 + 500
+        ) // 1000
         return luma.astype(np.uint8)[..., None]
     if have == 1 and channels in (3, 4):
         return np.repeat(x, channels, axis=-1)
@@ -430,8 +432,11 @@ class Fit:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | None = None) -> Fit:
         try:
-            return cls(str(data.get("mode", "resize")), tuple(int(v) for v in (data.get("fill") or ())),
-                       source or str(data.get("source", "record")))
+            return cls(
+                str(data.get("mode", "resize")),
+                tuple(int(v) for v in (data.get("fill") or ())),
+                source or str(data.get("source", "record")),
+            )
         except (TypeError, ValueError) as exc:
             raise ModelError(f"fit record {data!r} is malformed ({exc})") from None
 
@@ -475,8 +480,12 @@ def background_fill(x: np.ndarray, max_images: int = 1000) -> tuple[int, ...]:
         return (0,) * x.shape[-1]
     sample = x[:: max(1, len(x) // max_images)][:max_images]
     ring = np.concatenate(
-        [sample[:, 0].reshape(-1, x.shape[-1]), sample[:, -1].reshape(-1, x.shape[-1]),
-         sample[:, :, 0].reshape(-1, x.shape[-1]), sample[:, :, -1].reshape(-1, x.shape[-1])]
+        [
+            sample[:, 0].reshape(-1, x.shape[-1]),
+            sample[:, -1].reshape(-1, x.shape[-1]),
+            sample[:, :, 0].reshape(-1, x.shape[-1]),
+            sample[:, :, -1].reshape(-1, x.shape[-1]),
+        ]
     )
     return tuple(int(v) for v in np.median(ring, axis=0).round())
 
@@ -508,9 +517,11 @@ def choose_fit(
     channels = images.shape[-1] if images.ndim == 4 else 1
     if have[0] <= size[0] and have[1] <= size[1] and channels == 1:
         fit = Fit("pad", background_fill(images), "chosen: grey images smaller than the input are padded, the LeNet convention")
-        return fit, (f"{sizes}: padded around the centre with the background "
-                     f"{', '.join(map(str, fit.fill))} (the LeNet convention for smaller grey digits); "
-                     "--fit resize stretches them instead")
+        return fit, (
+            f"{sizes}: padded around the centre with the background "
+            f"{', '.join(map(str, fit.fill))} (the LeNet convention for smaller grey digits); "
+            "--fit resize stretches them instead"
+        )
     fit = Fit("resize", (), "chosen: the default for images that are larger or in colour")
     return fit, f"{sizes}: resized (Pillow); --fit pad or --fit crop keeps their scale instead"
 
@@ -548,8 +559,10 @@ def load_fitted(dataset: str, size: tuple[int, int], requested: str | Fit | None
         data.meta["fit"] = fit.to_dict()
         note = None
         if native is not None and tuple(native) != tuple(size):
-            note = (f"{_short_name(dataset)}'s {native[0]}x{native[1]} images on the model's {size[0]}x{size[1]} input: "
-                    f"resized ({fit.source})")
+            note = (
+                f"{_short_name(dataset)}'s {native[0]}x{native[1]} images on the model's {size[0]}x{size[1]} input: "
+                f"resized ({fit.source})"
+            )
         return data, fit, note
     data = load_dataset(dataset, **load_options)
     sample = data.x_train if len(data.x_train) else data.x_test

@@ -180,9 +180,17 @@ class Device:
     Raises RemoteError (one line) when the device cannot be reached or refuses us.
     """
 
-    def __init__(self, target: Target | str, *, remote_python: str | None = None, accept_new_host_key: bool = False,
-                 connect_timeout: float = 15.0, remote_dir: str | None = None, say: Callable[[str], None] = print,
-                 say_err: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        target: Target | str,
+        *,
+        remote_python: str | None = None,
+        accept_new_host_key: bool = False,
+        connect_timeout: float = 15.0,
+        remote_dir: str | None = None,
+        say: Callable[[str], None] = print,
+        say_err: Callable[[str], None] | None = None,
+    ):
         self.target = parse_target(target) if isinstance(target, str) else target
         self.accept_new_host_key = accept_new_host_key
         self.connect_timeout = connect_timeout
@@ -274,8 +282,9 @@ class Device:
                 self._loop.run_until_complete(asyncio.wait_for(self._kill_remote(pid), 10))
                 self.say_err(f"stopped the remote process on {self.target.text}")
             except (Exception, asyncio.CancelledError):
-                self.say_err(f"could not stop the remote process {pid} on {self.target.text}: "
-                             f"`ssh {self.target.address()} kill {pid}`")
+                self.say_err(
+                    f"could not stop the remote process {pid} on {self.target.text}: `ssh {self.target.address()} kill {pid}`"
+                )
         if not task.done():
             try:
                 self._loop.run_until_complete(task)
@@ -297,11 +306,13 @@ class Device:
                 if _has_known_host(name):
                     raise RemoteError(
                         f"{where}: the host key of {name} ({fingerprint}) does not match ~/.ssh/known_hosts: refused. If the "
-                        f"device was reinstalled, remove the old key with `ssh-keygen -R '{name}'` and connect again") from exc
+                        f"device was reinstalled, remove the old key with `ssh-keygen -R '{name}'` and connect again"
+                    ) from exc
                 if not self.accept_new_host_key:
                     raise RemoteError(
                         f"{where}: unknown host key {fingerprint} for {name} (not in ~/.ssh/known_hosts): refused. "
-                        "Check the fingerprint on the device and rerun with --accept-new-host-key, or `ssh` to it once") from exc
+                        "Check the fingerprint on the device and rerun with --accept-new-host-key, or `ssh` to it once"
+                    ) from exc
                 _add_known_host(name, key)
                 self.say(f"note: added {name}'s host key {fingerprint} to {known_hosts_path()}")
                 return await asyncssh.connect(t.host, **options)
@@ -314,7 +325,9 @@ class Device:
                 f"in the device's ~/.ssh/authorized_keys, e.g. `ssh-copy-id {f'-p {t.port} {t.host}' if t.port else t.address()}`"
             ) from exc
         except (asyncio.TimeoutError, TimeoutError) as exc:
-            raise RemoteError(f"{where}: no answer from {t.address()} within {self.connect_timeout:g} s; is the device on and on this network?") from exc
+            raise RemoteError(
+                f"{where}: no answer from {t.address()} within {self.connect_timeout:g} s; is the device on and on this network?"
+            ) from exc
         except ConnectionRefusedError as exc:
             raise RemoteError(f"{where}: {t.address()} refused the connection; is sshd running there, on that port?") from exc
         except OSError as exc:
@@ -326,6 +339,7 @@ class Device:
 
     def shell(self, command: str, timeout: float | None = 120) -> tuple[int, str, str]:
         """Run a short shell command; (exit status, stdout, stderr)."""
+
         async def go():
             result = await asyncio.wait_for(self._conn.run(command, check=False), timeout)
             return result.exit_status if result.exit_status is not None else -1, result.stdout or "", result.stderr or ""
@@ -336,13 +350,17 @@ class Device:
         """What the device is and has (see IDENTITY_SCRIPT). Raises RemoteError if its Python is missing."""
         if self._identity is None:
             python = self.python()
-            status, out, err = self.shell(f"{_quoted_command(python)} -c {shlex.quote(IDENTITY_SCRIPT)} {shlex.quote(self.remote_dir)}")
+            status, out, err = self.shell(
+                f"{_quoted_command(python)} -c {shlex.quote(IDENTITY_SCRIPT)} {shlex.quote(self.remote_dir)}"
+            )
             line = next((text for text in out.splitlines() if text.startswith("DNNCOMP-IDENTITY ")), None)
             if status != 0 or line is None:
                 last = (err.strip().splitlines() or ["no output"])[-1]
                 if status == 127:
-                    raise RemoteError(f"{self.target.text}: {python} not found on the device; install Python >= 3.10 "
-                                      f"(`dnncomp device check {self.target.text}` says how) or pass --remote-python PATH")
+                    raise RemoteError(
+                        f"{self.target.text}: {python} not found on the device; install Python >= 3.10 "
+                        f"(`dnncomp device check {self.target.text}` says how) or pass --remote-python PATH"
+                    )
                 raise RemoteError(f"{self.target.text}: {python} failed on the device (exit {status}: {last})")
             self._identity = json.loads(line.split(" ", 1)[1])
         return self._identity
@@ -362,7 +380,8 @@ class Device:
         if problem:
             raise RemoteError(
                 f"{self.target.text}: dnncomp's device install is missing for {self.python()} ({problem}); run "
-                f"`dnncomp device setup {self.target.text}` (or pass --remote-python for a Python that has it)")
+                f"`dnncomp device setup {self.target.text}` (or pass --remote-python for a Python that has it)"
+            )
         return info
 
     def run_dnncomp(self, args: Sequence[str]) -> int:
@@ -385,7 +404,7 @@ class Device:
             async for line in reader:
                 line = line.rstrip("\n")
                 if marks and line.startswith(PID_MARK) and self._remote_pid is None:
-                    self._remote_pid = int(line[len(PID_MARK):])
+                    self._remote_pid = int(line[len(PID_MARK) :])
                     continue
                 if line.startswith(f"wrote {self.remote_dir}/out/"):  # the record it writes for us, not the user's file
                     continue
@@ -397,8 +416,9 @@ class Device:
         return completed.exit_status if completed.exit_status is not None else 128 + 1
 
     async def _kill_remote(self, pid: int) -> None:
-        await self._conn.run(f"kill -INT -- -{pid} {pid} 2>/dev/null; sleep 1; kill -KILL -- -{pid} {pid} 2>/dev/null; true",
-                             check=False)
+        await self._conn.run(
+            f"kill -INT -- -{pid} {pid} 2>/dev/null; sleep 1; kill -KILL -- -{pid} {pid} 2>/dev/null; true", check=False
+        )
 
     # -- files ------------------------------------------------------------------------
 
@@ -468,11 +488,14 @@ class Device:
                 pass
 
     def _out_of_disk(self, remote: str, size: int, free: int) -> str:
-        return (f"{self.target.text}: device out of disk: {remote} needs {(size + FREE_DISK_MARGIN) / 2**20:.1f} MB with "
-                f"margin, {free / 2**20:.1f} MB free; free space there or set ${REMOTE_DIR_ENV} to a larger disk")
+        return (
+            f"{self.target.text}: device out of disk: {remote} needs {(size + FREE_DISK_MARGIN) / 2**20:.1f} MB with "
+            f"margin, {free / 2**20:.1f} MB free; free space there or set ${REMOTE_DIR_ENV} to a larger disk"
+        )
 
     def get_json(self, remote: str) -> Any:
         """Fetch a JSON file the device wrote and remove it there."""
+
         async def go():
             sftp = await self._sftp_client()
             async with sftp.open(remote, "rb") as handle:
@@ -581,9 +604,14 @@ def device_environment(identity: dict[str, Any], target: Target) -> dict[str, An
     """The device's results environment (from its own dnncomp) plus what only the identity probe reads."""
     env = dict(identity.get("environment") or {})
     env["remote"] = {
-        "target": target.text, "os": identity.get("os"), "glibc": identity.get("glibc"), "cores": identity.get("cores"),
-        "governor": identity.get("governor"), "memory_bytes": (identity.get("memory") or {}).get("MemTotal"),
-        "litert": (identity.get("versions") or {}).get("ai-edge-litert"), "python_executable": identity.get("python_executable"),
+        "target": target.text,
+        "os": identity.get("os"),
+        "glibc": identity.get("glibc"),
+        "cores": identity.get("cores"),
+        "governor": identity.get("governor"),
+        "memory_bytes": (identity.get("memory") or {}).get("MemTotal"),
+        "litert": (identity.get("versions") or {}).get("ai-edge-litert"),
+        "python_executable": identity.get("python_executable"),
         "runtime": runtime_label(identity),
     }
     return env
@@ -605,9 +633,15 @@ def runtime_label(identity: dict[str, Any]) -> str:
 def describe_device(identity: dict[str, Any]) -> str:
     """One line: board or host, CPU, cores, OS, glibc, Python, LiteRT, governor."""
     env = identity.get("environment") or {}
-    parts = [identity.get("board") or identity.get("hostname") or "?", env.get("cpu_model") or identity.get("arch"),
-             f"{identity.get('cores')} cores", identity.get("os"), identity.get("glibc"), f"Python {identity.get('python')}",
-             runtime_label(identity)]
+    parts = [
+        identity.get("board") or identity.get("hostname") or "?",
+        env.get("cpu_model") or identity.get("arch"),
+        f"{identity.get('cores')} cores",
+        identity.get("os"),
+        identity.get("glibc"),
+        f"Python {identity.get('python')}",
+        runtime_label(identity),
+    ]
     if identity.get("governor"):
         parts.append(f"governor {identity['governor']}")
     return ", ".join(str(p) for p in parts if p)
@@ -616,8 +650,9 @@ def describe_device(identity: dict[str, Any]) -> str:
 # ---- measurements on the device --------------------------------------------------------
 
 
-def measure_on_device(device: Device, command: str, models: Sequence[Path], data, args: Sequence[str],
-                      dataset: str | None) -> dict[str, Any]:
+def measure_on_device(
+    device: Device, command: str, models: Sequence[Path], data, args: Sequence[str], dataset: str | None
+) -> dict[str, Any]:
     """Run ``dnncomp COMMAND`` (evaluate or bench) on the device for ``models`` on ``data``'s test split.
 
     ``args``: the command's other options, passed through. Returns the device's results record
@@ -637,8 +672,14 @@ def measure_on_device(device: Device, command: str, models: Sequence[Path], data
     return localize_document(document, models, remote_models, dataset, identity, device.target)
 
 
-def localize_document(document: dict[str, Any], models: Sequence[Path], remote_models: Sequence[str], dataset: str | None,
-                      identity: dict[str, Any], target: Target) -> dict[str, Any]:
+def localize_document(
+    document: dict[str, Any],
+    models: Sequence[Path],
+    remote_models: Sequence[str],
+    dataset: str | None,
+    identity: dict[str, Any],
+    target: Target,
+) -> dict[str, Any]:
     """The device's record with the host's names: dataset, artifact paths; its environment labelled."""
     by_remote = {r: str(m) for r, m in zip(remote_models, models)}
     document["dataset"] = dataset
@@ -663,8 +704,18 @@ def inspect_on_device(device: Device, models: Sequence[Path], args: Sequence[str
     return {str(m): anatomies.get(r) for m, r in zip(models, remote_models)}
 
 
-def evaluate_run_on_device(device: Device, run_dir: Path, dataset: str, *, limit: int, threads: int, data_dir=None,
-                           skip_bad: bool = False, state_dir: Path | None = None, wait: bool = False) -> dict[str, Any]:
+def evaluate_run_on_device(
+    device: Device,
+    run_dir: Path,
+    dataset: str,
+    *,
+    limit: int,
+    threads: int,
+    data_dir=None,
+    skip_bad: bool = False,
+    state_dir: Path | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
     """``run DATASET --eval-only --on``: evaluate the run's LiteRT variants on the device, stored as its own records.
 
     Each variant's record goes into the manifest's ``measurements[<device machine id>]`` with
@@ -699,23 +750,58 @@ def evaluate_run_on_device(device: Device, run_dir: Path, dataset: str, *, limit
         out = device.result_path()
         device.ensure_dir(out.rpartition("/")[0])
         device.say(f"{variant['name']}: on {device.target.text}")
-        status = device.run_dnncomp(["evaluate", remote, "--dataset", f"npz:{npz}", "--limit", str(limit), "--threads", str(threads),
-                                     "--min-count", str(config.min_count), "--min-seconds", str(config.min_seconds), "--json", out])
+        status = device.run_dnncomp(
+            [
+                "evaluate",
+                remote,
+                "--dataset",
+                f"npz:{npz}",
+                "--limit",
+                str(limit),
+                "--threads",
+                str(threads),
+                "--min-count",
+                str(config.min_count),
+                "--min-seconds",
+                str(config.min_seconds),
+                "--json",
+                out,
+            ]
+        )
         if status != 0:
-            raise RemoteError(f"{device.target.text}: `dnncomp evaluate` of {path.name} failed on the device (exit {status}; its error is above)")
+            raise RemoteError(
+                f"{device.target.text}: `dnncomp evaluate` of {path.name} failed on the device (exit {status}; its error is above)"
+            )
         record = device.get_json(out)["variants"][0]
         runtime = env["remote"]["runtime"]
         record.update(name=variant["name"], artifact=path.name)
         for key in ("recipe", "compression_check"):  # what the artifact holds: the same file on both machines
             if key in variant:
                 record[key] = variant[key]
-        record["measured_on"] = {"machine_id": machine, "hostname": env.get("hostname"), "board": env.get("board"),
-                                 "cpu_model": env.get("cpu_model"), "arch": env.get("machine"), "python": env.get("python"),
-                                 "runtime": runtime, "target": device.target.text}
-        inputs = {"artifact": sha256_file(path), "data": fingerprint, "limit": limit, "latency": _jsonable(vars(config)),
-                  "machine": machine, "runtime": runtime}
-        records[f"evaluate:{variant['name']}"] = {"inputs": _jsonable(inputs), "outputs": {}, "finished": now_iso(),
-                                                  "record": _jsonable(record)}
+        record["measured_on"] = {
+            "machine_id": machine,
+            "hostname": env.get("hostname"),
+            "board": env.get("board"),
+            "cpu_model": env.get("cpu_model"),
+            "arch": env.get("machine"),
+            "python": env.get("python"),
+            "runtime": runtime,
+            "target": device.target.text,
+        }
+        inputs = {
+            "artifact": sha256_file(path),
+            "data": fingerprint,
+            "limit": limit,
+            "latency": _jsonable(vars(config)),
+            "machine": machine,
+            "runtime": runtime,
+        }
+        records[f"evaluate:{variant['name']}"] = {
+            "inputs": _jsonable(inputs),
+            "outputs": {},
+            "finished": now_iso(),
+            "record": _jsonable(record),
+        }
     with run_dir_lock(state_dir or run_dir, wait=wait, say=device.say):
         manifest = Manifest(run_dir, state_dir)  # again, under the lock
         manifest.note_machine(machine, env)
@@ -792,40 +878,80 @@ def device_checks(device: Device) -> list[Check]:
     try:
         info = device.identity()
     except RemoteError as exc:
-        return [Check("python", False, str(exc).split(": ", 1)[-1],
-                      "sudo apt-get install -y python3 python3-venv   (Debian, Ubuntu, Raspberry Pi OS, JetPack)")]
+        return [
+            Check(
+                "python",
+                False,
+                str(exc).split(": ", 1)[-1],
+                "sudo apt-get install -y python3 python3-venv   (Debian, Ubuntu, Raspberry Pi OS, JetPack)",
+            )
+        ]
     checks = []
     python = _version_tuple(info.get("python"))
-    checks.append(Check("python >= 3.10", python >= MIN_PYTHON, f"{info.get('python')} ({info.get('python_executable')})",
-                        "" if python >= MIN_PYTHON else "install Python 3.10+ (e.g. Raspberry Pi OS bookworm, JetPack 6), or "
-                        "use the container route in docs/DEVICE.md"))
+    checks.append(
+        Check(
+            "python >= 3.10",
+            python >= MIN_PYTHON,
+            f"{info.get('python')} ({info.get('python_executable')})",
+            ""
+            if python >= MIN_PYTHON
+            else "install Python 3.10+ (e.g. Raspberry Pi OS bookworm, JetPack 6), or use the container route in docs/DEVICE.md",
+        )
+    )
     glibc = _version_tuple((info.get("glibc") or "").rpartition("-")[2])
     needs_glibc = info.get("arch") in ("aarch64", "arm64")
     # tflite-runtime (the fallback) needs only glibc 2.27: a device where it loads passes, and says so.
     fallback = info.get("runtime") == "tflite-runtime"
     glibc_ok = not needs_glibc or (bool(glibc) and glibc >= MIN_GLIBC) or fallback
-    checks.append(Check("glibc >= 2.34 (ai-edge-litert on aarch64)", glibc_ok,
-                        f"{info.get('glibc') or 'unknown'} on {info.get('arch')}" + (" (tflite-runtime in use instead)" if fallback else ""),
-                        "" if glibc_ok else "upgrade the OS (Ubuntu 22.04+/JetPack 6, Debian 12), use tflite-runtime "
-                        "(pip install 'dnncomp[device-legacy]') or the container route in docs/DEVICE.md"))
+    checks.append(
+        Check(
+            "glibc >= 2.34 (ai-edge-litert on aarch64)",
+            glibc_ok,
+            f"{info.get('glibc') or 'unknown'} on {info.get('arch')}" + (" (tflite-runtime in use instead)" if fallback else ""),
+            ""
+            if glibc_ok
+            else "upgrade the OS (Ubuntu 22.04+/JetPack 6, Debian 12), use tflite-runtime "
+            "(pip install 'dnncomp[device-legacy]') or the container route in docs/DEVICE.md",
+        )
+    )
     litert_ok = info.get("litert_error") is None
     dnncomp_ok = info.get("dnncomp_error") is None
     setup = f"dnncomp device setup {target}"
     found = runtime_label(info) if litert_ok else info.get("litert_error") or "?"
     if litert_ok and info.get("runtime_fallback_reason"):
         found += f" (ai-edge-litert does not load: {info['runtime_fallback_reason'].partition(': ')[2]})"
-    checks.append(Check("LiteRT runtime loads (ai-edge-litert, else tflite-runtime)", litert_ok, found,
-                        "" if litert_ok else setup))
-    checks.append(Check("dnncomp device install", dnncomp_ok, (info.get("versions") or {}).get("dnncomp") or info.get("dnncomp_error") or "?",
-                        "" if dnncomp_ok else setup + "   (or with --wheels DIR for a device without internet)"))
+    checks.append(
+        Check("LiteRT runtime loads (ai-edge-litert, else tflite-runtime)", litert_ok, found, "" if litert_ok else setup)
+    )
+    checks.append(
+        Check(
+            "dnncomp device install",
+            dnncomp_ok,
+            (info.get("versions") or {}).get("dnncomp") or info.get("dnncomp_error") or "?",
+            "" if dnncomp_ok else setup + "   (or with --wheels DIR for a device without internet)",
+        )
+    )
     free = info.get("free_disk_bytes") or 0
-    checks.append(Check("free disk >= 300 MB", free >= MIN_FREE_DISK, f"{free / 2**20:,.0f} MB at {info.get('workdir')}",
-                        "" if free >= MIN_FREE_DISK else f"free space there, or set ${REMOTE_DIR_ENV} to a larger disk"))
+    checks.append(
+        Check(
+            "free disk >= 300 MB",
+            free >= MIN_FREE_DISK,
+            f"{free / 2**20:,.0f} MB at {info.get('workdir')}",
+            "" if free >= MIN_FREE_DISK else f"free space there, or set ${REMOTE_DIR_ENV} to a larger disk",
+        )
+    )
     memory = (info.get("memory") or {}).get("MemTotal") or 0
-    checks.append(Check("memory >= 512 MB", memory >= MIN_MEMORY, f"{memory / 2**20:,.0f} MB total, "
-                        f"{((info.get('memory') or {}).get('MemAvailable') or 0) / 2**20:,.0f} MB available",
-                        "" if memory >= MIN_MEMORY else "close other programs or add swap: sudo fallocate -l 1G /swapfile && "
-                        "sudo mkswap /swapfile && sudo swapon /swapfile"))
+    checks.append(
+        Check(
+            "memory >= 512 MB",
+            memory >= MIN_MEMORY,
+            f"{memory / 2**20:,.0f} MB total, {((info.get('memory') or {}).get('MemAvailable') or 0) / 2**20:,.0f} MB available",
+            ""
+            if memory >= MIN_MEMORY
+            else "close other programs or add swap: sudo fallocate -l 1G /swapfile && "
+            "sudo mkswap /swapfile && sudo swapon /swapfile",
+        )
+    )
     return checks
 
 
@@ -845,7 +971,9 @@ def build_own_wheel(out_dir: Path, say: Callable[[str], None]) -> Path:
 
     root = _project_root()
     if root is None:
-        raise RemoteError("dnncomp is not installed from a source checkout here: put its wheel in a directory and pass --wheels DIR")
+        raise RemoteError(
+            "dnncomp is not installed from a source checkout here: put its wheel in a directory and pass --wheels DIR"
+        )
     say(f"building dnncomp's wheel from {root}")
     command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out_dir), str(root)]
     # The installed build backend first (no network); an isolated build (setuptools from the registry) if it is too old.
@@ -877,7 +1005,9 @@ def setup_device(device: Device, wheels: Path | None = None) -> str:
     info = device.identity()
     venv = f"{device.remote_dir}/{DEVICE_VENV}"
     if _version_tuple(info.get("python")) < MIN_PYTHON:
-        raise RemoteError(f"{device.target.text}: Python {info.get('python')} is older than 3.10; see `dnncomp device check {device.target.text}`")
+        raise RemoteError(
+            f"{device.target.text}: Python {info.get('python')} is older than 3.10; see `dnncomp device check {device.target.text}`"
+        )
     with tempfile.TemporaryDirectory(prefix="dnncomp-wheel-") as tmp:
         local = sorted(Path(wheels).glob("*.whl")) if wheels else []
         if not any(w.name.startswith("dnncomp-") for w in local):
@@ -890,20 +1020,27 @@ def setup_device(device: Device, wheels: Path | None = None) -> str:
             remote_wheels.append(remote)
     own = next(r for r in remote_wheels if r.rpartition("/")[2].startswith("dnncomp-"))
     if legacy_runtime_needed(info):  # ai-edge-litert's aarch64 libraries would install but not load there
-        device.say(f"{device.target.text}: glibc {info.get('glibc')} on {info.get('arch')} is older than 2.34: installing "
-                   "dnncomp[device-legacy] (tflite-runtime, used where ai-edge-litert cannot load)")
+        device.say(
+            f"{device.target.text}: glibc {info.get('glibc')} on {info.get('arch')} is older than 2.34: installing "
+            "dnncomp[device-legacy] (tflite-runtime, used where ai-edge-litert cannot load)"
+        )
         own += "[device-legacy]"
     python = shlex.quote(info.get("python_executable") or device.python())
     pip = shlex.quote(f"{venv}/bin/python") + " -m pip"
     offline = f" --no-index --find-links {shlex.quote(remote_dir)}" if wheels else ""
-    device.say(f"creating {venv} on {device.target.text} and installing {own.rpartition('/')[2]}"
-               + (" from the pushed wheels only" if wheels else " (dependencies from the registries the device reaches)"))
-    command = (f"{python} -m venv {shlex.quote(venv)} && {pip} install --disable-pip-version-check --quiet"
-               f"{offline} {shlex.quote(own)}")
+    device.say(
+        f"creating {venv} on {device.target.text} and installing {own.rpartition('/')[2]}"
+        + (" from the pushed wheels only" if wheels else " (dependencies from the registries the device reaches)")
+    )
+    command = (
+        f"{python} -m venv {shlex.quote(venv)} && {pip} install --disable-pip-version-check --quiet{offline} {shlex.quote(own)}"
+    )
     status = device.run_shell_streamed(command)
     if status != 0:
-        raise RemoteError(f"{device.target.text}: installing the device side failed (exit {status}; pip's error is above)"
-                          + ("" if wheels else "; a device without internet needs --wheels DIR (pip download --platform ...)"))
+        raise RemoteError(
+            f"{device.target.text}: installing the device side failed (exit {status}; pip's error is above)"
+            + ("" if wheels else "; a device without internet needs --wheels DIR (pip download --platform ...)")
+        )
     device._python, device._identity = f"{venv}/bin/python", None
     device.require_install()
     return f"{venv}/bin/python"

@@ -43,10 +43,21 @@ def reproduce_study(
 
     run_dirs = []
     for dataset in keys:
-        run_dirs.append(Path(run_pipeline(
-            dataset, model=f"study-{dataset}", techniques=None, out=Path(runs_root),
-            data_dir=Path(data_dir) if data_dir else None, epochs=epochs, seed=seed,
-            limit=STUDY_TEST_IMAGES, threads=threads, eval_only=False,
-        )))
+        run_dirs.append(
+            Path(
+                run_pipeline(
+                    dataset,
+                    model=f"study-{dataset}",
+                    techniques=None,
+                    out=Path(runs_root),
+                    data_dir=Path(data_dir) if data_dir else None,
+                    epochs=epochs,
+                    seed=seed,
+                    limit=STUDY_TEST_IMAGES,
+                    threads=threads,
+                    eval_only=False,
+                )
+            )
+        )
     paths = write_report(run_dirs, out, title=title or "The study reproduced: " + ", ".join(dataset_label(d) for d in keys))
     return {**paths, "runs": run_dirs}

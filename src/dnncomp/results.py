@@ -30,8 +30,16 @@ RESULTS_SCHEMA = "dnncomp.results/1"
 FLOAT_VARIANT = "float"  # the float LiteRT model: the reference every compressed variant is compared with
 KERAS_BASELINE = "baseline-keras"  # the study's way of timing the baseline: Keras model.predict, one image
 
-PACKAGES = ("numpy", "pillow", "ai-edge-litert", "tflite-runtime", "flatbuffers", "tensorflow", "tf-keras",
-            "tensorflow-model-optimization")
+PACKAGES = (
+    "numpy",
+    "pillow",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "flatbuffers",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+)
 JETSON_RELEASE = Path("/etc/nv_tegra_release")
 
 
@@ -90,8 +98,13 @@ def machine_id() -> str:
         return override
     import hashlib
 
-    parts = [_read_first(Path("/etc/machine-id")) or _read_first(Path("/var/lib/dbus/machine-id")) or "",
-             _board_model() or "", _cpu_model() or "", platform.machine(), platform.node()]
+    parts = [
+        _read_first(Path("/etc/machine-id")) or _read_first(Path("/var/lib/dbus/machine-id")) or "",
+        _board_model() or "",
+        _cpu_model() or "",
+        platform.machine(),
+        platform.node(),
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -143,16 +156,18 @@ def results_document(
     cannot write a shape the readers do not know. Raises ResultsError for a variant that is
     not a JSON object.
     """
-    document = ResultsDocument.from_json({
-        "schema": RESULTS_SCHEMA,
-        "dataset": dataset,
-        "model": model,
-        "created": now_iso(),
-        "environment": environment(),
-        "seed": seed,
-        "variants": [v.to_json() if isinstance(v, Variant) else v for v in variants],
-        **extra,
-    })
+    document = ResultsDocument.from_json(
+        {
+            "schema": RESULTS_SCHEMA,
+            "dataset": dataset,
+            "model": model,
+            "created": now_iso(),
+            "environment": environment(),
+            "seed": seed,
+            "variants": [v.to_json() if isinstance(v, Variant) else v for v in variants],
+            **extra,
+        }
+    )
     return document.to_json()
 
 
@@ -318,7 +333,10 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
             "properties": {
                 "threads": _INT,
                 "xnnpack": {"type": ["boolean", "null"], "description": "XNNPACK asked for"},
-                "xnnpack_applied": {"type": ["boolean", "null"], "description": "the interpreter holds a delegate node: XNNPACK ran"},
+                "xnnpack_applied": {
+                    "type": ["boolean", "null"],
+                    "description": "the interpreter holds a delegate node: XNNPACK ran",
+                },
                 "ops_delegated": {**_INT, "description": "model ops inside the delegate's partitions"},
                 "ops_total": {**_INT, "description": "model ops (delegate nodes not counted)"},
                 "batch": _INT,
@@ -331,14 +349,27 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
                 "images_per_s": _NUM,
                 "overhead": {
                     "type": ["object", "null"],
-                    "properties": {k: _NUM for k in ("call_path_ms", "invoke_ms", "harness_ms", "overhead_pct", "difference_pct")},
+                    "properties": {
+                        k: _NUM for k in ("call_path_ms", "invoke_ms", "harness_ms", "overhead_pct", "difference_pct")
+                    },
                 },
             },
         },
         "memory": {
             "type": ["object", "null"],
             "properties": {
-                **{k: _INT for k in ("baseline_rss_bytes", "load_added_bytes", "allocate_added_bytes", "invoke_added_bytes", "rss_added_bytes", "peak_added_bytes", "arena_bytes")},
+                **{
+                    k: _INT
+                    for k in (
+                        "baseline_rss_bytes",
+                        "load_added_bytes",
+                        "allocate_added_bytes",
+                        "invoke_added_bytes",
+                        "rss_added_bytes",
+                        "peak_added_bytes",
+                        "arena_bytes",
+                    )
+                },
                 "method": {"type": "string"},
             },
         },
@@ -599,8 +630,15 @@ class Variant(_Record):
     mcu: Mcu | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
-    _nested = {"accuracy": Accuracy, "latency": Latency, "memory": Memory, "size": Size, "anatomy": Anatomy,
-               "measured_on": MeasuredOn, "mcu": Mcu}
+    _nested = {
+        "accuracy": Accuracy,
+        "latency": Latency,
+        "memory": Memory,
+        "size": Size,
+        "anatomy": Anatomy,
+        "measured_on": MeasuredOn,
+        "mcu": Mcu,
+    }
     _lists = {"latency_runs": Latency}
     _required = ("name", "artifact", "runtime", "accuracy", "latency", "size")
 
@@ -631,7 +669,7 @@ class Environment(_Record):
     _required = ("python", "platform", "machine", "cpu_count", "packages", "device")
 
     def describe(self) -> str:
-        """"workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1" ("" when nothing is known)."""
+        """ "workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1" ("" when nothing is known)."""
         parts = [self.device, self.machine, self.cpu_model, self.extra.get("jetson_release")]
         return ", ".join(str(p) for p in parts if p)
 
@@ -702,10 +740,17 @@ class ResultsDocument(_Record):
         for machine in order:
             env = held[machine].environment
             name = (env.board or env.hostname) if env else None
-            target = ((env.extra.get("remote") or {}).get("target") if env else None)
+            target = (env.extra.get("remote") or {}).get("target") if env else None
             where = "this machine" if machine == self.machine_id else (target or machine)
-            columns.append(MachineColumn(machine, f"{name or machine} ({where})", machine == self.machine_id, env,
-                                         {v.name: v for v in held[machine].variants}))
+            columns.append(
+                MachineColumn(
+                    machine,
+                    f"{name or machine} ({where})",
+                    machine == self.machine_id,
+                    env,
+                    {v.name: v for v in held[machine].variants},
+                )
+            )
         return columns
 
 
@@ -793,8 +838,10 @@ def markdown_grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: 
     def cell(text: Any) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("--:" if a == "r" else "---" for a in align) + "|"]
+    lines = [
+        "| " + " | ".join(cell(h) for h in headers) + " |",
+        "|" + "|".join("--:" if a == "r" else "---" for a in align) + "|",
+    ]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -802,14 +849,47 @@ def markdown_grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: 
 # ---- flat rows: CSV and Markdown --------------------------------------------------------
 
 LATENCY_COLUMNS = (
-    "threads", "xnnpack", "xnnpack_applied", "ops_delegated", "ops_total", "batch", "init_ms", "first_inference_ms",
-    "warmup_count", "count", "min_ms", "max_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "images_per_s",
+    "threads",
+    "xnnpack",
+    "xnnpack_applied",
+    "ops_delegated",
+    "ops_total",
+    "batch",
+    "init_ms",
+    "first_inference_ms",
+    "warmup_count",
+    "count",
+    "min_ms",
+    "max_ms",
+    "mean_ms",
+    "std_ms",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "images_per_s",
 )
 ROW_COLUMNS = (
-    "dataset", "variant", "runtime", "artifact",
-    "acc_full", "acc_first_n", "first_n_count", "first_n_ci95_low", "first_n_ci95_high",
-    *LATENCY_COLUMNS, "p50_ratio", "overhead_pct",
-    "file_bytes", "gzip_bytes", "zip_bytes", "sparsity", "params", "macs", "int8_kernel_ops", "float_kernel_ops",
+    "dataset",
+    "variant",
+    "runtime",
+    "artifact",
+    "acc_full",
+    "acc_first_n",
+    "first_n_count",
+    "first_n_ci95_low",
+    "first_n_ci95_high",
+    *LATENCY_COLUMNS,
+    "p50_ratio",
+    "overhead_pct",
+    "file_bytes",
+    "gzip_bytes",
+    "zip_bytes",
+    "sparsity",
+    "params",
+    "macs",
+    "int8_kernel_ops",
+    "float_kernel_ops",
     "peak_added_bytes",
 )
 

@@ -116,8 +116,10 @@ MANIFEST_JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "properties": {"environment": {"type": ["object", "null"]},
-                               "stages": {"type": "object", "additionalProperties": _STAGE_ENTRY}},
+                "properties": {
+                    "environment": {"type": ["object", "null"]},
+                    "stages": {"type": "object", "additionalProperties": _STAGE_ENTRY},
+                },
             },
         },
         "config": {"type": ["object", "null"]},
@@ -209,7 +211,9 @@ class Manifest:
             previous = self.stages.get(stage)
             if previous and "record" in previous and previous.get("inputs", {}).get("machine") is None:
                 # measured before records said where: kept, under a name that says so
-                self.measurements.setdefault("unrecorded", {"environment": None, "stages": {}})["stages"].setdefault(stage, previous)
+                self.measurements.setdefault("unrecorded", {"environment": None, "stages": {}})["stages"].setdefault(
+                    stage, previous
+                )
             self.measurements.setdefault(machine, {"environment": None, "stages": {}})["stages"][stage] = entry
         self.stages[stage] = entry
         self.save()
@@ -229,7 +233,10 @@ def _rename_training_recipe(manifest: dict[str, Any]) -> None:
     """A manifest written before the improved/tiny models' training "recipe" was renamed "schedule" (the word
     recipe means a compression recipe only) records the same settings under the old key: read it under the new
     one, so the baseline it describes is still up to date and is not trained again."""
-    for stages in [manifest.get("stages") or {}, *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values())]:
+    for stages in [
+        manifest.get("stages") or {},
+        *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values()),
+    ]:
         settings = ((stages.get("baseline") or {}).get("inputs") or {}).get("settings")
         if isinstance(settings, dict) and "recipe" in settings and "schedule" not in settings:
             settings["schedule"] = settings.pop("recipe")
@@ -267,7 +274,9 @@ HOLDER_NAME = ".dnncomp.lock.json"
 
 
 @contextlib.contextmanager
-def run_dir_lock(directory: Path, *, wait: bool = False, say=lambda message: None, config: RunConfig | None = None) -> Iterator[None]:
+def run_dir_lock(
+    directory: Path, *, wait: bool = False, say=lambda message: None, config: RunConfig | None = None
+) -> Iterator[None]:
     """Hold an exclusive lock on ``directory`` (a run dir) for the body of the ``with``.
 
     The OS lock (``filelock``) dies with its process; beside it a small JSON file says who
@@ -299,10 +308,15 @@ def run_dir_lock(directory: Path, *, wait: bool = False, say=lambda message: Non
             path.unlink()
         if leftovers:
             say(f"removed {len(leftovers)} temporary file(s) an interrupted run left behind")
-        atomic_write_json(holder_path, {
-            "pid": os.getpid(), "host": platform.node(), "since": now_iso(),
-            "command": " ".join(shlex.quote(a) for a in ["dnncomp", *sys.argv[1:]]),
-        })
+        atomic_write_json(
+            holder_path,
+            {
+                "pid": os.getpid(),
+                "host": platform.node(),
+                "since": now_iso(),
+                "command": " ".join(shlex.quote(a) for a in ["dnncomp", *sys.argv[1:]]),
+            },
+        )
         yield
     finally:
         try:
@@ -327,8 +341,11 @@ def _unwritable(directory: Path, exc: Exception, config: RunConfig | None) -> Ex
         exc = storage_error(directory, exc)
         if isinstance(exc, OSError):
             return exc
-    hint = ("; pass --results-out DIR to write manifest and results elsewhere"
-            if config is not None and config.eval_only and config.results_out is None else "")
+    hint = (
+        "; pass --results-out DIR to write manifest and results elsewhere"
+        if config is not None and config.eval_only and config.results_out is None
+        else ""
+    )
     return StorageError(f"{exc}{hint}")
 
 
@@ -366,9 +383,11 @@ def execute_stages(stages: list[Stage], manifest: Manifest, progress) -> list[st
     stage, so a run killed in stage k resumes at stage k. Exceptions of an action propagate
     with nothing recorded for that stage.
     """
-    progress.plan([s.name for s in stages],
-                  {name: entry["wall_s"] for name, entry in manifest.stages.items() if isinstance(entry.get("wall_s"), (int, float))},
-                  {s.name: s.kind for s in stages if s.kind})
+    progress.plan(
+        [s.name for s in stages],
+        {name: entry["wall_s"] for name, entry in manifest.stages.items() if isinstance(entry.get("wall_s"), (int, float))},
+        {s.name: s.kind for s in stages if s.kind},
+    )
     ran = []
     for stage in stages:
         set_current_stage(stage.name)
@@ -484,8 +503,9 @@ def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **s
     elif settings:
         config = replace(config, **settings)
     techniques = list(config.techniques or STUDY_TECHNIQUES)
-    _check_settings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience, limit=config.limit,
-                    threads=config.threads)
+    _check_settings(
+        epochs=config.epochs, batch_size=config.batch_size, patience=config.patience, limit=config.limit, threads=config.threads
+    )
     _check_recipe_params(config.recipe_params or {}, techniques)
     if not config.eval_only:
         from .compress import get_recipe
@@ -493,12 +513,20 @@ def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **s
         for name in techniques:  # an unknown recipe fails now, not after an hour of training
             get_recipe(name).resolve_params((config.recipe_params or {}).get(name))
     if config.results_out is not None and not config.eval_only:
-        raise RunError("--results-out is for --eval-only (evaluating a run dir on read-only media); "
-                       "a full run writes its artifacts into the run dir: choose a writable --out")
+        raise RunError(
+            "--results-out is for --eval-only (evaluating a run dir on read-only media); "
+            "a full run writes its artifacts into the run dir: choose a writable --out"
+        )
     # The model for this data (a family built for a folder's images and classes, a user's file) or a
     # one-line error naming the mistake, before anything is trained or written.
-    target = resolve_target(config.dataset, config.model, val_split=config.val_split, data_dir=config.data_dir,
-                            skip_bad=config.skip_bad, preprocessing=config.preprocessing)
+    target = resolve_target(
+        config.dataset,
+        config.model,
+        val_split=config.val_split,
+        data_dir=config.data_dir,
+        skip_bad=config.skip_bad,
+        preprocessing=config.preprocessing,
+    )
     for note in target.notes:  # what was chosen for the user is said once, also under --quiet
         print(f"note: {note}", file=sys.stderr, flush=True)
     resolved = replace(
@@ -535,8 +563,10 @@ def _check_recipe_params(recipe_params: dict[str, dict[str, Any]], techniques: l
 
         known = [r.name for r in list_recipes()]
         if prefix in known:
-            raise RecipeError(f"--param {prefix}.*: recipe {prefix} is not in --techniques ({','.join(techniques)}); "
-                              "add it there or drop the --param")
+            raise RecipeError(
+                f"--param {prefix}.*: recipe {prefix} is not in --techniques ({','.join(techniques)}); "
+                "add it there or drop the --param"
+            )
         close = difflib.get_close_matches(prefix, [*techniques, *known], n=1)
         hint = f"; did you mean {close[0]}?" if close else "; `dnncomp recipes` lists them"
         raise RecipeError(f"--param {prefix}.*: no recipe named {prefix!r}{hint}")
@@ -628,14 +658,17 @@ class Pipeline:
             stages.append(self._keras_baseline_stage(data))
         stages += [self._evaluate_stage(technique, data) for technique in self._techniques_to_evaluate()]
         if self.config.mcu_images is not None:  # issue 15: run --mcu
-            stages += [self._mcu_stage(technique, data) for technique in self._techniques_to_evaluate() if technique != KERAS_BASELINE]
+            stages += [
+                self._mcu_stage(technique, data) for technique in self._techniques_to_evaluate() if technique != KERAS_BASELINE
+            ]
         return stages
 
     def _load_data(self):
         start = time.perf_counter()
         self.progress.line(f"loading {self.config.dataset} at {self.image_size[0]}x{self.image_size[1]}")
-        data = self.workers.load_data(self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.image_size),
-                                      skip_bad=self.config.skip_bad)
+        data = self.workers.load_data(
+            self.config.dataset, data_dir=self.config.data_dir, image_size=tuple(self.image_size), skip_bad=self.config.skip_bad
+        )
         for line in data.meta.get("skipped", []):
             print(f"note: skipped unreadable image (--skip-bad): {line}", file=sys.stderr, flush=True)
         self.data_fingerprint = _fingerprint(data.x_train, data.y_train, data.x_test, data.y_test)
@@ -679,8 +712,13 @@ class Pipeline:
             return self._adopted_baseline_stage()
         from .train import training_settings
 
-        settings = training_settings(self.spec, epochs=self.config.epochs, batch_size=self.config.batch_size,
-                                     patience=self.config.patience, seed=self.config.seed)
+        settings = training_settings(
+            self.spec,
+            epochs=self.config.epochs,
+            batch_size=self.config.batch_size,
+            patience=self.config.patience,
+            seed=self.config.seed,
+        )
 
         def inputs() -> dict[str, Any]:
             return {"model": self.spec.name, "data": self.data_fingerprint, "settings": settings}
@@ -690,14 +728,20 @@ class Pipeline:
             atomic_write_json(self.run_dir / "history.json", history)
             return StageResult(
                 outputs=[p.name for p in written] + ["history.json"],
-                extra={"epochs_run": len(history.get("loss", [])),
-                       "best_val_accuracy": max(history.get("val_accuracy", [float("nan")]))},
+                extra={
+                    "epochs_run": len(history.get("loss", [])),
+                    "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])),
+                },
             )
 
         return Stage(
-            "baseline", inputs, train,
-            running=(f"baseline: training {self.spec.name} (up to {settings['epochs']} epochs, batch {settings['batch_size']}, "
-                     f"seed {settings['seed']})"),
+            "baseline",
+            inputs,
+            train,
+            running=(
+                f"baseline: training {self.spec.name} (up to {settings['epochs']} epochs, batch {settings['batch_size']}, "
+                f"seed {settings['seed']})"
+            ),
             up_to_date="baseline: up to date, reusing baseline.keras",
         )
 
@@ -708,9 +752,13 @@ class Pipeline:
         def adopt() -> StageResult:
             return StageResult(outputs=[p.name for p in self.workers.adopt(source, self.run_dir)])
 
-        return Stage("baseline", lambda: {"model_file": str(source), "sha256": _file_or_dir_sha(source)}, adopt,
-                     running=f"baseline: your model {source} (not trained)",
-                     up_to_date="baseline: up to date, reusing baseline.keras")
+        return Stage(
+            "baseline",
+            lambda: {"model_file": str(source), "sha256": _file_or_dir_sha(source)},
+            adopt,
+            running=f"baseline: your model {source} (not trained)",
+            up_to_date="baseline: up to date, reusing baseline.keras",
+        )
 
     def _recipe_inputs(self, technique: str) -> dict[str, Any]:
         from .compress import get_recipe
@@ -730,8 +778,13 @@ class Pipeline:
         from .preprocess import Preprocessing, write_sidecar
 
         preprocessing = self.preprocessing or Preprocessing(source="dnncomp training (pixel / 255)")
-        write_sidecar(artifact, preprocessing, model=self.spec.name, input_shape=list(self.spec.input_shape),
-                      num_classes=self.spec.num_classes)
+        write_sidecar(
+            artifact,
+            preprocessing,
+            model=self.spec.name,
+            input_shape=list(self.spec.input_shape),
+            num_classes=self.spec.num_classes,
+        )
 
     def _recipe_context_for(self, data):
         """The RecipeContext all recipes share, so the training set is preprocessed once for all of them."""
@@ -756,14 +809,20 @@ class Pipeline:
         artifact = self.run_dir / f"{technique}.tflite"
 
         def compress() -> StageResult:
-            tflite, info = self.workers.compress(technique, self.config.recipe_params.get(technique),
-                                                 lambda: self._recipe_context_for(data))
+            tflite, info = self.workers.compress(
+                technique, self.config.recipe_params.get(technique), lambda: self._recipe_context_for(data)
+            )
             atomic_write_bytes(artifact, tflite)
             self._write_sidecar(artifact)
             return StageResult(outputs=[artifact.name], extra={"info": info})
 
-        return Stage(f"compress:{technique}", lambda: self._recipe_inputs(technique), compress,
-                     running=f"{technique}: compressing from the saved baseline", up_to_date=f"{technique}: up to date")
+        return Stage(
+            f"compress:{technique}",
+            lambda: self._recipe_inputs(technique),
+            compress,
+            running=f"{technique}: compressing from the saved baseline",
+            up_to_date=f"{technique}: up to date",
+        )
 
     def _keras_baseline_stage(self, data) -> Stage:
         """The study's baseline row: Keras accuracy and model.predict on one image. Not comparable with LiteRT."""
@@ -779,8 +838,9 @@ class Pipeline:
         def evaluate() -> StageResult:
             from .evaluate import file_sizes
 
-            measured = self.workers.evaluate_keras(self.run_dir / "baseline.keras", self.spec, data, limit=self.config.limit,
-                                                   preprocessing=self.preprocessing)
+            measured = self.workers.evaluate_keras(
+                self.run_dir / "baseline.keras", self.spec, data, limit=self.config.limit, preprocessing=self.preprocessing
+            )
             record = {
                 "name": KERAS_BASELINE,
                 "artifact": "baseline.h5",
@@ -794,9 +854,13 @@ class Pipeline:
             }
             return StageResult(extra={"record": record})
 
-        return Stage(f"evaluate:{KERAS_BASELINE}", inputs, evaluate,
-                     running="baseline-keras: accuracy and the study's model.predict timing",
-                     kind="keras-evaluate")  # Keras' 200 model.predict calls: nothing like a LiteRT evaluation's time
+        return Stage(
+            f"evaluate:{KERAS_BASELINE}",
+            inputs,
+            evaluate,
+            running="baseline-keras: accuracy and the study's model.predict timing",
+            kind="keras-evaluate",
+        )  # Keras' 200 model.predict calls: nothing like a LiteRT evaluation's time
 
     def _evaluate_stage(self, technique: str, data) -> Stage:
         from .bench import LatencyConfig
@@ -816,8 +880,9 @@ class Pipeline:
 
         def evaluate() -> StageResult:
             given = inputs()
-            measured = self.workers.evaluate(artifact, data, limit=self.config.limit, threads=self.config.threads,
-                                             latency_config=latency_config)
+            measured = self.workers.evaluate(
+                artifact, data, limit=self.config.limit, threads=self.config.threads, latency_config=latency_config
+            )
             record: dict[str, Any] = {
                 "name": technique,
                 "artifact": artifact.name,
@@ -831,7 +896,11 @@ class Pipeline:
             record.update({k: v for k, v in measured.items() if k not in record})
             recipe_stage = self.manifest.stages.get(f"compress:{technique}", {})
             if recipe_stage:
-                record["recipe"] = {"name": technique, "params": recipe_stage["inputs"].get("params"), "info": recipe_stage.get("info")}
+                record["recipe"] = {
+                    "name": technique,
+                    "params": recipe_stage["inputs"].get("params"),
+                    "info": recipe_stage.get("info"),
+                }
                 if "anatomy" in record:
                     from .compress.summary import compression_check  # no TensorFlow: the check reads the artifact's anatomy
 
@@ -839,9 +908,10 @@ class Pipeline:
             return StageResult(extra={"record": record})
 
         return Stage(
-            f"evaluate:{technique}", inputs, evaluate,
-            running=(f"{technique}: accuracy on {len(data.y_test)} test images, then latency at "
-                     f"{self.config.threads} thread(s)"),
+            f"evaluate:{technique}",
+            inputs,
+            evaluate,
+            running=(f"{technique}: accuracy on {len(data.y_test)} test images, then latency at {self.config.threads} thread(s)"),
             up_to_date=f"{technique}: evaluation up to date",
         )
 
@@ -854,16 +924,25 @@ class Pipeline:
         images = self.config.mcu_images or len(data.y_test)
 
         def inputs() -> dict[str, Any]:
-            return {"artifact": sha256_file(artifact), "data": self.data_fingerprint, "mcu_images": self.config.mcu_images,
-                    "machine": self.machine, "runtime": f"tflite-micro {tflm_version()}"}
+            return {
+                "artifact": sha256_file(artifact),
+                "data": self.data_fingerprint,
+                "mcu_images": self.config.mcu_images,
+                "machine": self.machine,
+                "runtime": f"tflite-micro {tflm_version()}",
+            }
 
         def measure() -> StageResult:
             record = mcu_stage_record(artifact, data.x_test, images=self.config.mcu_images, dataset=self.config.dataset)
             return StageResult(extra={"record": record})
 
-        return Stage(f"mcu:{technique}", inputs, measure,
-                     running=f"{technique}: TFLite Micro arena search, then TFLM against LiteRT on {images} test images",
-                     up_to_date=f"{technique}: TFLite Micro measurement up to date")
+        return Stage(
+            f"mcu:{technique}",
+            inputs,
+            measure,
+            running=f"{technique}: TFLite Micro arena search, then TFLM against LiteRT on {images} test images",
+            up_to_date=f"{technique}: TFLite Micro measurement up to date",
+        )
 
     def _measured_on(self, runtime_package: str) -> dict[str, Any]:
         """An evaluation's machine and runtime are among its inputs: another machine or runtime re-measures."""
@@ -881,9 +960,15 @@ class Pipeline:
 
     def _measured_on_record(self, inputs: dict[str, Any]) -> dict[str, Any]:
         env = self.manifest.measurements.get(self.machine, {}).get("environment") or {}
-        return {"machine_id": inputs["machine"], "hostname": env.get("hostname"), "board": env.get("board"),
-                "cpu_model": env.get("cpu_model"), "arch": env.get("machine"), "python": env.get("python"),
-                "runtime": inputs["runtime"]}
+        return {
+            "machine_id": inputs["machine"],
+            "hostname": env.get("hostname"),
+            "board": env.get("board"),
+            "cpu_model": env.get("cpu_model"),
+            "arch": env.get("machine"),
+            "python": env.get("python"),
+            "runtime": inputs["runtime"],
+        }
 
     # -- results ---------------------------------------------------------------------
 
@@ -917,8 +1002,12 @@ class Pipeline:
             if records or machine == self.machine:
                 by_machine[machine] = {"environment": held.get("environment"), "variants": records}
         document = results_document(
-            by_machine[self.machine]["variants"], dataset=self.config.dataset, model=self.config.model,
-            seed=self.config.seed, machine_id=self.machine, measurements=by_machine,
+            by_machine[self.machine]["variants"],
+            dataset=self.config.dataset,
+            model=self.config.model,
+            seed=self.config.seed,
+            machine_id=self.machine,
+            measurements=by_machine,
             **_baseline_and_best(by_machine[self.machine]["variants"], self.constant_predictor_accuracy),
         )
         return atomic_write_json(self.config.state_dir / "results.json", document)
@@ -949,9 +1038,13 @@ def baseline_check(variants: list[dict[str, Any]], constant_accuracy: float | No
     if accuracy is None or constant_accuracy is None:
         return None
     holds = accuracy >= constant_accuracy + ABOVE_CONSTANT_MARGIN
-    message = None if holds else (
-        f"the baseline scores {100 * accuracy:.2f} %, no better than always answering the most frequent class "
-        f"({100 * constant_accuracy:.2f} %): it has not learned yet; train longer (--epochs) before comparing compressed variants"
+    message = (
+        None
+        if holds
+        else (
+            f"the baseline scores {100 * accuracy:.2f} %, no better than always answering the most frequent class "
+            f"({100 * constant_accuracy:.2f} %): it has not learned yet; train longer (--epochs) before comparing compressed variants"
+        )
     )
     return {"float_accuracy": accuracy, "constant_predictor_accuracy": constant_accuracy, "holds": holds, "message": message}
 
@@ -970,6 +1063,7 @@ def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_
     Returns ``{name, gzip_bytes, gzip_ratio_vs_float, accuracy, accuracy_change_points, rule}``,
     or None without a float variant or when no compressed variant qualifies.
     """
+
     def accuracy(variant):
         return (variant.get("accuracy") or {}).get("full")
 
@@ -981,8 +1075,11 @@ def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_
         return None
     rule = f"smallest gzip size with LiteRT test accuracy within {within_points:g} point(s) of float's"
     candidates = [
-        v for v in variants
-        if v.get("name") not in ("float", KERAS_BASELINE) and accuracy(v) is not None and gzip_bytes(v)
+        v
+        for v in variants
+        if v.get("name") not in ("float", KERAS_BASELINE)
+        and accuracy(v) is not None
+        and gzip_bytes(v)
         and (accuracy(v) - accuracy(reference)) * 100 >= -within_points
     ]
     if not candidates:

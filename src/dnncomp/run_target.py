@@ -99,8 +99,9 @@ def is_model_file(model: str | None) -> bool:
     return path.suffix.lower() in MODEL_FILE_SUFFIXES or path.is_dir() or ("/" in model and path.exists())
 
 
-def resolve_target(dataset: str, model: str | None, *, val_split: str | None = None, data_dir=None,
-                   skip_bad: bool = False, preprocessing=None) -> RunTarget:
+def resolve_target(
+    dataset: str, model: str | None, *, val_split: str | None = None, data_dir=None, skip_bad: bool = False, preprocessing=None
+) -> RunTarget:
     """The spec ``dnncomp run DATASET --model MODEL`` trains (or the user's file it adopts).
 
     ``model``: None (the study's model for a published dataset; ``tiny`` for a folder), a
@@ -137,17 +138,28 @@ def resolve_target(dataset: str, model: str | None, *, val_split: str | None = N
         from .preprocess import range_given
 
         if range_given(preprocessing):
-            raise ModelError("--input-range/--mean/--std describe your own model's input (--model my.keras); "
-                             "the models dnncomp trains take pixel/255")
-        raise ModelError("--fit says how your own model (--model my.keras) takes images of another size; "
-                         "the models dnncomp trains are built for the data's size")
+            raise ModelError(
+                "--input-range/--mean/--std describe your own model's input (--model my.keras); "
+                "the models dnncomp trains take pixel/255"
+            )
+        raise ModelError(
+            "--fit says how your own model (--model my.keras) takes images of another size; "
+            "the models dnncomp trains are built for the data's size"
+        )
 
     if is_model_file(model):
         model_file = Path(str(model)).expanduser()
         spec, contract, mapping, data_size = _user_model(model_file, dataset, root, notes, data_dir, skip_bad, preprocessing)
         notes.insert(0, f"baseline: your model {model_file} as it is (not trained by dnncomp)")
-        return RunTarget(dataset=dataset, spec=spec, model_file=model_file, notes=tuple(notes), contract=contract,
-                         preprocessing=mapping, data_image_size=data_size)
+        return RunTarget(
+            dataset=dataset,
+            spec=spec,
+            model_file=model_file,
+            notes=tuple(notes),
+            contract=contract,
+            preprocessing=mapping,
+            data_image_size=data_size,
+        )
     elif root is None:
         spec = _spec_for_published(dataset, model, notes)
     else:
@@ -166,14 +178,17 @@ def _spec_for_published(dataset: str, model: str | None, notes: list[str]) -> Mo
     spec = get_model_spec(name)
     classes = REGISTRY[key].expected.num_classes
     if spec.num_classes != classes:
-        notes.append(f"{spec.name} has {spec.num_classes} outputs; built with {classes} for {key} "
-                     f"(or --model {spec.family} for the {spec.family} model made for {key})")
+        notes.append(
+            f"{spec.name} has {spec.num_classes} outputs; built with {classes} for {key} "
+            f"(or --model {spec.family} for the {spec.family} model made for {key})"
+        )
         spec = spec_for_data(spec, key, classes)
     return spec
 
 
-def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[str], data_dir,
-                     skip_bad: bool = False) -> ModelSpec:
+def _spec_for_folder(
+    dataset: str, root: Path, model: str | None, notes: list[str], data_dir, skip_bad: bool = False
+) -> ModelSpec:
     from .data import load_dataset
     from .models import did_you_mean, families, family_spec, get_model_spec, list_models, spec_for_data
 
@@ -195,9 +210,11 @@ def _spec_for_folder(dataset: str, root: Path, model: str | None, notes: list[st
     spec = get_model_spec(model)
     data = load_dataset(dataset, data_dir=data_dir, image_size=spec.image_size, skip_bad=skip_bad)
     if data.num_classes != spec.num_classes:
-        notes.append(f"{spec.name} has {spec.num_classes} outputs and {dataset} {data.num_classes} classes: "
-                     f"built with {data.num_classes} outputs, as {spec.name}-{data.num_classes}cls "
-                     f"(--model {spec.family} builds the {spec.family} model at the folder's own image size)")
+        notes.append(
+            f"{spec.name} has {spec.num_classes} outputs and {dataset} {data.num_classes} classes: "
+            f"built with {data.num_classes} outputs, as {spec.name}-{data.num_classes}cls "
+            f"(--model {spec.family} builds the {spec.family} model at the folder's own image size)"
+        )
     return spec_for_data(spec, dataset, data.num_classes)
 
 
@@ -233,8 +250,9 @@ def folder_image_size(root: Path) -> tuple[tuple[int, int], str | None]:
         return (height, width), None
     scale = FOLDER_MAX_SIDE / longer
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return size, (f"images of {height}x{width} are resized to {size[0]}x{size[1]} for the model "
-                  f"(at most {FOLDER_MAX_SIDE} pixels a side)")
+    return size, (
+        f"images of {height}x{width} are resized to {size[0]}x{size[1]} for the model (at most {FOLDER_MAX_SIDE} pixels a side)"
+    )
 
 
 def load_user_model(path: Path, notes: list[str] | None = None):
@@ -276,14 +294,17 @@ def _user_model(path: Path, dataset: str, root: Path | None, notes: list[str], d
 
     contract = read_contract(model, path=path)
     _check_classes_fit(contract, dataset, root, path)  # cheap: before the images are read
-    data, fit, fit_note = load_fitted(dataset, tuple(contract.image_size), given.fit if given is not None else None,
-                                      data_dir=data_dir, skip_bad=skip_bad)
+    data, fit, fit_note = load_fitted(
+        dataset, tuple(contract.image_size), given.fit if given is not None else None, data_dir=data_dir, skip_bad=skip_bad
+    )
     contract = with_image_shape(contract, tuple(data.x_train.shape[1:]))
     notes.extend(check_data_fits(contract, data, dataset))
     if fit_note:
         notes.append(fit_note)
     preprocessing = resolve_preprocessing(contract, given).with_fit(fit)
-    notes.append(ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})")
+    notes.append(
+        ASSUMED_RANGE_NOTE if preprocessing.assumed else f"input range {preprocessing.describe()} ({preprocessing.source})"
+    )
     spec = replace(spec_from_contract(contract, dataset), name=name, base="")
     data_size = tuple(data.meta["own_image_size"]) if fit is not None and fit.mode != "resize" else None
     return spec, contract, preprocessing, data_size

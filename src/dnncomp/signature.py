@@ -203,7 +203,10 @@ def input_rescaling(model_bytes: bytes, input_tensor: int | None = None) -> Inpu
     if not any(op in _AFFINE for op in walked):
         return None
     return InputRescaling(
-        "affine", scale=tuple(float(v) for v in np.ravel(scale)), offset=tuple(float(v) for v in np.ravel(offset)), ops=tuple(walked)
+        "affine",
+        scale=tuple(float(v) for v in np.ravel(scale)),
+        offset=tuple(float(v) for v in np.ravel(offset)),
+        ops=tuple(walked),
     )
 
 
@@ -292,8 +295,12 @@ def io_details(interpreter) -> dict[str, list[dict[str, Any]]]:
     except Exception:  # models without signatures, or runtimes without the API: names stay None
         names = {}
     return {
-        "inputs": [_tensor_record(d, layout=True, signature_name=names.get(int(d["index"]))) for d in interpreter.get_input_details()],
-        "outputs": [_tensor_record(d, layout=False, signature_name=names.get(int(d["index"]))) for d in interpreter.get_output_details()],
+        "inputs": [
+            _tensor_record(d, layout=True, signature_name=names.get(int(d["index"]))) for d in interpreter.get_input_details()
+        ],
+        "outputs": [
+            _tensor_record(d, layout=False, signature_name=names.get(int(d["index"]))) for d in interpreter.get_output_details()
+        ],
     }
 
 
@@ -493,16 +500,19 @@ def _parse_metadata(raw: bytes, model_data: bytes) -> TFLiteMetadata:
                     color = _COLOR_SPACES.get(scalar(properties, 0, number_types.Int8Flags), "unknown")
                     default_size = sub(properties, 1)
                     if default_size is not None:
-                        size = (scalar(default_size, 0, number_types.Uint32Flags),
-                                scalar(default_size, 1, number_types.Uint32Flags))
+                        size = (
+                            scalar(default_size, 0, number_types.Uint32Flags),
+                            scalar(default_size, 1, number_types.Uint32Flags),
+                        )
         for output in tables(graph, 3)[:1]:
             for file in tables(output, 6):  # AssociatedFile: name 0, description 1, type 2
                 if scalar(file, 2, number_types.Int8Flags) == _TENSOR_AXIS_LABELS:
                     labels_file = string(file, 0)
                     break
     labels = _zipped_lines(model_data, labels_file) if labels_file else ()
-    return TFLiteMetadata(name=name, mean=mean, std=std, stats=stats, color_space=color, image_size=size,
-                          labels=labels, labels_file=labels_file)
+    return TFLiteMetadata(
+        name=name, mean=mean, std=std, stats=stats, color_space=color, image_size=size, labels=labels, labels_file=labels_file
+    )
 
 
 def _zipped_lines(model_data: bytes, name: str) -> tuple[str, ...]:

@@ -80,8 +80,13 @@ class StudyResult:
         return "keras" if self.variant == "baseline" else "litert"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "our_variant": self.our_variant, "runtime": self.runtime,
-                "device": STUDY_DEVICE, "test_images": STUDY_TEST_IMAGES}
+        return {
+            **asdict(self),
+            "our_variant": self.our_variant,
+            "runtime": self.runtime,
+            "device": STUDY_DEVICE,
+            "test_images": STUDY_TEST_IMAGES,
+        }
 
 
 STUDY_RESULTS: tuple[StudyResult, ...] = (

@@ -44,23 +44,33 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     table_rows = []
     for row in rows:
         study = study_result(dataset, row["variant"])
-        study_cells = tuple(format_number(None if study is None else study[key]) for key in ("accuracy_pct", "latency_ms", "size_mb"))
-        table_rows.append((
-            row["variant"],
-            row["runtime"],
-            format_value(row["acc_full"], "pct"),
-            format_value(row["acc_first_n"], "pct") + (f" (N={row['first_n_count']})" if first_n == "N" and row["first_n_count"] else ""),
-            format_value(row["p50_ms"], "ms"),
-            format_value(row["p99_ms"], "ms"),
-            format_value(row["file_bytes"], "mb"),
-            format_value(row["gzip_bytes"], "mb"),
-            format_number(row["sparsity"]),
-            *(study_cells if with_study else ()),
-        ))
+        study_cells = tuple(
+            format_number(None if study is None else study[key]) for key in ("accuracy_pct", "latency_ms", "size_mb")
+        )
+        table_rows.append(
+            (
+                row["variant"],
+                row["runtime"],
+                format_value(row["acc_full"], "pct"),
+                format_value(row["acc_first_n"], "pct")
+                + (f" (N={row['first_n_count']})" if first_n == "N" and row["first_n_count"] else ""),
+                format_value(row["p50_ms"], "ms"),
+                format_value(row["p99_ms"], "ms"),
+                format_value(row["file_bytes"], "mb"),
+                format_value(row["gzip_bytes"], "mb"),
+                format_number(row["sparsity"]),
+                *(study_cells if with_study else ()),
+            )
+        )
     print_table(
-        columns, table_rows, wide=wide, out=console,
+        columns,
+        table_rows,
+        wide=wide,
+        out=console,
         title=f"{dataset} / {results.get('model', '?')}  (latency: batch 1, {threads} thread(s)"
         + ("; study: Jetson Nano 2GB)" if with_study else ")"),
-        notes=["baseline-keras is timed through Keras model.predict on one image, as the study did; it is not comparable "
-               "with the LiteRT rows. gzip MB shows what pruning and clustering buy on disk."],
+        notes=[
+            "baseline-keras is timed through Keras model.predict on one image, as the study did; it is not comparable "
+            "with the LiteRT rows. gzip MB shows what pruning and clustering buy on disk."
+        ],
     )

@@ -152,7 +152,9 @@ def model_inputs(spec: ModelSpec, x: np.ndarray, preprocessing: Preprocessing | 
     """
     if x.dtype == np.uint8:
         if preprocessing is None or preprocessing.is_identity_unit:  # the study's path, bit for bit
-            return to_float_input(fit_to_input_shape(x, spec.input_shape, what=spec.name, fit=preprocessing and preprocessing.fit))
+            return to_float_input(
+                fit_to_input_shape(x, spec.input_shape, what=spec.name, fit=preprocessing and preprocessing.fit)
+            )
         image_shape = tuple(x.shape[1:]) if x.ndim == 4 else None
         layout = input_layout(spec.input_shape, spec.name, image_shape)
         return model_input(x, layout, preprocessing, what=spec.name)
@@ -194,7 +196,9 @@ def compile_for_training(model, spec: ModelSpec, learning_rate: float | None = N
     optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=spec.from_logits if from_logits is None else bool(from_logits)),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=spec.from_logits if from_logits is None else bool(from_logits)
+        ),
         metrics=["accuracy"],
     )
 
@@ -227,8 +231,18 @@ def train_baseline(
     spec = _as_spec(spec)
     if schedule:
         return train_scheduled(
-            spec, x_train, y_train, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-            validation=validation, learning_rate=learning_rate, deterministic=deterministic, verbose=verbose, schedule=schedule,
+            spec,
+            x_train,
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            seed=seed,
+            validation=validation,
+            learning_rate=learning_rate,
+            deterministic=deterministic,
+            verbose=verbose,
+            schedule=schedule,
         )
     _, keras = _keras()
     validation = spec.training["validation"] if validation is None else validation
@@ -299,13 +313,17 @@ def check_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
     for key in ("learning_rate", "momentum", "weight_decay", "warmup_fraction", "label_smoothing"):
         value = float(schedule[key])
         if not math.isfinite(value) or value < 0 or (key != "learning_rate" and value >= 1):
-            raise ModelError(f"training schedule {key} = {schedule[key]!r}: expected a number >= 0 (and < 1 except learning_rate)")
+            raise ModelError(
+                f"training schedule {key} = {schedule[key]!r}: expected a number >= 0 (and < 1 except learning_rate)"
+            )
         checked[key] = value
     checked["augment"] = check_augment(schedule["augment"])
     return checked
 
 
-def scheduled_optimizer(schedule: dict[str, Any], total_steps: int, learning_rate: float | None = None, steps_per_epoch: int | None = None):
+def scheduled_optimizer(
+    schedule: dict[str, Any], total_steps: int, learning_rate: float | None = None, steps_per_epoch: int | None = None
+):
     """SGD with Nesterov momentum, linear warm-up then cosine decay to zero, decoupled weight decay on kernels.
 
     Schedule ``adam-exponential``: Adam whose learning rate is multiplied by ``decay_per_epoch``
@@ -389,12 +407,19 @@ def train_scheduled(
 
     seed_everything(seed, deterministic)
     train_data = training_dataset(
-        _take(x, train_idx), _take(y, train_idx), input_shape=spec.input_shape, num_classes=spec.num_classes,
-        batch_size=batch_size, augment=schedule["augment"], seed=seed,
+        _take(x, train_idx),
+        _take(y, train_idx),
+        input_shape=spec.input_shape,
+        num_classes=spec.num_classes,
+        batch_size=batch_size,
+        augment=schedule["augment"],
+        seed=seed,
     )
     validation_data = None
     if len(val_idx):
-        validation_data = evaluation_dataset(_take(x, val_idx), _take(y, val_idx), input_shape=spec.input_shape, num_classes=spec.num_classes)
+        validation_data = evaluation_dataset(
+            _take(x, val_idx), _take(y, val_idx), input_shape=spec.input_shape, num_classes=spec.num_classes
+        )
 
     model = spec.build()
     optimizer = scheduled_optimizer(schedule, epochs * steps_per_epoch, learning_rate, steps_per_epoch=steps_per_epoch)
@@ -407,7 +432,12 @@ def train_scheduled(
     if patience and validation_data is not None:
         callbacks.append(_early_stopping(keras, patience, verbose))
     history = model.fit(
-        train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
+        train_data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
     )
     # A seeded sample of every class (a folder's training set is ordered by class).
     sample = np.sort(np.random.default_rng(seed).permutation(train_idx)[:BN_RECALIBRATION_IMAGES])
@@ -484,7 +514,9 @@ def save_baseline(model, run_dir: str | os.PathLike, formats: tuple[str, ...] = 
             raise ModelError(f"baseline format {fmt!r}: expected 'keras' or 'h5'")
         final = run_dir / f"baseline.{fmt}"
         with atomic_path(final) as tmp, warnings.catch_warnings():  # the temporary name keeps the suffix: Keras picks the format
-            warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy", category=UserWarning)  # .h5 is asked for: the study's format
+            warnings.filterwarnings(
+                "ignore", message=".*HDF5 file.*legacy", category=UserWarning
+            )  # .h5 is asked for: the study's format
             model.save(tmp)
         written.append(final)
     return written

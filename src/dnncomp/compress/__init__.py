@@ -225,7 +225,11 @@ class Recipe:
 
 def describe_search(search: Search) -> str:
     """What ``dnncomp tune`` tries for a parameter, as text: ``0.5..0.95``, ``1e-05..0.001 (log)``, ``4|8|16|32``."""
-    text = "|".join(map(str, search.choices)) if search.choices is not None else f"{search.low:g}..{search.high:g}" + (" (log)" if search.log else "")
+    text = (
+        "|".join(map(str, search.choices))
+        if search.choices is not None
+        else f"{search.low:g}..{search.high:g}" + (" (log)" if search.log else "")
+    )
     return text + (f" when {search.when[0]}={search.when[1]}" if search.when else "")
 
 
@@ -312,38 +316,58 @@ FINE_TUNE_PARAMS = {
         "step-based pruning schedule); recover: Adam with a 5% linear warm-up then cosine to zero, the model family's "
         "augmentation, distillation from the float baseline, pruning schedule as fractions of the steps; "
         "auto: study for study-* models, recover for every other",
-        choices=FINE_TUNING_MODES, search=Search(choices=("study", "recover")),
+        choices=FINE_TUNING_MODES,
+        search=Search(choices=("study", "recover")),
     ),
     "learning_rate": Param(
-        None, "Adam learning rate (recover: the peak; default 10x the model's fine-tuning rate, else 1e-4; "
-        "study: constant, default the model's fine-tuning rate, else Adam's 1e-3)", type=float, minimum=0.0,
+        None,
+        "Adam learning rate (recover: the peak; default 10x the model's fine-tuning rate, else 1e-4; "
+        "study: constant, default the model's fine-tuning rate, else Adam's 1e-3)",
+        type=float,
+        minimum=0.0,
         search=Search(1e-5, 1e-3, log=True),
     ),
-    "augment": Param(None, "augment the fine-tuning batches with the model family's own augmentation (default: on in recover mode)", type=bool),
+    "augment": Param(
+        None, "augment the fine-tuning batches with the model family's own augmentation (default: on in recover mode)", type=bool
+    ),
     "distill": Param(
-        None, "distil from the float baseline: loss = alpha*CE(labels) + (1-alpha)*T^2*KL(teacher/T || student/T) "
-        "(default: on in recover mode)", type=bool, search=Search(choices=(True, False)),
+        None,
+        "distil from the float baseline: loss = alpha*CE(labels) + (1-alpha)*T^2*KL(teacher/T || student/T) "
+        "(default: on in recover mode)",
+        type=bool,
+        search=Search(choices=(True, False)),
     ),
     "alpha": Param(
-        0.5, "distillation: weight of the cross-entropy on the labels", minimum=0.0, maximum=1.0, search=Search(0.1, 0.9, when=("distill", True)),
+        0.5,
+        "distillation: weight of the cross-entropy on the labels",
+        minimum=0.0,
+        maximum=1.0,
+        search=Search(0.1, 0.9, when=("distill", True)),
     ),
     "temperature": Param(
-        4.0, "distillation: softmax temperature T of teacher and student", minimum=0.01, search=Search(1.0, 8.0, when=("distill", True)),
+        4.0,
+        "distillation: softmax temperature T of teacher and student",
+        minimum=0.01,
+        search=Search(1.0, 8.0, when=("distill", True)),
     ),
 }
 FINE_TUNE_KEYS = tuple(FINE_TUNE_PARAMS)
 LAYER_PARAMS = {
     "per_layer": Param(
-        "uniform", "uniform: every layer at the target; auto: per-layer sparsity / cluster count from each layer's "
+        "uniform",
+        "uniform: every layer at the target; auto: per-layer sparsity / cluster count from each layer's "
         "sensitivity (dnncomp sensitivity) on the validation split, keeping the parameter-weighted target",
-        choices=("uniform", "auto"), search=Search(choices=("uniform", "auto")),
+        choices=("uniform", "auto"),
+        search=Search(choices=("uniform", "auto")),
     ),
     "skip_layers": Param("", "comma-separated layer names to leave alone (not pruned / clustered)"),
     "edge_layers": Param(
-        "auto", "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
+        "auto",
+        "the first convolution and the classifier: skip (left alone, as the field does: few weights, every "
         "feature depends on them), denser (pruned to half the target, twice the clusters), include, or auto (denser for "
         "recover fine-tuning, include for the study's)",
-        choices=("auto", "skip", "denser", "include"), search=Search(choices=("denser", "include", "skip")),
+        choices=("auto", "skip", "denser", "include"),
+        search=Search(choices=("denser", "include", "skip")),
     ),
 }
 LAYER_KEYS = tuple(LAYER_PARAMS)
@@ -378,7 +402,9 @@ class FineTuning:
         schedule = (
             f"Adam, {RECOVER_WARMUP_FRACTION:.0%} linear warm-up to {self.learning_rate:g} then cosine to zero"
             if self.mode == "recover"
-            else f"Adam, constant {self.learning_rate:g}" if self.learning_rate is not None else "Adam, constant (Keras default 1e-3)"
+            else f"Adam, constant {self.learning_rate:g}"
+            if self.learning_rate is not None
+            else "Adam, constant (Keras default 1e-3)"
         )
         return {
             "mode": self.mode,
@@ -387,7 +413,9 @@ class FineTuning:
             "learning_rate": self.learning_rate,
             "augment": dict(self.augment) or None,
             **({"augment_note": self.augment_note} if self.augment_note else {}),
-            "distill": {"alpha": self.alpha, "temperature": self.temperature, "teacher": "the float baseline"} if self.distill else None,
+            "distill": {"alpha": self.alpha, "temperature": self.temperature, "teacher": "the float baseline"}
+            if self.distill
+            else None,
         }
 
 
@@ -404,7 +432,9 @@ def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTunin
     mode = params.get("finetune", "auto")
     if mode == "auto":
         mode = "study" if ctx.spec.family == "study" else "recover"
-        reason = f"auto: {ctx.spec.name} is " + ("one of the study's models" if mode == "study" else "not one of the study's models")
+        reason = f"auto: {ctx.spec.name} is " + (
+            "one of the study's models" if mode == "study" else "not one of the study's models"
+        )
     else:
         reason = f"finetune={mode}"
     recover = mode == "recover"
@@ -501,11 +531,17 @@ def _trainer_class(keras, tf):
                 outputs = self.student(inputs, training=True)
                 if self.teacher is not None:
                     loss = distillation_loss(
-                        labels, outputs, self.teacher(inputs, training=False),
-                        alpha=self.alpha, temperature=self.temperature, from_logits=self.from_logits,
+                        labels,
+                        outputs,
+                        self.teacher(inputs, training=False),
+                        alpha=self.alpha,
+                        temperature=self.temperature,
+                        from_logits=self.from_logits,
                     )
                 else:
-                    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=self.from_logits))
+                    loss = tf.reduce_mean(
+                        keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=self.from_logits)
+                    )
                 total = loss + (tf.add_n(self.student.losses) if self.student.losses else 0.0)
             variables = self.student.trainable_variables
             self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
@@ -516,7 +552,9 @@ def _trainer_class(keras, tf):
     return FineTuner
 
 
-def _fine_tuning_dataset(tf, inputs: np.ndarray, labels: np.ndarray, *, batch_size: int, epochs: int, augment: dict[str, Any], seed: int):
+def _fine_tuning_dataset(
+    tf, inputs: np.ndarray, labels: np.ndarray, *, batch_size: int, epochs: int, augment: dict[str, Any], seed: int
+):
     """Shuffled (and augmented) ``(inputs, labels)`` batches for ``epochs`` epochs, reproducible from ``seed``."""
     from ..augment import _augment, check_augment
 
@@ -546,7 +584,9 @@ def _fine_tuning_dataset(tf, inputs: np.ndarray, labels: np.ndarray, *, batch_si
     )
 
 
-def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learning_rate: float | None = None, callbacks=()) -> dict[str, Any]:
+def fine_tune(
+    model, ctx: RecipeContext, *, epochs: int, batch_size: int, learning_rate: float | None = None, callbacks=()
+) -> dict[str, Any]:
     """Fine-tune ``model`` (a TFMOT-wrapped student) on the training set as ``ctx.fine_tuning`` says.
 
     Without settings, or in ``study`` mode without distillation or augmentation, this is the
@@ -570,7 +610,13 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
 
         compile_for_training(model, ctx.spec, learning_rate, from_logits=ctx.from_logits)
         history = model.fit(
-            ctx.inputs, ctx.labels, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=list(callbacks), verbose=ctx.verbose
+            ctx.inputs,
+            ctx.labels,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            callbacks=list(callbacks),
+            verbose=ctx.verbose,
         )
     else:
         from ..keras_env import import_keras
@@ -580,8 +626,11 @@ def fine_tune(model, ctx: RecipeContext, *, epochs: int, batch_size: int, learni
             peak = float(learning_rate if learning_rate is not None else RECOVER_DEFAULT_LEARNING_RATE)
             warmup = min(steps - 1, int(round(RECOVER_WARMUP_FRACTION * steps)))
             rate = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=peak / 10.0 if warmup else peak, decay_steps=max(1, steps - warmup), alpha=0.0,
-                warmup_target=peak if warmup else None, warmup_steps=warmup,
+                initial_learning_rate=peak / 10.0 if warmup else peak,
+                decay_steps=max(1, steps - warmup),
+                alpha=0.0,
+                warmup_target=peak if warmup else None,
+                warmup_steps=warmup,
             )
         else:
             rate = 1e-3 if learning_rate is None else float(learning_rate)
@@ -685,27 +734,39 @@ def layer_plan(model, ctx: RecipeContext, *, technique: str, target: float) -> L
         for name, role in edge_layer_names(model).items():
             if name not in plan.skipped:
                 denser[name] = round(float(target) / 2, 4) if technique == "prune" else int(target) * 2
-                what = f"pruned to {denser[name]}, half the target" if technique == "prune" else f"{denser[name]} clusters, twice the target"
+                what = (
+                    f"pruned to {denser[name]}, half the target"
+                    if technique == "prune"
+                    else f"{denser[name]} clusters, twice the target"
+                )
                 plan.notes.append(f"{name} ({role}): {what}, as the field keeps it denser; edge_layers=include for the target")
     elif edges == "skip":
         for name, role in edge_layer_names(model).items():
             plan.skipped.setdefault(
-                name, f"{role}: left alone as the field does (few weights, every later feature depends on it); edge_layers=include to {technique} it"
+                name,
+                f"{role}: left alone as the field does (few weights, every later feature depends on it); edge_layers=include to {technique} it",
             )
     if options.get("per_layer") == "auto":
         record = layer_sensitivity(ctx, technique=technique, sparsity=float(target), clusters=int(target))
         rows = [row for row in record["rows"] if row["layer"] not in plan.skipped]
-        plan.sensitivity = {"validation": record["validation"], "images": record["images"], "method": record["method"],
-                            "drop_points": {row["layer"]: row["drop_points"] for row in rows}}
+        plan.sensitivity = {
+            "validation": record["validation"],
+            "images": record["images"],
+            "method": record["method"],
+            "drop_points": {row["layer"]: row["drop_points"] for row in rows},
+        }
         rows = [row for row in rows if row["layer"] not in denser]
         if technique == "prune" and rows:
             plan.settings = {name: round(value, 4) for name, value in allocate_per_layer(rows, float(target)).items()}
             plan.notes.append(f"per_layer=auto: sparsity inversely to each layer's sensitivity, parameter-weighted mean {target}")
         elif rows:
             plan.settings = {
-                row["layer"]: int(target) * (4 if (row["drop_points"] or 0) > 5 else 2 if (row["drop_points"] or 0) > 1 else 1) for row in rows
+                row["layer"]: int(target) * (4 if (row["drop_points"] or 0) > 5 else 2 if (row["drop_points"] or 0) > 1 else 1)
+                for row in rows
             }
-            plan.notes.append(f"per_layer=auto: {int(target)} clusters, 2x where one layer alone costs over 1 point, 4x over 5 points")
+            plan.notes.append(
+                f"per_layer=auto: {int(target)} clusters, 2x where one layer alone costs over 1 point, 4x over 5 points"
+            )
     plan.settings.update(denser)
     return plan
 
@@ -845,7 +906,9 @@ def flatten_nested_models(model) -> tuple[Any, str | None]:
     if not any(isinstance(layer, keras.Model) for layer in model.layers):
         return model, None
     try:
-        inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=t.name.split(":")[0].split("/")[0]) for t in model.inputs]
+        inputs = [
+            keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=t.name.split(":")[0].split("/")[0]) for t in model.inputs
+        ]
         outputs = _replay(model, inputs, tf, keras, taken={layer.name for layer in model.layers}, top=True)
         flat = keras.Model(inputs, tf.nest.pack_sequence_as(model._nested_outputs, outputs), name=model.name)
     except _CannotFlatten as exc:
@@ -874,7 +937,11 @@ def _replay(model, inputs: list, tf, keras, *, taken: set[str], top: bool = Fals
             raise _CannotFlatten(f"{model.name} is a subclassed model")
         x = inputs[0]
         for layer in model.layers:
-            x = _replay(layer, tf.nest.flatten(x), tf, keras, taken=taken) if isinstance(layer, keras.Model) else _call(layer, (x,), {}, model.name, taken, top)
+            x = (
+                _replay(layer, tf.nest.flatten(x), tf, keras, taken=taken)
+                if isinstance(layer, keras.Model)
+                else _call(layer, (x,), {}, model.name, taken, top)
+            )
         return tf.nest.flatten(x)
     usage = model._tensor_usage_count
     tensors: dict[str, list] = {}
@@ -888,7 +955,9 @@ def _replay(model, inputs: list, tf, keras, *, taken: set[str], top: bool = Fals
             layer = node.layer
             if isinstance(layer, keras.Model):
                 first = args[0] if args else kwargs.get("inputs")
-                outputs = tf.nest.pack_sequence_as(layer._nested_outputs, _replay(layer, tf.nest.flatten(first), tf, keras, taken=taken))
+                outputs = tf.nest.pack_sequence_as(
+                    layer._nested_outputs, _replay(layer, tf.nest.flatten(first), tf, keras, taken=taken)
+                )
             else:
                 outputs = _call(layer, args, kwargs, model.name, taken, top)
             for reference, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):

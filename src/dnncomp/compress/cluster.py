@@ -29,7 +29,10 @@ CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 
 CLUSTER_PARAMS = {
     "number_of_clusters": Param(
-        8, "centroids per clustered weight tensor (per output channel with per-channel clustering)", minimum=2, search=Search(choices=(4, 8, 16, 32)),
+        8,
+        "centroids per clustered weight tensor (per output channel with per-channel clustering)",
+        minimum=2,
+        search=Search(choices=(4, 8, 16, 32)),
     ),
     "init": Param("kmeans_plus_plus", "centroid initialisation", choices=CENTROID_INITS),
     **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
@@ -118,8 +121,12 @@ def _cluster_recipe(ctx: RecipeContext, *, per_channel: bool, **params) -> Recip
     "float model; the gain shows after gzip.",
     params={**CLUSTER_PARAMS, **TRAINING_PARAMS},
 )
-def cluster_weights_recipe(ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int) -> RecipeResult:
-    return _cluster_recipe(ctx, per_channel=False, number_of_clusters=number_of_clusters, init=init, epochs=epochs, batch_size=batch_size)
+def cluster_weights_recipe(
+    ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int
+) -> RecipeResult:
+    return _cluster_recipe(
+        ctx, per_channel=False, number_of_clusters=number_of_clusters, init=init, epochs=epochs, batch_size=batch_size
+    )
 
 
 @register_recipe(
@@ -130,5 +137,9 @@ def cluster_weights_recipe(ctx: RecipeContext, *, number_of_clusters: int, init:
     "per-channel int8 quantization. Float32 conversion.",
     params={**CLUSTER_PARAMS, **TRAINING_PARAMS},
 )
-def cluster_per_channel_recipe(ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int) -> RecipeResult:
-    return _cluster_recipe(ctx, per_channel=True, number_of_clusters=number_of_clusters, init=init, epochs=epochs, batch_size=batch_size)
+def cluster_per_channel_recipe(
+    ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int
+) -> RecipeResult:
+    return _cluster_recipe(
+        ctx, per_channel=True, number_of_clusters=number_of_clusters, init=init, epochs=epochs, batch_size=batch_size
+    )

@@ -24,7 +24,9 @@ from .cluster import CLUSTER_PARAMS, cluster_stage
 from .prune import SCHEDULE_PARAMS, unstructured_prune_stage
 from .quantize import IO_PARAM, REPRESENTATIVE_PARAM, SPARSE_PARAM, TRAINING_PARAMS, convert, qat_stage
 
-PER_CHANNEL_PARAM = Param(False, "cluster Conv2D kernels per output channel (cluster_per_channel)", search=Search(choices=(False, True)))
+PER_CHANNEL_PARAM = Param(
+    False, "cluster Conv2D kernels per output channel (cluster_per_channel)", search=Search(choices=(False, True))
+)
 
 
 def _schemes():
@@ -83,10 +85,23 @@ def _result(stages: dict[str, dict[str, Any]], tflite: bytes, conversion: dict[s
     "prune-ptq-int8",
     description="Pruning (as the prune recipe), stripped, then full-integer int8 post-training quantization calibrated "
     "on a seeded training sample: zeros stay zeros in int8, so the file is ~4x smaller and compresses further.",
-    params={**SCHEDULE_PARAMS, **TRAINING_PARAMS, "representative_samples": REPRESENTATIVE_PARAM, "io_dtype": IO_PARAM, "sparse_format": SPARSE_PARAM},
+    params={
+        **SCHEDULE_PARAMS,
+        **TRAINING_PARAMS,
+        "representative_samples": REPRESENTATIVE_PARAM,
+        "io_dtype": IO_PARAM,
+        "sparse_format": SPARSE_PARAM,
+    },
 )
 def prune_then_ptq_int8_recipe(
-    ctx: RecipeContext, *, representative_samples: int, io_dtype: str, sparse_format: bool, epochs: int, batch_size: int, **schedule
+    ctx: RecipeContext,
+    *,
+    representative_samples: int,
+    io_dtype: str,
+    sparse_format: bool,
+    epochs: int,
+    batch_size: int,
+    **schedule,
 ) -> RecipeResult:
     pruned, pruning = unstructured_prune_stage(ctx.load_baseline(), ctx, epochs=epochs, batch_size=batch_size, **schedule)
     tflite, conversion = convert(
@@ -106,7 +121,11 @@ def pruning_preserving_qat_recipe(
 ) -> RecipeResult:
     pruned, pruning = unstructured_prune_stage(ctx.load_baseline(), ctx, epochs=epochs, batch_size=batch_size, **schedule)
     model, qat = qat_stage(
-        pruned, ctx, epochs=epochs, batch_size=batch_size, scheme=_schemes().Default8BitPrunePreserveQuantizeScheme(),
+        pruned,
+        ctx,
+        epochs=epochs,
+        batch_size=batch_size,
+        scheme=_schemes().Default8BitPrunePreserveQuantizeScheme(),
         scheme_name="Default8BitPrunePreserveQuantizeScheme",
     )
     tflite, conversion = convert(model, ctx, mode="qat", io_dtype=io_dtype, sparse_format=sparse_format)
@@ -124,7 +143,9 @@ CLUSTER_STAGE_PARAMS = {**CLUSTER_PARAMS, "per_channel": PER_CHANNEL_PARAM, **TR
     "each kernel keeps at most number_of_clusters distinct int8 values per output channel.",
     params={**CLUSTER_STAGE_PARAMS, "representative_samples": REPRESENTATIVE_PARAM, "io_dtype": IO_PARAM},
 )
-def cluster_then_ptq_int8_recipe(ctx: RecipeContext, *, representative_samples: int, io_dtype: str, **clustering_params) -> RecipeResult:
+def cluster_then_ptq_int8_recipe(
+    ctx: RecipeContext, *, representative_samples: int, io_dtype: str, **clustering_params
+) -> RecipeResult:
     clustered, clustering = cluster_stage(ctx.load_baseline(), ctx, **clustering_params)
     tflite, conversion = convert(clustered, ctx, mode="int8", io_dtype=io_dtype, representative_samples=representative_samples)
     return _result({"clustering": clustering}, tflite, conversion, clustered)
@@ -136,14 +157,20 @@ def cluster_then_ptq_int8_recipe(ctx: RecipeContext, *, representative_samples: 
     "Default8BitClusterPreserveQuantizeScheme so the int8 kernels keep at most number_of_clusters values; int8 conversion.",
     params={**CLUSTER_STAGE_PARAMS, "io_dtype": IO_PARAM},
 )
-def cluster_preserving_qat_recipe(ctx: RecipeContext, *, io_dtype: str, epochs: int, batch_size: int, **clustering_params) -> RecipeResult:
+def cluster_preserving_qat_recipe(
+    ctx: RecipeContext, *, io_dtype: str, epochs: int, batch_size: int, **clustering_params
+) -> RecipeResult:
     clustered, clustering = cluster_stage(ctx.load_baseline(), ctx, epochs=epochs, batch_size=batch_size, **clustering_params)
     # TFMOT's CQAT guide uses the scheme's default (preserve_sparsity=True); with nothing pruned
     # before, the only zeros it keeps are the rare exact-zero weights.
     per_tensor = not clustering_params.get("per_channel")
     with _centroids_shared_per_tensor(per_tensor):
         model, qat = qat_stage(
-            clustered, ctx, epochs=epochs, batch_size=batch_size, scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(),
+            clustered,
+            ctx,
+            epochs=epochs,
+            batch_size=batch_size,
+            scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(),
             scheme_name="Default8BitClusterPreserveQuantizeScheme",
         )
     qat["centroids"] = "one set per kernel, as clustered" if per_tensor else "TFMOT's choice (per channel where it can)"
@@ -159,7 +186,13 @@ PRUNE_CLUSTER_PARAMS = {**SCHEDULE_PARAMS, **CLUSTER_PARAMS, **TRAINING_PARAMS}
 def _prune_then_cluster(ctx: RecipeContext, *, number_of_clusters: int, init: str, epochs: int, batch_size: int, **schedule):
     pruned, pruning = unstructured_prune_stage(ctx.load_baseline(), ctx, epochs=epochs, batch_size=batch_size, **schedule)
     clustered, clustering = cluster_stage(
-        pruned, ctx, number_of_clusters=number_of_clusters, init=init, preserve_sparsity=True, epochs=epochs, batch_size=batch_size
+        pruned,
+        ctx,
+        number_of_clusters=number_of_clusters,
+        init=init,
+        preserve_sparsity=True,
+        epochs=epochs,
+        batch_size=batch_size,
     )
     return clustered, {"pruning": pruning, "clustering": clustering}
 
@@ -188,7 +221,10 @@ def prune_cluster_qat_recipe(ctx: RecipeContext, *, io_dtype: str, sparse_format
     # The clustering stage here is per tensor: its centroids stay shared through QAT.
     with _centroids_shared_per_tensor(True):
         model, qat = qat_stage(
-            clustered, ctx, epochs=params["epochs"], batch_size=params["batch_size"],
+            clustered,
+            ctx,
+            epochs=params["epochs"],
+            batch_size=params["batch_size"],
             scheme=_schemes().Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True),
             scheme_name="Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)",
         )

@@ -38,18 +38,35 @@ SCHEDULES = ("polynomial", "constant")
 SCHEDULE_PARAMS = {
     "schedule": Param("polynomial", "sparsity schedule: polynomial decay from initial_sparsity, or constant", choices=SCHEDULES),
     "initial_sparsity": Param(0.5, "sparsity at begin_step (polynomial schedule)", minimum=0.0, maximum=0.99),
-    "final_sparsity": Param(0.8, "target sparsity: reached at end_step (polynomial) or at the first update (constant)", minimum=0.0, maximum=0.99,
-                            search=Search(0.5, 0.95)),
+    "final_sparsity": Param(
+        0.8,
+        "target sparsity: reached at end_step (polynomial) or at the first update (constant)",
+        minimum=0.0,
+        maximum=0.99,
+        search=Search(0.5, 0.95),
+    ),
     "begin_step": Param(0, "training step at which pruning starts", minimum=0),
-    "end_step": Param(1000, "training step at which final_sparsity is reached (polynomial) or pruning stops (constant)", minimum=1),
+    "end_step": Param(
+        1000, "training step at which final_sparsity is reached (polynomial) or pruning stops (constant)", minimum=1
+    ),
     "frequency": Param(100, "steps between mask updates; end_step - begin_step must be a multiple", minimum=1),
     "begin": Param(
-        None, "pruning starts at this fraction of the fine-tuning steps (instead of begin_step; "
-        f"recover fine-tuning's default {RECOVER_PRUNE_BEGIN})", type=float, minimum=0.0, maximum=1.0, search=Search(0.0, 0.3),
+        None,
+        "pruning starts at this fraction of the fine-tuning steps (instead of begin_step; "
+        f"recover fine-tuning's default {RECOVER_PRUNE_BEGIN})",
+        type=float,
+        minimum=0.0,
+        maximum=1.0,
+        search=Search(0.0, 0.3),
     ),
     "end": Param(
-        None, "the target sparsity is reached at this fraction of the fine-tuning steps (instead of end_step; "
-        f"recover fine-tuning's default {RECOVER_PRUNE_END})", type=float, minimum=0.0, maximum=1.0, search=Search(0.4, 0.9),
+        None,
+        "the target sparsity is reached at this fraction of the fine-tuning steps (instead of end_step; "
+        f"recover fine-tuning's default {RECOVER_PRUNE_END})",
+        type=float,
+        minimum=0.0,
+        maximum=1.0,
+        search=Search(0.4, 0.9),
     ),
     **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context
 }
@@ -69,12 +86,16 @@ def schedule_steps(steps: int, begin: float, end: float, frequency: int) -> tupl
     begin_step = int(math.floor(begin * steps))
     span = int(math.floor(end * steps)) - begin_step
     if span < 1:
-        raise RecipeError(f"pruning schedule: begin {begin} .. end {end} of {steps} steps is not a single step; raise epochs or widen it")
+        raise RecipeError(
+            f"pruning schedule: begin {begin} .. end {end} of {steps} steps is not a single step; raise epochs or widen it"
+        )
     frequency = max(1, min(int(frequency), span // 4))
     return begin_step, begin_step + (span // frequency) * frequency, frequency
 
 
-def pruning_schedule(*, schedule: str, initial_sparsity: float, final_sparsity: float, begin_step: int, end_step: int, frequency: int):
+def pruning_schedule(
+    *, schedule: str, initial_sparsity: float, final_sparsity: float, begin_step: int, end_step: int, frequency: int
+):
     """(TFMOT PruningSchedule, the step at which the target sparsity is in place), after checking the numbers."""
     from ..errors import RecipeError
     from ..keras_env import import_tfmot
@@ -90,11 +111,17 @@ def pruning_schedule(*, schedule: str, initial_sparsity: float, final_sparsity: 
     if schedule == "constant":
         # Steps count from 1; the first mask update is the first begin_step + k*frequency >= 1.
         first_update = begin_step + max(0, math.ceil((1 - begin_step) / frequency)) * frequency
-        return sparsity.ConstantSparsity(final_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency), first_update
+        return sparsity.ConstantSparsity(
+            final_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
+        ), first_update
     if initial_sparsity > final_sparsity:
         raise RecipeError(f"pruning schedule: initial_sparsity {initial_sparsity} is above final_sparsity {final_sparsity}")
     decay = sparsity.PolynomialDecay(
-        initial_sparsity=initial_sparsity, final_sparsity=final_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
+        initial_sparsity=initial_sparsity,
+        final_sparsity=final_sparsity,
+        begin_step=begin_step,
+        end_step=end_step,
+        frequency=frequency,
     )
     return decay, end_step
 
@@ -120,7 +147,9 @@ def prune_stage(
     sparsity = import_tfmot().sparsity.keras
     wrapped = wrap_layers(model, lambda layer: sparsity.prune_low_magnitude(layer, **layer_params(layer)), applies_to=has_weights)
     training = fine_tune(wrapped.model, ctx, epochs=epochs, batch_size=batch_size, callbacks=[sparsity.UpdatePruningStep()])
-    steps_done = max((int(layer.pruning_step.numpy()) for layer in wrapped.model.layers if hasattr(layer, "pruning_step")), default=0)
+    steps_done = max(
+        (int(layer.pruning_step.numpy()) for layer in wrapped.model.layers if hasattr(layer, "pruning_step")), default=0
+    )
     stripped = sparsity.strip_pruning(wrapped.model)
     stats = kernel_stats(stripped)
     pruned = [name for name in wrapped.wrapped if name in stats]
@@ -138,7 +167,14 @@ def prune_stage(
 
 
 def unstructured_prune_stage(
-    model, ctx: RecipeContext, *, epochs: int, batch_size: int, begin: float | None = None, end: float | None = None, **schedule_params
+    model,
+    ctx: RecipeContext,
+    *,
+    epochs: int,
+    batch_size: int,
+    begin: float | None = None,
+    end: float | None = None,
+    **schedule_params,
 ) -> tuple[Any, dict[str, Any]]:
     """Low-magnitude pruning of every layer with weights, on one schedule (:data:`SCHEDULE_PARAMS`).
 
@@ -154,11 +190,20 @@ def unstructured_prune_stage(
         steps = fine_tuning_steps(len(ctx.labels), batch_size, epochs)
         begin_step, end_step, frequency = schedule_steps(steps, begin, end, schedule_params["frequency"])
         schedule_params = {**schedule_params, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
-        fractions = {"begin": begin, "end": end, "of_steps": steps, "begin_step": begin_step, "end_step": end_step, "frequency": frequency}
+        fractions = {
+            "begin": begin,
+            "end": end,
+            "of_steps": steps,
+            "begin_step": begin_step,
+            "end_step": end_step,
+            "frequency": frequency,
+        }
     schedule, completes_at = pruning_schedule(**schedule_params)
     plan = layer_plan(model, ctx, technique="prune", target=schedule_params["final_sparsity"])
     schedules = {
-        name: pruning_schedule(**{**schedule_params, "final_sparsity": value, "initial_sparsity": min(schedule_params["initial_sparsity"], value)})[0]
+        name: pruning_schedule(
+            **{**schedule_params, "final_sparsity": value, "initial_sparsity": min(schedule_params["initial_sparsity"], value)}
+        )[0]
         for name, value in plan.settings.items()
     }
 
@@ -167,7 +212,9 @@ def unstructured_prune_stage(
             raise ValueError(plan.skipped[layer.name])
         return {"pruning_schedule": schedules.get(layer.name, schedule)}
 
-    model, info = prune_stage(model, ctx, layer_params=layer_params, completes_at=completes_at, epochs=epochs, batch_size=batch_size)
+    model, info = prune_stage(
+        model, ctx, layer_params=layer_params, completes_at=completes_at, epochs=epochs, batch_size=batch_size
+    )
     info["schedule"] = fractions or {key: schedule_params[key] for key in ("begin_step", "end_step", "frequency")}
     if plan.skipped or plan.settings:
         info["layer_plan"] = plan.describe()
@@ -190,8 +237,18 @@ def prune_low_magnitude_recipe(
     sparse_format: bool,
 ) -> RecipeResult:
     stripped, info = unstructured_prune_stage(
-        ctx.load_baseline(), ctx, schedule=schedule, initial_sparsity=initial_sparsity, final_sparsity=final_sparsity,
-        begin_step=begin_step, end_step=end_step, frequency=frequency, begin=begin, end=end, epochs=epochs, batch_size=batch_size,
+        ctx.load_baseline(),
+        ctx,
+        schedule=schedule,
+        initial_sparsity=initial_sparsity,
+        final_sparsity=final_sparsity,
+        begin_step=begin_step,
+        end_step=end_step,
+        frequency=frequency,
+        begin=begin,
+        end=end,
+        epochs=epochs,
+        batch_size=batch_size,
     )
     tflite, conversion = convert(stripped, ctx, mode="float", sparse_format=sparse_format)
     return RecipeResult(tflite=tflite, info={**info, **conversion}, keras_model=stripped)
@@ -260,7 +317,11 @@ def m_by_n_prune_stage(
         if kind in M_BY_N_LAYERS and input_channels(layer) % n == 0:
             structured.append(layer.name)
             return {"sparsity_m_by_n": (m, n)}
-        why = f"{input_channels(layer)} input channels, not a multiple of {n}" if kind in M_BY_N_LAYERS else f"{kind} has no {m}:{n} support"
+        why = (
+            f"{input_channels(layer)} input channels, not a multiple of {n}"
+            if kind in M_BY_N_LAYERS
+            else f"{kind} has no {m}:{n} support"
+        )
         if fallback == "none":
             raise ValueError(f"{why}; left dense")
         unstructured.append(layer.name)
@@ -281,8 +342,10 @@ def m_by_n_prune_stage(
 
 STRUCTURED_PARAMS = {
     "fallback": Param(
-        "unstructured", "layers whose input channels are not a multiple of 4 (e.g. the first convolution): "
-        "unstructured pruning at fallback_sparsity, or none", choices=("unstructured", "none"),
+        "unstructured",
+        "layers whose input channels are not a multiple of 4 (e.g. the first convolution): "
+        "unstructured pruning at fallback_sparsity, or none",
+        choices=("unstructured", "none"),
     ),
     "fallback_sparsity": Param(0.5, "sparsity of the unstructured fallback", minimum=0.0, maximum=0.99, search=Search(0.3, 0.9)),
     **TRAINING_PARAMS,
@@ -300,7 +363,14 @@ def prune_2_by_4_recipe(
     ctx: RecipeContext, *, fallback: str, fallback_sparsity: float, epochs: int, batch_size: int, sparse_format: bool
 ) -> RecipeResult:
     stripped, info = m_by_n_prune_stage(
-        ctx.load_baseline(), ctx, m=2, n=4, fallback=fallback, fallback_sparsity=fallback_sparsity, epochs=epochs, batch_size=batch_size
+        ctx.load_baseline(),
+        ctx,
+        m=2,
+        n=4,
+        fallback=fallback,
+        fallback_sparsity=fallback_sparsity,
+        epochs=epochs,
+        batch_size=batch_size,
     )
     tflite, conversion = convert(stripped, ctx, mode="float", sparse_format=sparse_format)
     return RecipeResult(tflite=tflite, info={**info, **conversion}, keras_model=stripped)

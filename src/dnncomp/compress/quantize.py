@@ -146,7 +146,9 @@ def _flatbuffer_facts(tflite: bytes, *, integer: bool, sparse_format: bool) -> d
     facts: dict[str, Any] = {}
     if integer:  # e.g. "FULLY_CONNECTED #12" after a layer QAT could not quantize
         facts["float_kernel_ops"] = [
-            f"{op['op']} #{i}" for i, op in enumerate(anatomy["op_list"]) if op["op"] in KERNEL_OPS and op["dtype"] in ("float32", "float16")
+            f"{op['op']} #{i}"
+            for i, op in enumerate(anatomy["op_list"])
+            if op["op"] in KERNEL_OPS and op["dtype"] in ("float32", "float16")
         ]
     if sparse_format:  # the converter stores a tensor sparsely only if that pays off
         facts["sparse_tensors"] = len(anatomy["sparse_tensors"])
@@ -202,8 +204,11 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
             if source is None or type(source).__name__ not in _TFMOT_BN_FOLD_INPUTS or _activation(source) != "linear":
                 # Nothing to fold it into: it stays its own per-channel scale and shift. Its output is
                 # quantized, so the layers after it still get int8 input (else their kernels stay float).
-                where = "several inputs" if source is None else f"{type(source).__name__} {source.name}" + (
-                    f" with activation {_activation(source)}" if _activation(source) not in ("linear", None) else ""
+                where = (
+                    "several inputs"
+                    if source is None
+                    else f"{type(source).__name__} {source.name}"
+                    + (f" with activation {_activation(source)}" if _activation(source) not in ("linear", None) else "")
                 )
                 float_ops[layer.name] = (
                     f"BatchNormalization: after {where}: TFMOT folds a BatchNormalization only into a Conv2D/DepthwiseConv2D/Dense without "
@@ -222,7 +227,9 @@ def quantize_aware(model, scheme=None) -> WrappedModel:
         return qkeras.quantize_annotate_layer(layer)
 
     annotated = wrap_layers(model, annotate, applies_to=lambda layer: True)
-    with qkeras.quantize_scope({"Default8BitOutputQuantizeConfig": default_8bit_quantize_configs.Default8BitOutputQuantizeConfig}):
+    with qkeras.quantize_scope(
+        {"Default8BitOutputQuantizeConfig": default_8bit_quantize_configs.Default8BitOutputQuantizeConfig}
+    ):
         quantized = qkeras.quantize_apply(annotated.model, scheme or default_scheme)
     return WrappedModel(
         model=quantized, wrapped=annotated.wrapped, left_alone=annotated.left_alone, folded=folded, kept_as_float_ops=float_ops
@@ -269,7 +276,11 @@ def fold_dense_batch_norms(model):
         dense = source[0]
         axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         rank = len(layer.input_shape) if isinstance(layer.input_shape, tuple) else 0
-        if list(axis) not in ([-1], [rank - 1]) or len(getattr(dense, "_outbound_nodes", []) or []) != 1 or len(dense._inbound_nodes) != 1:
+        if (
+            list(axis) not in ([-1], [rank - 1])
+            or len(getattr(dense, "_outbound_nodes", []) or []) != 1
+            or len(dense._inbound_nodes) != 1
+        ):
             continue
         pairs[layer.name] = dense.name
     if not pairs:
@@ -406,7 +417,9 @@ def fold_batch_norms_forward(model):
     return rebuilt, [f"{b}>{d}" for b, d in pairs.items()]
 
 
-def qat_stage(model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme=None, scheme_name: str = "Default8BitQuantizeScheme"):
+def qat_stage(
+    model, ctx: RecipeContext, *, epochs: int, batch_size: int, scheme=None, scheme_name: str = "Default8BitQuantizeScheme"
+):
     """Quantization-aware fine-tuning of ``model``: (QAT model, info)."""
     from ..errors import RecipeError
 

@@ -49,7 +49,9 @@ def kmeans_1d(values: np.ndarray, clusters: int, iterations: int = 30) -> np.nda
     centroids = np.linspace(flat.min(), flat.max(), int(clusters))
     for _ in range(iterations):
         assignment = np.abs(flat[:, None] - centroids[None, :]).argmin(axis=1)
-        updated = np.array([flat[assignment == c].mean() if np.any(assignment == c) else centroids[c] for c in range(len(centroids))])
+        updated = np.array(
+            [flat[assignment == c].mean() if np.any(assignment == c) else centroids[c] for c in range(len(centroids))]
+        )
         if np.allclose(updated, centroids):
             break
         centroids = updated
@@ -68,14 +70,18 @@ def kernel_layers(model) -> list[tuple[Any, list[Any]]]:
     return found
 
 
-def validation_split(ctx: RecipeContext, validation: str | None = None, max_images: int = DEFAULT_MAX_IMAGES) -> tuple[np.ndarray, str]:
+def validation_split(
+    ctx: RecipeContext, validation: str | None = None, max_images: int = DEFAULT_MAX_IMAGES
+) -> tuple[np.ndarray, str]:
     """Indices of the validation images held out of ``ctx``'s training data (at most ``max_images``, seeded) and the split."""
     from ..train import split_validation
 
     validation = validation or (ctx.spec.training or {}).get("validation") or "stratified:0.1"
     _, held_out = split_validation(len(ctx.labels), validation, seed=ctx.seed, labels=ctx.labels)
     if len(held_out) == 0:
-        raise RecipeError(f"sensitivity: the validation split {validation!r} holds out no images; pass --validation stratified:0.1")
+        raise RecipeError(
+            f"sensitivity: the validation split {validation!r} holds out no images; pass --validation stratified:0.1"
+        )
     if len(held_out) > max_images:
         held_out = np.sort(np.random.default_rng(ctx.seed).choice(held_out, size=max_images, replace=False))
     return held_out, validation
@@ -111,7 +117,12 @@ def layer_sensitivity(
     layers = kernel_layers(model)
     if not layers:
         raise RecipeError(f"sensitivity: {ctx.baseline_path} has no layer with a kernel to compress")
-    record: dict[str, Any] = {"technique": technique, "validation": split, "images": int(len(y)), "baseline": str(ctx.baseline_path)}
+    record: dict[str, Any] = {
+        "technique": technique,
+        "validation": split,
+        "images": int(len(y)),
+        "baseline": str(ctx.baseline_path),
+    }
     rows = []
     if technique in ("prune", "cluster"):
         transform = (lambda v: magnitude_prune(v, sparsity)) if technique == "prune" else (lambda v: kmeans_1d(v, clusters))
@@ -136,7 +147,9 @@ def layer_sensitivity(
             "full-integer PTQ of the whole model with only this layer's ops left in float "
             "(tf.lite QuantizationDebugger, denylisted_nodes); reference: the fully int8 model"
         )
-        reference, accuracies, float_accuracy, int8_bytes, sizes = _int8_sensitivity(ctx, model, layers, x, y, representative_samples)
+        reference, accuracies, float_accuracy, int8_bytes, sizes = _int8_sensitivity(
+            ctx, model, layers, x, y, representative_samples
+        )
         record["float_accuracy"] = float_accuracy
         record["int8_file_bytes"] = int8_bytes
         for (layer, kernels), accuracy, size in zip(layers, accuracies, sizes):
@@ -173,7 +186,9 @@ def _int8_sensitivity(ctx, model, layers, x, y, representative_samples):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=dataset, debug_options=tf.lite.experimental.QuantizationDebugOptions(fully_quantize=False)
+        converter=converter,
+        debug_dataset=dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(fully_quantize=False),
     )
 
     def accuracy(tflite: bytes) -> float:
@@ -285,8 +300,16 @@ def plot(record: dict[str, Any], path: Path) -> Path:
 
 
 def context_for(
-    baseline: Path, dataset: str, *, data_dir=None, model: str | None = None, preprocessing=None, seed: int = 0, unsafe: bool = False,
-    skip_bad: bool = False, fit: str | None = None,
+    baseline: Path,
+    dataset: str,
+    *,
+    data_dir=None,
+    model: str | None = None,
+    preprocessing=None,
+    seed: int = 0,
+    unsafe: bool = False,
+    skip_bad: bool = False,
+    fit: str | None = None,
 ) -> tuple[RecipeContext, list[str]]:
     """The RecipeContext ``dnncomp compress`` builds for ``baseline`` on ``dataset``, and its notes.
 
@@ -295,6 +318,15 @@ def context_for(
     """
     from ..contract import prepare_compression
 
-    setup = prepare_compression(baseline, dataset, model=model, preprocessing=preprocessing, fit=fit, data_dir=data_dir,
-                                skip_bad=skip_bad, seed=seed, unsafe=unsafe)
+    setup = prepare_compression(
+        baseline,
+        dataset,
+        model=model,
+        preprocessing=preprocessing,
+        fit=fit,
+        data_dir=data_dir,
+        skip_bad=skip_bad,
+        seed=seed,
+        unsafe=unsafe,
+    )
     return setup.context, setup.notes

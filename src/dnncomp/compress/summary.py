@@ -34,7 +34,11 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
             f"fine-tuning: {tuning.get('mode')} ({tuning.get('reason')}); {tuning.get('optimizer')}; "
             f"augmentation {'on' if tuning.get('augment') else 'off'}"
             + (f" ({tuning['augment_note']})" if tuning.get("augment_note") else "")
-            + (f"; distilled from the float baseline (alpha {distill['alpha']}, T {distill['temperature']})" if distill else "; no distillation")
+            + (
+                f"; distilled from the float baseline (alpha {distill['alpha']}, T {distill['temperature']})"
+                if distill
+                else "; no distillation"
+            )
             + f"; {tuning.get('wall_s', 0):.1f} s in all stages"
         )
     stages = [(name, info[name]) for name in STAGES if isinstance(info.get(name), dict)]
@@ -69,16 +73,22 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
         last = ", ".join(f"{key} {values[-1]:.4f}" for key, values in history.items() if values)
         lines.append(
             f"fine-tuned {training['epochs']} epoch(s): {training['steps']} steps of batch {training['batch_size']} "
-            f"on {training['examples']} images" + (f" in {training['wall_s']:.1f} s" if "wall_s" in training else "")
+            f"on {training['examples']} images"
+            + (f" in {training['wall_s']:.1f} s" if "wall_s" in training else "")
             + (f"; final {last}" if last else "")
         )
     if "pruned_layers" in stage:
         sparsity = stage.get("kernel_sparsity", {})
         rows = {n: _in_file(found, n) for n in stage["pruned_layers"]}
-        lines.append(f"pruned ({len(stage['pruned_layers'])}): " + _join(
-            f"{n} {rows[n]['zeros']:.1%}" if rows[n] and rows[n]["zeros"] is not None else f"{n} {sparsity.get(n, 0):.1%} (keras)"
-            for n in stage["pruned_layers"]
-        ))
+        lines.append(
+            f"pruned ({len(stage['pruned_layers'])}): "
+            + _join(
+                f"{n} {rows[n]['zeros']:.1%}"
+                if rows[n] and rows[n]["zeros"] is not None
+                else f"{n} {sparsity.get(n, 0):.1%} (keras)"
+                for n in stage["pruned_layers"]
+            )
+        )
         in_file = [row for row in rows.values() if row and row["zeros"] is not None]
         if found and len(in_file) == len(rows) and sum(row["size"] for row in in_file):
             overall = sum(row["zeros"] * row["size"] for row in in_file) / sum(row["size"] for row in in_file)
@@ -93,9 +103,10 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
     if "structured_layers" in stage:
         m, n = stage.get("m_by_n", [2, 4])
         violations = stage.get("m_by_n_violations", {})
-        lines.append(f"{m}:{n} structured ({len(stage['structured_layers'])}): " + _join(
-            f"{name} ({violations.get(name, '?')} groups break the pattern)" for name in stage["structured_layers"]
-        ))
+        lines.append(
+            f"{m}:{n} structured ({len(stage['structured_layers'])}): "
+            + _join(f"{name} ({violations.get(name, '?')} groups break the pattern)" for name in stage["structured_layers"])
+        )
         fallback = stage.get("unstructured_fallback_layers") or {}
         if fallback:
             lines.append("unstructured fallback: " + _join(f"{name} {s:.0%}" for name, s in fallback.items()))
@@ -107,14 +118,22 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
             row = _in_file(found, name)
             if row and row["unique"] is not None:
                 return f"{name} {row['unique']} values, at most {row['max_unique_per_channel']} in one output channel"
-            return f"{name} {unique.get(name, '?')} values" + (
-                f" (<= {per_channel[name]} per channel)" if per_channel and name in per_channel else "") + " (keras)"
+            return (
+                f"{name} {unique.get(name, '?')} values"
+                + (f" (<= {per_channel[name]} per channel)" if per_channel and name in per_channel else "")
+                + " (keras)"
+            )
 
-        lines.append(f"clustered ({len(stage['clustered_layers'])}): " + _join(clustered(name) for name in stage["clustered_layers"]))
+        lines.append(
+            f"clustered ({len(stage['clustered_layers'])}): " + _join(clustered(name) for name in stage["clustered_layers"])
+        )
         if "kernel_sparsity" in stage and "pruned_layers" not in stage:
             lines.append("sparsity kept: " + _join(f"{n} {s:.1%}" for n, s in stage["kernel_sparsity"].items()))
     if "quantized_layers" in stage:
-        lines.append(f"quantization-aware ({stage.get('scheme', 'default 8-bit')}), {len(stage['quantized_layers'])} layers: " + _join(stage["quantized_layers"]))
+        lines.append(
+            f"quantization-aware ({stage.get('scheme', 'default 8-bit')}), {len(stage['quantized_layers'])} layers: "
+            + _join(stage["quantized_layers"])
+        )
     left_alone = stage.get("layers_left_alone") or {}
     lines.append("left alone: " + (_join(f"{name} ({why})" for name, why in left_alone.items()) if left_alone else "none"))
     return lines
@@ -233,29 +252,34 @@ def compression_check(info: dict[str, Any], anatomy: dict[str, Any]) -> dict[str
             if _matches(file_layer, name):
                 meant.update(intention)
         # A nested model left alone as a whole covers the layers inside it ("backbone/conv2d").
-        reason = next((why for name, why in left_alone.items() if _matches(file_layer, name) or file_layer.startswith(name + "/")), None)
+        reason = next(
+            (why for name, why in left_alone.items() if _matches(file_layer, name) or file_layer.startswith(name + "/")), None
+        )
         if every and reason is None:
             meant.update(every)
         problems = [_problem(kind, meant, row) for kind in ("prune", "cluster", "quantize") if kind in meant]
         problems = [p for p in problems if p]
-        layers.append({
-            "layer": file_layer,
-            "ops": row["ops"],
-            "op_indices": row["op_indices"],
-            "weight_dtype": "/".join(row["weight_dtypes"]) or None,
-            "compute_dtype": "/".join(row["compute_dtypes"]) or None,
-            "size": row["size"],
-            "zeros": row["zeros"],
-            "unique": row["unique"],
-            "max_unique_per_channel": row["max_unique_per_channel"],
-            "sparse_format": row["sparse_format"],
-            "meant": meant,
-            **({"left_alone": reason} if reason else {}),
-            "holds": not problems,
-            "problems": problems,
-        })
+        layers.append(
+            {
+                "layer": file_layer,
+                "ops": row["ops"],
+                "op_indices": row["op_indices"],
+                "weight_dtype": "/".join(row["weight_dtypes"]) or None,
+                "compute_dtype": "/".join(row["compute_dtypes"]) or None,
+                "size": row["size"],
+                "zeros": row["zeros"],
+                "unique": row["unique"],
+                "max_unique_per_channel": row["max_unique_per_channel"],
+                "sparse_format": row["sparse_format"],
+                "meant": meant,
+                **({"left_alone": reason} if reason else {}),
+                "holds": not problems,
+                "problems": problems,
+            }
+        )
     missing = sorted(
-        name for name, intention in per_layer.items()
+        name
+        for name, intention in per_layer.items()
         if ("prune" in intention or "cluster" in intention) and not any(_matches(layer, name) for layer in table)
     )
     integer_only = every.get("quantize") in _INTEGER_COMPUTE
@@ -308,12 +332,19 @@ def check_lines(check: dict[str, Any]) -> list[str]:
         zeros = "-" if layer["zeros"] is None else f"{layer['zeros']:6.1%}"
         unique = "-" if layer["unique"] is None else str(layer["unique"])
         per_channel = "-" if layer["max_unique_per_channel"] is None else str(layer["max_unique_per_channel"])
-        meant = _meant_text(layer["meant"]) if layer["meant"] else ("left alone: " + layer["left_alone"] if layer.get("left_alone") else "unchanged")
-        verdict = "" if not layer["meant"] else ("  ok" if layer["holds"] else "  NOT IN THE FILE: " + "; ".join(layer["problems"]))
+        meant = (
+            _meant_text(layer["meant"])
+            if layer["meant"]
+            else ("left alone: " + layer["left_alone"] if layer.get("left_alone") else "unchanged")
+        )
+        verdict = (
+            "" if not layer["meant"] else ("  ok" if layer["holds"] else "  NOT IN THE FILE: " + "; ".join(layer["problems"]))
+        )
         lines.append(
             f"  {layer['layer']:<{width}}  {'+'.join(layer['ops']):<17} {layer['weight_dtype'] or '?':>7} weights, "
             f"{layer['compute_dtype'] or '?'} compute  zeros {zeros}  values {unique} / {per_channel}"
-            + ("  (sparse format)" if layer["sparse_format"] else "") + f"  meant: {meant}{verdict}"
+            + ("  (sparse format)" if layer["sparse_format"] else "")
+            + f"  meant: {meant}{verdict}"
         )
     for name in check["missing"]:
         lines.append(f"  {name}: meant to be compressed, but no kernel op of the file comes from it")
@@ -323,8 +354,11 @@ def check_lines(check: dict[str, Any]) -> list[str]:
     if check["integer_only"]:
         lines.append("ops still computing in float: " + _join(check["float_ops"]))
     failing = [layer["layer"] for layer in check["layers"] if not layer["holds"]] + check["missing"]
-    lines.append("check: the file holds what the recipe meant" if check["holds"] else
-                 f"check: DOES NOT HOLD for {len(failing)} layer(s): " + _join(failing))
+    lines.append(
+        "check: the file holds what the recipe meant"
+        if check["holds"]
+        else f"check: DOES NOT HOLD for {len(failing)} layer(s): " + _join(failing)
+    )
     return lines
 
 

@@ -57,8 +57,15 @@ def _short(text: str, n: int) -> str:
 class DecodedCache:
     """One cache entry: ``load()`` returns the arrays and info dict, or None on a miss."""
 
-    def __init__(self, kind: str, source: Path, image_size: tuple[int, int] | None, source_fingerprint: str,
-                 options: dict[str, Any] | None = None, directory: Path | None = None):
+    def __init__(
+        self,
+        kind: str,
+        source: Path,
+        image_size: tuple[int, int] | None,
+        source_fingerprint: str,
+        options: dict[str, Any] | None = None,
+        directory: Path | None = None,
+    ):
         source = Path(source).resolve()
         size_tag = f"{image_size[0]}x{image_size[1]}" if image_size else "native"
         key = json.dumps(

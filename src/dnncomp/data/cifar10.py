@@ -30,7 +30,9 @@ META = "batches.meta"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 RESOURCE = Resource(
-    ARCHIVE, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "md5",
+    ARCHIVE,
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "md5",
     "c58f30108f718f92721af3b95e74349a",  # as listed by torchvision
 )
 
@@ -124,7 +126,12 @@ def read(source: Path, image_size=None, skip_bad: bool = False, progress=None) -
     x_train, y_train = stack(TRAIN_BATCHES)
     x_test, y_test = stack(TEST_BATCHES)
     return Dataset(
-        name="cifar10", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=names,
+        name="cifar10",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=names,
         meta={"source": str(source), "format": "CIFAR-10 python batches" + (" (archive)" if source.is_file() else "")},
     )
 
@@ -137,7 +144,12 @@ SPEC = DatasetSpec(
     read=read,
     resources=(RESOURCE,),
     expected=Expected(
-        train=50000, test=10000, num_classes=10, channels=3, image_shape=(32, 32, 3),
-        train_per_class=(5000,) * 10, test_per_class=(1000,) * 10,
+        train=50000,
+        test=10000,
+        num_classes=10,
+        channels=3,
+        image_shape=(32, 32, 3),
+        train_per_class=(5000,) * 10,
+        test_per_class=(1000,) * 10,
     ),
 )

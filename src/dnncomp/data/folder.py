@@ -77,8 +77,15 @@ def _stratified_split(per_class: dict[str, list[Path]], test_fraction: float, se
     return train, test
 
 
-def read_folder(root: str | Path, image_size=None, skip_bad: bool = False, progress=None,
-                test_fraction: float = 0.2, seed: int = 0, executor: str = "process") -> Dataset:
+def read_folder(
+    root: str | Path,
+    image_size=None,
+    skip_bad: bool = False,
+    progress=None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    executor: str = "process",
+) -> Dataset:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: not a directory; expected an image-folder tree <root>/<class>/*.png")
@@ -89,8 +96,11 @@ def read_folder(root: str | Path, image_size=None, skip_bad: bool = False, progr
     if has_splits:
         for entry in sorted(root.iterdir()):  # beside train/ and test/: a README, a .DS_Store, a val/ folder
             if entry.name not in ("train", "test"):
-                kind = (skipped_dir_kind(entry) or "folders beside train/ and test/ (not read)") if entry.is_dir() else (
-                    not_an_image(entry) or "images outside class folders (not read)")
+                kind = (
+                    (skipped_dir_kind(entry) or "folders beside train/ and test/ (not read)")
+                    if entry.is_dir()
+                    else (not_an_image(entry) or "images outside class folders (not read)")
+                )
                 count_ignored(ignored, kind, entry)
         train, test = _class_images(root / "train", ignored), _class_images(root / "test", ignored)
         unknown = sorted(set(test) - set(train))
@@ -108,9 +118,17 @@ def read_folder(root: str | Path, image_size=None, skip_bad: bool = False, progr
 
     options = {"split": split_note}
     dataset = load_image_splits(
-        kind="folder", root=root, splits={"train": entries(train), "test": entries(test)}, class_names=class_names,
-        image_size=image_size, skip_bad=skip_bad, grey=True, progress=progress, options=options,
-        meta={"format": "image folders", "split": split_note, "ignored": ignored}, executor=executor,
+        kind="folder",
+        root=root,
+        splits={"train": entries(train), "test": entries(test)},
+        class_names=class_names,
+        image_size=image_size,
+        skip_bad=skip_bad,
+        grey=True,
+        progress=progress,
+        options=options,
+        meta={"format": "image folders", "split": split_note, "ignored": ignored},
+        executor=executor,
     )
     dataset.name = f"folder:{root}"
     return dataset

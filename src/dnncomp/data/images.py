@@ -63,7 +63,8 @@ IMAGE_EXTENSIONS = _openable_extensions()
 # Which plugin to try first for an extension: with every plugin loaded, Image.open would otherwise
 # try them in registration order (five failed attempts before PPM: twice the decode time of GTSRB).
 _FORMAT_BY_EXTENSION = {
-    ext.lower(): ("JPEG" if fmt == "MPO" else fmt) for ext, fmt in Image.registered_extensions().items()
+    ext.lower(): ("JPEG" if fmt == "MPO" else fmt)
+    for ext, fmt in Image.registered_extensions().items()
     if ext.lower() in IMAGE_EXTENSIONS
 }
 # Image.resize((w, h)) with no filter argument, as the study did: bicubic for RGB and L images.
@@ -317,7 +318,8 @@ def _decode_all(paths, size, grey, workers, executor, progress, description) -> 
             n = len(chunks)
             results = (
                 map(_unpack, pool.map(_decode_chunk_packed, chunks, [size] * n, [grey] * n))
-                if executor == "process" else pool.map(_decode_chunk, chunks, [size] * n, [grey] * n)
+                if executor == "process"
+                else pool.map(_decode_chunk, chunks, [size] * n, [grey] * n)
             )
         try:
             for chunk_paths, (chunk_arrays, chunk_failures, chunk_events) in zip(chunks, results):

@@ -51,8 +51,11 @@ def load_image_splits(
     """
     entries = [e for split in SPLITS for e in splits[split]]
     stats = stat_files([e.path for e in entries] + [str(p) for p in annotation_files])
-    missing = [(e.path, "listed in {} row {}, does not exist".format(*e.listed_in) if e.listed_in else "does not exist")
-               for e, (_, size, _) in zip(entries, stats) if size == MISSING]
+    missing = [
+        (e.path, "listed in {} row {}, does not exist".format(*e.listed_in) if e.listed_in else "does not exist")
+        for e, (_, size, _) in zip(entries, stats)
+        if size == MISSING
+    ]
     if missing and not skip_bad:
         check_failures(DecodedImages([], missing), skip_bad=False)
 

@@ -39,8 +39,15 @@ class DatasetStatus:
         return [c for c in self.checks if not c.ok]
 
 
-def survey(names: Sequence[str] = DATASETS, data_dir=None, verify: bool = False, skip_bad: bool = False,
-           download: bool = False, progress: bool | None = None, announce=None) -> list[DatasetStatus]:
+def survey(
+    names: Sequence[str] = DATASETS,
+    data_dir=None,
+    verify: bool = False,
+    skip_bad: bool = False,
+    download: bool = False,
+    progress: bool | None = None,
+    announce=None,
+) -> list[DatasetStatus]:
     """Load each dataset (without downloading unless ``download``) and describe it.
 
     ``announce(name)`` is called before each load, so a caller can say what it is doing.
@@ -59,14 +66,25 @@ def survey(names: Sequence[str] = DATASETS, data_dir=None, verify: bool = False,
             continue
         meta = dataset.meta
         status = DatasetStatus(
-            name, "ok", source=str(meta.get("source", "")), found_in=str(meta.get("found_in", "")),
-            train=len(dataset.y_train), test=len(dataset.y_test), classes=dataset.num_classes,
-            image_shape=tuple(dataset.x_train.shape[1:]), load_seconds=meta.get("load_seconds"),
-            from_cache=meta.get("from_cache"), skipped=list(meta.get("skipped", [])), notes=list(meta.get("notes", [])),
-            ignored=dict(meta.get("ignored") or {}), decode=meta.get("decode"),
+            name,
+            "ok",
+            source=str(meta.get("source", "")),
+            found_in=str(meta.get("found_in", "")),
+            train=len(dataset.y_train),
+            test=len(dataset.y_test),
+            classes=dataset.num_classes,
+            image_shape=tuple(dataset.x_train.shape[1:]),
+            load_seconds=meta.get("load_seconds"),
+            from_cache=meta.get("from_cache"),
+            skipped=list(meta.get("skipped", [])),
+            notes=list(meta.get("notes", [])),
+            ignored=dict(meta.get("ignored") or {}),
+            decode=meta.get("decode"),
         )
         if verify:
-            status.checks = verify_folder(dataset) if folder_root(name) is not None else verify_dataset(dataset, get_spec(name).expected)
+            status.checks = (
+                verify_folder(dataset) if folder_root(name) is not None else verify_dataset(dataset, get_spec(name).expected)
+            )
         statuses.append(status)
     return statuses
 
@@ -91,11 +109,18 @@ def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, consol
             table.add_row("load", f"{s.load_seconds:.2f} s{cached}")
             if s.decode is not None:  # image files: say what a viewer shows that the raw pixels do not
                 n = s.decode.get("exif_orientation", 0)
-                table.add_row("orientation", f"{n} image(s) rotated/flipped upright by their EXIF orientation" if n
-                              else "no image carries an EXIF orientation")
+                table.add_row(
+                    "orientation",
+                    f"{n} image(s) rotated/flipped upright by their EXIF orientation"
+                    if n
+                    else "no image carries an EXIF orientation",
+                )
             if s.ignored:
-                table.add_row("not images", f"{sum(v['count'] for v in s.ignored.values())} skipped: " + "; ".join(
-                    f"{v['count']} {kind}" for kind, v in sorted(s.ignored.items(), key=lambda kv: -kv[1]["count"])))
+                table.add_row(
+                    "not images",
+                    f"{sum(v['count'] for v in s.ignored.values())} skipped: "
+                    + "; ".join(f"{v['count']} {kind}" for kind, v in sorted(s.ignored.items(), key=lambda kv: -kv[1]["count"])),
+                )
             if s.skipped:
                 table.add_row("unreadable", f"[red]{len(s.skipped)} image file(s) skipped (--skip-bad), listed below[/red]")
         elif s.state == "not found":
@@ -110,8 +135,11 @@ def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, consol
             elif not s.checks:
                 verdict = "no published numbers to check"
             else:
-                verdict = (f"[green]all {len(s.checks)} checks pass[/green]" if not failed
-                           else f"[red]{len(failed)} of {len(s.checks)} checks failed[/red]")
+                verdict = (
+                    f"[green]all {len(s.checks)} checks pass[/green]"
+                    if not failed
+                    else f"[red]{len(failed)} of {len(s.checks)} checks failed[/red]"
+                )
             table.add_row("verify", verdict)
         console.print(table)
         if verify and s.checks:

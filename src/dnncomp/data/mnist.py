@@ -87,7 +87,11 @@ SPEC = DatasetSpec(
     read=read,
     resources=(RESOURCE,),
     expected=Expected(
-        train=60000, test=10000, num_classes=10, channels=1, image_shape=(28, 28, 1),
+        train=60000,
+        test=10000,
+        num_classes=10,
+        channels=1,
+        image_shape=(28, 28, 1),
         train_per_class=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
         test_per_class=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
     ),

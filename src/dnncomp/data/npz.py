@@ -25,9 +25,12 @@ def write_test_npz(path: str | os.PathLike, x_test: np.ndarray, y_test: np.ndarr
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # a file object: np.savez would otherwise append ".npz" to the temp name
-            np.savez_compressed(handle, x_test=np.ascontiguousarray(x_test, dtype=np.uint8),
-                                y_test=np.asarray(y_test, dtype=np.int64),
-                                class_names=np.asarray([str(c) for c in class_names], dtype=str))
+            np.savez_compressed(
+                handle,
+                x_test=np.ascontiguousarray(x_test, dtype=np.uint8),
+                y_test=np.asarray(y_test, dtype=np.int64),
+                class_names=np.asarray([str(c) for c in class_names], dtype=str),
+            )
     return path
 
 
@@ -48,9 +51,18 @@ def read_test_npz(path: str | os.PathLike) -> Dataset:
     except (OSError, ValueError) as exc:  # ValueError: an object array (pickle) or not an npz at all
         raise DataError(f"{path}: not a readable npz test split ({exc})") from exc
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or len(x) != len(y):
-        raise DataError(f"{path}: x_test must be uint8 N x H x W [x C] with one label per image, got {x.dtype} {x.shape}, {len(y)} labels")
+        raise DataError(
+            f"{path}: x_test must be uint8 N x H x W [x C] with one label per image, got {x.dtype} {x.shape}, {len(y)} labels"
+        )
     if x.ndim == 3:
         x = x[..., None]
     empty = np.zeros((0, *x.shape[1:]), dtype=np.uint8)
-    return Dataset(name=f"{NPZ_PREFIX}{path}", x_train=empty, y_train=np.zeros((0,), dtype=np.int64), x_test=x,
-                   y_test=y.astype(np.int64), class_names=names, meta={"source": str(path)})
+    return Dataset(
+        name=f"{NPZ_PREFIX}{path}",
+        x_train=empty,
+        y_train=np.zeros((0,), dtype=np.int64),
+        x_test=x,
+        y_test=y.astype(np.int64),
+        class_names=names,
+        meta={"source": str(path)},
+    )

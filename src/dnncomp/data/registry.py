@@ -25,7 +25,7 @@ FOLDER_PREFIX = "folder:"
 
 
 def normalize_name(name: str) -> str:
-    """"CIFAR-10", "cifar_10", "Cifar 10" -> "cifar10" (the one dataset-name normalisation); other names,
+    """ "CIFAR-10", "cifar_10", "Cifar 10" -> "cifar10" (the one dataset-name normalisation); other names,
     paths and folders too (``./mnist`` is a folder), are kept as given."""
     key = "".join(ch for ch in str(name).lower() if ch not in "-_ \t")
     return key if key in REGISTRY else name
@@ -47,7 +47,7 @@ def get_spec(name: str) -> DatasetSpec:
 def folder_root(name: str) -> Path | None:
     """The root of ``folder:<path>`` or of a name that is a path to a directory; else None."""
     if name.startswith(FOLDER_PREFIX):
-        return Path(name[len(FOLDER_PREFIX):]).expanduser()
+        return Path(name[len(FOLDER_PREFIX) :]).expanduser()
     if normalize_name(name) not in REGISTRY and (os.sep in name or Path(name).expanduser().is_dir()):
         return Path(name).expanduser()
     return None
@@ -135,7 +135,7 @@ def load_dataset(
     start = time.perf_counter()
     root = folder_root(name)
     if name.startswith(NPZ_PREFIX):  # a prepared test split (what `--on` sends to a device)
-        dataset = read_test_npz(name[len(NPZ_PREFIX):])
+        dataset = read_test_npz(name[len(NPZ_PREFIX) :])
         dataset.meta["found_in"] = "path"
         if size is not None and dataset.x_test.shape[1:3] != size:
             dataset.x_test = resize_images(dataset.x_test, size)

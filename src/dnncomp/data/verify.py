@@ -46,8 +46,13 @@ def verify_dataset(dataset: Dataset, expected: Expected) -> list[Check]:
     checks.append(Check("pixel dtype", dataset.x_train.dtype == np.uint8 == dataset.x_test.dtype, str(dataset.x_train.dtype)))
     for split, labels in (("train", dataset.y_train), ("test", dataset.y_test)):
         low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, -1)
-        checks.append(Check(f"{split} label range", labels.size > 0 and low >= 0 and high < e.num_classes,
-                            f"{low}..{high} (expected within 0..{e.num_classes - 1})"))
+        checks.append(
+            Check(
+                f"{split} label range",
+                labels.size > 0 and low >= 0 and high < e.num_classes,
+                f"{low}..{high} (expected within 0..{e.num_classes - 1})",
+            )
+        )
     for check in (
         _counts_check("train per class", dataset.y_train, e.num_classes, e.train_per_class),
         _counts_check("test per class", dataset.y_test, e.num_classes, e.test_per_class),
@@ -65,15 +70,21 @@ def verify_folder(dataset: Dataset) -> list[Check]:
     skipped = len(meta.get("skipped") or [])
     read = len(dataset.y_train) + len(dataset.y_test)
     checks = [
-        Check("images read", skipped == 0 and read > 0,
-              f"{read} read" + (f", {skipped} unreadable skipped (--skip-bad)" if skipped else ", none unreadable")),
+        Check(
+            "images read",
+            skipped == 0 and read > 0,
+            f"{read} read" + (f", {skipped} unreadable skipped (--skip-bad)" if skipped else ", none unreadable"),
+        ),
         Check("classes", n_classes >= 2, f"{n_classes} (expected at least 2)"),
     ]
     for split, labels in (("train", dataset.y_train), ("test", dataset.y_test)):
         counts = np.bincount(labels, minlength=n_classes)[:n_classes] if labels.size else np.zeros(n_classes, int)
         empty = [dataset.class_names[i] for i in np.flatnonzero(counts == 0)]
-        detail = (f"{int(counts.min())}..{int(counts.max())} images per class" if not empty
-                  else f"no {split} images for {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else ""))
+        detail = (
+            f"{int(counts.min())}..{int(counts.max())} images per class"
+            if not empty
+            else f"no {split} images for {', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else "")
+        )
         checks.append(Check(f"{split} images per class", not empty, detail))
     shape = tuple(dataset.x_train.shape[1:])
     checks.append(Check("image shape", shape == tuple(dataset.x_test.shape[1:]), f"{shape} in train and test"))

@@ -42,14 +42,31 @@ from .sections import _results_table, _run_section
 from .study import study_section
 
 __all__ = [
-    "MATPLOTLIB_HINT", "Block", "Bullets", "Heading", "Para", "Plot", "RunData", "Table", "VariantRow", "_results_table",
-    "_tensor_entries", "load_run", "pareto_front", "plot_accuracy_vs_training_time", "render_html", "render_markdown",
-    "training_time_points", "variant_rows", "write_report",
+    "MATPLOTLIB_HINT",
+    "Block",
+    "Bullets",
+    "Heading",
+    "Para",
+    "Plot",
+    "RunData",
+    "Table",
+    "VariantRow",
+    "_results_table",
+    "_tensor_entries",
+    "load_run",
+    "pareto_front",
+    "plot_accuracy_vs_training_time",
+    "render_html",
+    "render_markdown",
+    "training_time_points",
+    "variant_rows",
+    "write_report",
 ]
 
 
-def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None, *,
-                 figures: bool = True) -> dict[str, Any]:
+def write_report(
+    run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None, *, figures: bool = True
+) -> dict[str, Any]:
     """Write report.md, a self-contained report.html and the PNGs for one or more runs.
 
     ``run_dirs``: run directories (each with a results.json). ``figures=False`` writes the
@@ -73,21 +90,35 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str
     title = title or ("dnncomp report: " + ", ".join(run.label for run in runs))
     drawn: list[Path] | None = [] if figures else None
     generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    blocks: list[Block] = [Para(f"Generated {generated} by `dnncomp report` from {len(runs)} run(s). "
-                                "Every number below was measured by the run it comes from; a dash means it was not measured.")]
+    blocks: list[Block] = [
+        Para(
+            f"Generated {generated} by `dnncomp report` from {len(runs)} run(s). "
+            "Every number below was measured by the run it comes from; a dash means it was not measured."
+        )
+    ]
     comparison = study_section(runs, out_dir, drawn)
     if len(runs) > 1:
         blocks += comparison
-    path = plot_accuracy_vs_training_time(runs, out_dir / "accuracy-vs-training-time.png",
-                                          "Accuracy against training time") if figures else None
+    path = (
+        plot_accuracy_vs_training_time(runs, out_dir / "accuracy-vs-training-time.png", "Accuracy against training time")
+        if figures
+        else None
+    )
     if path:
         drawn.append(path)
         blocks.append(Heading(2, "Accuracy against training time"))
-        blocks.append(Plot(path, "accuracy against training time", (
-            "Validation accuracy after each epoch against the wall time since training started (history.json's "
-            "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
-            "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
-            "else the machine was running; see each run's provenance.")))
+        blocks.append(
+            Plot(
+                path,
+                "accuracy against training time",
+                (
+                    "Validation accuracy after each epoch against the wall time since training started (history.json's "
+                    "`elapsed_s`), and, where training ended (the manifest's baseline wall time, which adds loading and "
+                    "saving), the full-test-set accuracy of the float and int8 LiteRT models. Wall times depend on what "
+                    "else the machine was running; see each run's provenance."
+                ),
+            )
+        )
     blocks += models_section(runs, out_dir, drawn)
     for run in runs:
         blocks += _run_section(run, out_dir, drawn, level=2)

@@ -32,8 +32,12 @@ def _context(block: Block) -> dict[str, Any]:
         classes = [a + (" study" if i in block.shaded else "") for i, a in enumerate(block.alignment)]
         return {"kind": "table", "headers": block.headers, "rows": block.rows, "classes": classes}
     assert isinstance(block, Plot)
-    return {"kind": "plot", "alt": block.alt, "caption": block.caption,
-            "data": base64.b64encode(block.path.read_bytes()).decode("ascii")}
+    return {
+        "kind": "plot",
+        "alt": block.alt,
+        "caption": block.caption,
+        "data": base64.b64encode(block.path.read_bytes()).decode("ascii"),
+    }
 
 
 def render_html(title: str, blocks: list[Block]) -> str:
@@ -41,10 +45,14 @@ def render_html(title: str, blocks: list[Block]) -> str:
     try:
         import jinja2
     except ImportError as exc:
-        raise MissingDependencyError("the HTML report needs Jinja2: pip install 'dnncomp[report]' (or: pip install jinja2)") from exc
+        raise MissingDependencyError(
+            "the HTML report needs Jinja2: pip install 'dnncomp[report]' (or: pip install jinja2)"
+        ) from exc
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("dnncomp.report", "templates"), autoescape=True,
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        loader=jinja2.PackageLoader("dnncomp.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
     environment.filters["inline"] = _inline
     return environment.get_template(TEMPLATE).render(title=title, blocks=[_context(b) for b in blocks])

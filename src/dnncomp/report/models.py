@@ -27,16 +27,30 @@ def models_section(runs: list[RunData], out_dir: Path, figures: list[Path] | Non
         label = dataset_label(dataset)
         blocks += [Heading(2, f"{label}: the models side by side"), _models_table(group)]
         if figures is not None:
-            path = plot_models_accuracy_vs_size(group, out_dir / f"{re.sub(r'[^a-z0-9]+', '-', dataset.lower()).strip('-')}-models-accuracy-vs-size.png",
-                                                f"{label}: accuracy against size, every model")
+            path = plot_models_accuracy_vs_size(
+                group,
+                out_dir / f"{re.sub(r'[^a-z0-9]+', '-', dataset.lower()).strip('-')}-models-accuracy-vs-size.png",
+                f"{label}: accuracy against size, every model",
+            )
             if path:
                 figures.append(path)
-                blocks.append(Plot(path, "models: accuracy against size", (
-                    "Every LiteRT variant of every model, by colour: accuracy against the .tflite file size (what a "
-                    "microcontroller keeps in flash; log scale). Ringed: the Pareto front across the models.")))
+                blocks.append(
+                    Plot(
+                        path,
+                        "models: accuracy against size",
+                        (
+                            "Every LiteRT variant of every model, by colour: accuracy against the .tflite file size (what a "
+                            "microcontroller keeps in flash; log scale). Ringed: the Pareto front across the models."
+                        ),
+                    )
+                )
         if any(r.arena_kb is not None for run in group for r in variant_rows(run)):
-            blocks.append(Para("TFLM arena and flash from `dnncomp run --mcu` (TensorFlow Lite Micro's interpreter); "
-                               "a dash: not measured on TFLM (float variants are not for microcontrollers)."))
+            blocks.append(
+                Para(
+                    "TFLM arena and flash from `dnncomp run --mcu` (TensorFlow Lite Micro's interpreter); "
+                    "a dash: not measured on TFLM (float variants are not for microcontrollers)."
+                )
+            )
     return blocks
 
 
@@ -47,9 +61,18 @@ def _models_table(runs: list[RunData]) -> Table:
         for r in variant_rows(run):
             if not r.comparable:
                 continue
-            body.append([
-                run.model, f"`{r.name}`", format_value(r.params, "int"), format_number(None if r.macs is None else r.macs / 1e6, 1),
-                format_number(r.best_accuracy_pct), format_number(r.file_mb, 3), format_number(r.gzip_mb, 3),
-                format_value(r.p50_ms, "ms_short"), format_number(r.arena_kb, 1), format_number(r.flash_kb, 1),
-            ])
+            body.append(
+                [
+                    run.model,
+                    f"`{r.name}`",
+                    format_value(r.params, "int"),
+                    format_number(None if r.macs is None else r.macs / 1e6, 1),
+                    format_number(r.best_accuracy_pct),
+                    format_number(r.file_mb, 3),
+                    format_number(r.gzip_mb, 3),
+                    format_value(r.p50_ms, "ms_short"),
+                    format_number(r.arena_kb, 1),
+                    format_number(r.flash_kb, 1),
+                ]
+            )
     return Table(headers, body, align="ll" + "r" * (len(headers) - 2))

@@ -26,9 +26,7 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[in
     ]
     front = []
     for i, cost, value in valid:
-        dominated = any(
-            (c2 <= cost and v2 >= value) and (c2 < cost or v2 > value) for j, c2, v2 in valid if j != i
-        )
+        dominated = any((c2 <= cost and v2 >= value) and (c2 < cost or v2 > value) for j, c2, v2 in valid if j != i)
         if not dominated:
             front.append((cost, -value, i))
     return [i for _, _, i in sorted(front)]

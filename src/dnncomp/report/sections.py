@@ -19,8 +19,17 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
     the run (one column pair each, named by the device), then the study's published numbers where it has some."""
     first_n, full_n = first_n_of(rows), full_n_of(rows)
     headers = [
-        "variant", "runtime", f"acc. % (all {full_n or '?'})", f"acc. % (first {first_n}) [95% CI]",
-        "p50 ms", "p99 ms", "file MB", "gzip MB", "zeros %", "×float file", "×float gzip",
+        "variant",
+        "runtime",
+        f"acc. % (all {full_n or '?'})",
+        f"acc. % (first {first_n}) [95% CI]",
+        "p50 ms",
+        "p99 ms",
+        "file MB",
+        "gzip MB",
+        "zeros %",
+        "×float file",
+        "×float gzip",
     ]
     mcu = any(r.arena_kb is not None for r in rows)  # `run --mcu`: TFLite Micro's numbers per int8 variant
     if mcu:
@@ -36,22 +45,33 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
     for r in rows:
         study = study_row(run.dataset, r.name)
         cells = [
-            f"`{r.name}`", r.runtime + (" (.h5)" if not r.comparable else ""),
-            format_number(r.acc_full_pct), format_number(r.acc_first_n_pct) + ci_text(r.first_n_ci_pct),
-            format_value(r.p50_ms, "ms_short"), format_value(r.p99_ms, "ms_short"), format_number(r.file_mb, 3), format_number(r.gzip_mb, 3),
+            f"`{r.name}`",
+            r.runtime + (" (.h5)" if not r.comparable else ""),
+            format_number(r.acc_full_pct),
+            format_number(r.acc_first_n_pct) + ci_text(r.first_n_ci_pct),
+            format_value(r.p50_ms, "ms_short"),
+            format_value(r.p99_ms, "ms_short"),
+            format_number(r.file_mb, 3),
+            format_number(r.gzip_mb, 3),
             format_number(r.sparsity_pct, 1),
-            format_value(r.file_ratio, "times"), format_value(r.gzip_ratio, "times"),
+            format_value(r.file_ratio, "times"),
+            format_value(r.gzip_ratio, "times"),
         ]
         if mcu:
             cells += [format_number(r.arena_kb, 1), format_number(r.flash_kb, 1), format_number(r.tflm_agreement_pct)]
         for machine in others:
             there = machine.variants.get(r.name)
             row = variant_row(there) if there is not None else None
-            cells += [format_number(row.best_accuracy_pct) if row else MISSING,
-                      format_value(row.p50_ms, "ms_short") if row else MISSING]
+            cells += [
+                format_number(row.best_accuracy_pct) if row else MISSING,
+                format_value(row.p50_ms, "ms_short") if row else MISSING,
+            ]
         if with_study:
-            cells += [format_number(study.accuracy_pct) if study else MISSING, format_number(study.latency_ms) if study else MISSING,
-                      format_number(study.size_mb) if study else MISSING]
+            cells += [
+                format_number(study.accuracy_pct) if study else MISSING,
+                format_number(study.latency_ms) if study else MISSING,
+                format_number(study.size_mb) if study else MISSING,
+            ]
         body.append(cells)
     shaded = tuple(range(len(headers) - 3, len(headers))) if with_study else ()
     return Table(headers, body, align="ll" + "r" * (len(headers) - 2), shaded=shaded)
@@ -97,10 +117,12 @@ def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
     if not run.variant(FLOAT_VARIANT):
         notes.append("No `float` variant in this run, so no compression ratios.")
     if any(r.arena_kb is not None for r in rows):
-        notes.append("TFLM (`run --mcu`, TensorFlow Lite Micro's Python interpreter): arena = the smallest tensor arena "
-                     "that allocates and runs the model; flash = the model, its alignment and the C array's few bytes "
-                     "(kB = 1e3 bytes); top-1 = the share of test images on which TFLM and LiteRT give the same class. "
-                     "A dash: not measured there (float models are not for microcontrollers).")
+        notes.append(
+            "TFLM (`run --mcu`, TensorFlow Lite Micro's Python interpreter): arena = the smallest tensor arena "
+            "that allocates and runs the model; flash = the model, its alignment and the C array's few bytes "
+            "(kB = 1e3 bytes); top-1 = the share of test images on which TFLM and LiteRT give the same class. "
+            "A dash: not measured there (float models are not for microcontrollers)."
+        )
     others = other_machines(run)
     if others:
         host = next((m for m in run.results.machines() if m.is_host), None)
@@ -110,8 +132,9 @@ def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
             f"{_identity(host.environment if host else run.results.environment)}); "
             + "; ".join(f"“on {m.label}”: {_identity(m.environment)}, machine id `{m.machine_id}`" for m in others)
             + ". Accuracy there is the full test set where it was measured, else the first N; the same artifacts "
-              "(sha256 in each record), each machine's own runtime. Latencies compare between machines only as "
-              "measured, batch 1, at each machine's thread count.")
+            "(sha256 in each record), each machine's own runtime. Latencies compare between machines only as "
+            "measured, batch 1, at each machine's thread count."
+        )
     return notes
 
 
@@ -125,7 +148,7 @@ def _identity(env: Environment | None) -> str:
 
 
 def machine_text(env: dict[str, Any] | Environment | None) -> str:
-    """"workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1"; "" when unrecorded."""
+    """ "workstation, x86_64, AMD EPYC 7B13" / "jetson, aarch64, ..., L4T R32.7.1"; "" when unrecorded."""
     if isinstance(env, dict):
         env = Environment.from_json(env)
     return env.describe() if env else ""
@@ -135,8 +158,7 @@ def _provenance(run: RunData) -> list[Block]:
     manifest = run.manifest or {}
     env = (run.results.environment.to_json() if run.results.environment else None) or manifest.get("environment") or {}
     config = manifest.get("config") or {}
-    threads = config.get("threads") or next(
-        (r.threads for r in variant_rows(run) if r.comparable and r.threads), None)
+    threads = config.get("threads") or next((r.threads for r in variant_rows(run) if r.comparable and r.threads), None)
     facts = [
         ("command", f"`{manifest['command']}`" if manifest.get("command") else MISSING),
         ("dnncomp", manifest.get("dnncomp_version") or env.get("dnncomp") or MISSING),
@@ -146,15 +168,26 @@ def _provenance(run: RunData) -> list[Block]:
         ("run directory", f"`{_display_path(run.run_dir)}`"),
         ("machine", machine_text(env) or MISSING),
         ("platform", str(env.get("platform") or MISSING)),
-        ("CPU cores", str(env.get("cpu_count") or MISSING) + (
-            f" ({env['cpus_available']} available to the process)"
-            if env.get("cpus_available") and env.get("cpus_available") != env.get("cpu_count") else "")),
+        (
+            "CPU cores",
+            str(env.get("cpu_count") or MISSING)
+            + (
+                f" ({env['cpus_available']} available to the process)"
+                if env.get("cpus_available") and env.get("cpus_available") != env.get("cpu_count")
+                else ""
+            ),
+        ),
         ("python", str(env.get("python") or MISSING)),
     ]
     data = manifest.get("data") or {}
     if data:
-        facts.append(("data", f"train {data.get('train', '?')}, test {data.get('test', '?')} images, "
-                              f"{data.get('classes', '?')} classes; fingerprint `{data.get('fingerprint', '?')}`"))
+        facts.append(
+            (
+                "data",
+                f"train {data.get('train', '?')}, test {data.get('test', '?')} images, "
+                f"{data.get('classes', '?')} classes; fingerprint `{data.get('fingerprint', '?')}`",
+            )
+        )
     for key in ("epochs", "batch_size", "patience", "limit", "techniques", "eval_only"):
         if config.get(key) is not None:
             value = config[key]
@@ -168,10 +201,14 @@ def _provenance(run: RunData) -> list[Block]:
         stage_rows = []
         for name, entry in stages.items():
             outputs = entry.get("outputs") or {}
-            stage_rows.append([
-                f"`{name}`", format_number(num(entry.get("wall_s")), 1), str(entry.get("finished") or MISSING),
-                ", ".join(f"{f} `{h[:12]}`" for f, h in outputs.items()) or MISSING,
-            ])
+            stage_rows.append(
+                [
+                    f"`{name}`",
+                    format_number(num(entry.get("wall_s")), 1),
+                    str(entry.get("finished") or MISSING),
+                    ", ".join(f"{f} `{h[:12]}`" for f, h in outputs.items()) or MISSING,
+                ]
+            )
         blocks.append(Table(["stage", "wall s", "finished", "outputs (sha256, first 12)"], stage_rows, align="lrll"))
     if run.notes:
         blocks.append(Bullets([f"Note: {n}" for n in run.notes]))
@@ -214,25 +251,39 @@ def _run_section(run: RunData, out_dir: Path, figures: list[Path] | None, level:
         if not any(getattr(r, cost) is not None and r.best_accuracy_pct is not None for r in rows):
             blocks.append(Para(f"No variant has both accuracy and {what}: nothing to plot."))
         elif draw:
-            add(plot_accuracy_vs(rows, cost, fig(name), f"{run.label}: accuracy vs {what}"), f"accuracy vs {what}", (
-                f"Accuracy against {what}; up and left is better. Circled points, joined by the dashed staircase, "
-                "are the Pareto front among the LiteRT variants: no other variant is both smaller/faster and more "
-                "accurate. Vertical bars: 95% Wilson interval of the accuracy"
-                + ("; the latency spread is in the next plot." if cost == "p50_ms" else ".")
-                + (" The hollow square is the Keras .h5 baseline, not comparable and off the front."
-                   if any(not r.comparable for r in rows) else "")
-            ))
+            add(
+                plot_accuracy_vs(rows, cost, fig(name), f"{run.label}: accuracy vs {what}"),
+                f"accuracy vs {what}",
+                (
+                    f"Accuracy against {what}; up and left is better. Circled points, joined by the dashed staircase, "
+                    "are the Pareto front among the LiteRT variants: no other variant is both smaller/faster and more "
+                    "accurate. Vertical bars: 95% Wilson interval of the accuracy"
+                    + ("; the latency spread is in the next plot." if cost == "p50_ms" else ".")
+                    + (
+                        " The hollow square is the Keras .h5 baseline, not comparable and off the front."
+                        if any(not r.comparable for r in rows)
+                        else ""
+                    )
+                ),
+            )
     blocks.append(Heading(h, "Size on disk and after gzip"))
     if draw:
-        add(plot_sizes(rows, fig("sizes"), f"{run.label}: file and gzip size"), "file vs gzip size", (
-            "File size and `gzip -9` size per variant (log scale). Pruning and clustering leave the file as large as "
-            "float; zeros and repeated values only pay off once the file is compressed."))
+        add(
+            plot_sizes(rows, fig("sizes"), f"{run.label}: file and gzip size"),
+            "file vs gzip size",
+            (
+                "File size and `gzip -9` size per variant (log scale). Pruning and clustering leave the file as large as "
+                "float; zeros and repeated values only pay off once the file is compressed."
+            ),
+        )
     blocks.append(Heading(h, "Latency distribution"))
     if not any(r.p50_ms is not None for r in rows):
         blocks.append(Para("No latency measured."))
     elif draw:
-        caption = ("Per-image latency, one image at a time, from the recorded percentiles (dot p50, band p50–p99, "
-                   "diamond p90, line min–max).")
+        caption = (
+            "Per-image latency, one image at a time, from the recorded percentiles (dot p50, band p50–p99, "
+            "diamond p90, line min–max)."
+        )
         if any(not r.comparable for r in rows):
             caption += " The Keras row is `model.predict` on one image, mostly framework overhead."
         add(plot_latency(rows, fig("latency"), f"{run.label}: latency per image"), "latency distribution", caption)
@@ -246,24 +297,36 @@ def _run_section(run: RunData, out_dir: Path, figures: list[Path] | None, level:
                 layer_data[name] = details
     blocks.append(Heading(h, "Inside the pruned and clustered models"))
     if not any(k in layer_data for k in ("prune", "cluster")):
-        blocks.append(Para(
-            "No per-layer detail: the results hold no per-tensor anatomy and the pruned/clustered .tflite files "
-            "could not be inspected here (missing files or no `dnncomp.anatomy`)."))
+        blocks.append(
+            Para(
+                "No per-layer detail: the results hold no per-tensor anatomy and the pruned/clustered .tflite files "
+                "could not be inspected here (missing files or no `dnncomp.anatomy`)."
+            )
+        )
     elif draw:
-        add(plot_layers(layer_data, fig("layers"), f"{run.label}: per-layer sparsity and distinct values"),
-            "per-layer sparsity and unique weights", (
+        add(
+            plot_layers(layer_data, fig("layers"), f"{run.label}: per-layer sparsity and distinct values"),
+            "per-layer sparsity and unique weights",
+            (
                 "Per weight tensor (kernels; biases left out): the share of exact zeros, and how many distinct values "
                 "it holds (log scale). Pruning shows as zeros, clustering as a handful of distinct values per "
-                "tensor; both are what gzip exploits."))
+                "tensor; both are what gzip exploits."
+            ),
+        )
 
     blocks.append(Heading(h, "Training history"))
     if not run.history:
         blocks.append(Para("No history.json in this run (the baseline was not trained here, or its history was not kept)."))
     elif draw:
         epochs = max(len(v) for v in run.history.values())
-        add(plot_history(run.history, fig("history"), f"{run.label}: baseline training"), "training curves", (
-            f"Baseline training over {epochs} epoch(s): training and validation loss and accuracy. The dotted "
-            "line marks the epoch with the best validation accuracy (early stopping restores it)."))
+        add(
+            plot_history(run.history, fig("history"), f"{run.label}: baseline training"),
+            "training curves",
+            (
+                f"Baseline training over {epochs} epoch(s): training and validation loss and accuracy. The dotted "
+                "line marks the epoch with the best validation accuracy (early stopping restores it)."
+            ),
+        )
 
     blocks += [Heading(h, "Provenance"), *_provenance(run)]
     return blocks

@@ -44,8 +44,25 @@ LIMITS = {
     "peak_memory": ("max_peak_memory", "peak_memory_bytes"),
 }
 # Fields a resumed tune must share with the one that started the directory.
-IDENTITY = ("baseline", "dataset", "model", "objective", "max_drop", "max_gzip", "max_file", "max_p95_ms", "max_peak_memory",
-            "recipes", "seed", "validation", "train_images", "val_images", "input_range", "mean", "std")
+IDENTITY = (
+    "baseline",
+    "dataset",
+    "model",
+    "objective",
+    "max_drop",
+    "max_gzip",
+    "max_file",
+    "max_p95_ms",
+    "max_peak_memory",
+    "recipes",
+    "seed",
+    "validation",
+    "train_images",
+    "val_images",
+    "input_range",
+    "mean",
+    "std",
+)
 PRUNE_IMAGES = 1000  # validation images the per-epoch (Keras) check scores
 
 
@@ -198,7 +215,9 @@ class TrialRunner:
     every worker compares on the same reference.
     """
 
-    def __init__(self, config: TuneConfig, baseline_correct: np.ndarray | None = None, *, threads: int | None = None, verbose: int = 0):
+    def __init__(
+        self, config: TuneConfig, baseline_correct: np.ndarray | None = None, *, threads: int | None = None, verbose: int = 0
+    ):
         if threads:  # a Ray actor's share of the machine; before TensorFlow runs anything
             from ..keras_env import import_keras
 
@@ -212,14 +231,26 @@ class TrialRunner:
         self.config = config
         given = preprocessing_from_options(config.input_range, config.mean, config.std)
         full, self.notes = context_for(
-            Path(config.baseline), config.dataset, data_dir=config.data_dir, model=config.model, preprocessing=given,
-            seed=config.seed, unsafe=config.unsafe,
+            Path(config.baseline),
+            config.dataset,
+            data_dir=config.data_dir,
+            model=config.model,
+            preprocessing=given,
+            seed=config.seed,
+            unsafe=config.unsafe,
         )
         self.validation = config.validation or (full.spec.training or {}).get("validation") or "stratified:0.1"
         train, val = _tune_split(full.labels, self.validation, config.seed, config.train_images, config.val_images)
         self.ctx = RecipeContext(
-            baseline_path=full.baseline_path, spec=full.spec, x_train=full.x_train[train], y_train=full.y_train[train], seed=config.seed,
-            verbose=verbose, preprocessing=full.preprocessing, contract=full.contract, unsafe=config.unsafe,
+            baseline_path=full.baseline_path,
+            spec=full.spec,
+            x_train=full.x_train[train],
+            y_train=full.y_train[train],
+            seed=config.seed,
+            verbose=verbose,
+            preprocessing=full.preprocessing,
+            contract=full.contract,
+            unsafe=config.unsafe,
         )
         self.x_val = full.x_train[val]
         self.y_val = full.labels[val]
@@ -227,14 +258,21 @@ class TrialRunner:
 
     @property
     def split(self) -> dict[str, Any]:
-        return {"validation": self.validation, "fine_tuning_images": int(len(self.ctx.labels)), "validation_images": int(len(self.y_val))}
+        return {
+            "validation": self.validation,
+            "fine_tuning_images": int(len(self.ctx.labels)),
+            "validation_images": int(len(self.y_val)),
+        }
 
     def sidecar_fields(self, recipe: str) -> dict[str, Any]:
         contract = self.ctx.contract
         return {
-            "layout": contract.layout.kind, "input_shape": list(contract.input_shape),
+            "layout": contract.layout.kind,
+            "input_shape": list(contract.input_shape),
             "image_shape": [contract.layout.height, contract.layout.width, contract.channels],
-            "num_classes": contract.num_classes, "model": str(self.config.baseline), "recipe": recipe,
+            "num_classes": contract.num_classes,
+            "model": str(self.config.baseline),
+            "recipe": recipe,
         }
 
     def write_artifact(self, path: Path, tflite: bytes, recipe: str) -> Path:
@@ -274,7 +312,13 @@ class TrialRunner:
         start = time.perf_counter()
         check = self._epoch_check()
         self.ctx.fine_tune_callbacks = [check] if check is not None else []
-        outcome: dict[str, Any] = {"number": number, "recipe": recipe, "params": params, "host": os.uname().nodename, "pid": os.getpid()}
+        outcome: dict[str, Any] = {
+            "number": number,
+            "recipe": recipe,
+            "params": params,
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+        }
         try:
             result = apply_recipe(recipe, self.ctx, params)
             with tempfile.TemporaryDirectory(prefix="dnncomp-tune-") as tmp:
@@ -283,14 +327,25 @@ class TrialRunner:
         except TrialPruned as exc:
             return {**outcome, "state": "pruned", "reason": str(exc), "intermediate": _history(check), "wall_s": _since(start)}
         except Exception as exc:  # a recipe, converter or runtime failure is this trial's, never the study's
-            return {**outcome, "state": "failed", "error": _one_line(exc), "intermediate": _history(check), "wall_s": _since(start)}
+            return {
+                **outcome,
+                "state": "failed",
+                "error": _one_line(exc),
+                "intermediate": _history(check),
+                "wall_s": _since(start),
+            }
         finally:
             self.ctx.fine_tune_callbacks = []
             _clear_keras_session()
         metrics["fine_tune_s"] = (result.info.get("fine_tuning") or {}).get("wall_s")
         return {
-            **outcome, "state": "complete", "tflite": result.tflite, "metrics": metrics, "info": result.info,
-            "intermediate": _history(check), "wall_s": _since(start),
+            **outcome,
+            "state": "complete",
+            "tflite": result.tflite,
+            "metrics": metrics,
+            "info": result.info,
+            "intermediate": _history(check),
+            "wall_s": _since(start),
         }
 
     def _measure(self, path: Path) -> dict[str, Any]:
@@ -307,15 +362,20 @@ class TrialRunner:
             from ..bench import LatencyConfig, measure_latency
 
             latency = measure_latency(
-                path, self.x_val, LatencyConfig(threads=self.config.latency_threads, min_count=100, min_seconds=1.0, samples=64,
-                                                overhead_seconds=0.0),
+                path,
+                self.x_val,
+                LatencyConfig(
+                    threads=self.config.latency_threads, min_count=100, min_seconds=1.0, samples=64, overhead_seconds=0.0
+                ),
                 num_classes=self.ctx.contract.num_classes,
             )
             metrics.update(p50_ms=latency["p50_ms"], p95_ms=latency["p95_ms"], latency_threads=self.config.latency_threads)
         if self.config.max_peak_memory is not None:
             from ..bench import measure_memory
 
-            memory = measure_memory(path, self.x_val, threads=self.config.latency_threads, num_classes=self.ctx.contract.num_classes)
+            memory = measure_memory(
+                path, self.x_val, threads=self.config.latency_threads, num_classes=self.ctx.contract.num_classes
+            )
             metrics["peak_memory_bytes"] = memory["peak_added_bytes"]
         return metrics
 
@@ -349,8 +409,15 @@ class TrialRunner:
             def on_epoch_end(self, epoch, logs=None):
                 scores = self.model.predict(x, batch_size=256, verbose=0)
                 drop = paired_drop(reference, np.argmax(scores, axis=-1) == y)
-                self.history.append({"stage": self.stage, "epoch": epoch + 1, "accuracy": round(float(np.mean(np.argmax(scores, axis=-1) == y)), 5),
-                                     "drop_points": drop["drop_points"], "low_points": drop["low_points"]})
+                self.history.append(
+                    {
+                        "stage": self.stage,
+                        "epoch": epoch + 1,
+                        "accuracy": round(float(np.mean(np.argmax(scores, axis=-1) == y)), 5),
+                        "drop_points": drop["drop_points"],
+                        "low_points": drop["low_points"],
+                    }
+                )
                 last = epoch + 1 >= int((self.params or {}).get("epochs") or 0)
                 # Judged at the end of a stage only: mid-stage the pruning schedule may not have finished, nor the recovery.
                 if last and drop["low_points"] > limit:
@@ -407,7 +474,9 @@ def _optuna():
     try:
         import optuna
     except ImportError as exc:
-        raise MissingDependencyError("dnncomp tune needs Optuna (and Ray for --workers/--ray-address): pip install 'dnncomp[tune]'") from exc
+        raise MissingDependencyError(
+            "dnncomp tune needs Optuna (and Ray for --workers/--ray-address): pip install 'dnncomp[tune]'"
+        ) from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -433,8 +502,11 @@ def open_study(config: TuneConfig, *, create: bool = True):
     elif not create:
         raise TuneError(f"{config.out}: no tune.db; start a tune with `dnncomp tune BASELINE --dataset D --out {config.out}`")
     return optuna.create_study(
-        study_name=STUDY_NAME, storage=storage_url(config.out), directions=["maximize", "minimize"],
-        sampler=_sampler(optuna, config, done), load_if_exists=True,
+        study_name=STUDY_NAME,
+        storage=storage_url(config.out),
+        directions=["maximize", "minimize"],
+        sampler=_sampler(optuna, config, done),
+        load_if_exists=True,
     )
 
 
@@ -448,7 +520,9 @@ def load_config(out: Path) -> TuneConfig:
 
     path = Path(out) / "tune-config.json"
     if not path.is_file():
-        raise TuneError(f"{out}: not a tune directory (no tune-config.json); start one with `dnncomp tune BASELINE --dataset D --out {out}`")
+        raise TuneError(
+            f"{out}: not a tune directory (no tune-config.json); start one with `dnncomp tune BASELINE --dataset D --out {out}`"
+        )
     try:
         return TuneConfig(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
@@ -463,7 +537,9 @@ def _check_resume(config: TuneConfig) -> TuneConfig | None:
     changed = [name for name in IDENTITY if getattr(before, name) != getattr(config, name)]
     if changed:
         details = ", ".join(f"{name} {getattr(before, name)!r} -> {getattr(config, name)!r}" for name in changed)
-        raise TuneError(f"{out}: holds a tune with other settings ({details}); rerun with its settings to resume, or pass another --out")
+        raise TuneError(
+            f"{out}: holds a tune with other settings ({details}); rerun with its settings to resume, or pass another --out"
+        )
     return before
 
 
@@ -604,15 +680,24 @@ def _record(study, trial, outcome: dict[str, Any], config: TuneConfig, runner: T
     number = trial.number
     state = outcome["state"]
     record = {key: value for key, value in outcome.items() if key != "tflite"}
-    attrs: dict[str, Any] = {"wall_s": outcome.get("wall_s"), "intermediate": outcome.get("intermediate") or [], "host": outcome.get("host"),
-                             "node": outcome.get("node")}
+    attrs: dict[str, Any] = {
+        "wall_s": outcome.get("wall_s"),
+        "intermediate": outcome.get("intermediate") or [],
+        "host": outcome.get("host"),
+        "node": outcome.get("node"),
+    }
     if state == "complete":
         verdict = judge(outcome["metrics"], config)
         directory = out / "trials" / f"{number:04d}"
         artifact = runner.write_artifact(directory / f"{outcome['recipe']}.tflite", outcome["tflite"], outcome["recipe"])
         record.update(verdict=verdict, artifact=str(artifact.relative_to(out)))
         atomic_write_json(directory / "trial.json", record)
-        attrs.update(metrics=outcome["metrics"], constraints=verdict["constraints"], failing=verdict["failing"], artifact=record["artifact"])
+        attrs.update(
+            metrics=outcome["metrics"],
+            constraints=verdict["constraints"],
+            failing=verdict["failing"],
+            artifact=record["artifact"],
+        )
         _set(trial, attrs, config)
         study.tell(trial, [outcome["metrics"]["val_accuracy"], float(verdict["objective"])])
         say(_trial_line(number, outcome, verdict, config))
@@ -622,7 +707,9 @@ def _record(study, trial, outcome: dict[str, Any], config: TuneConfig, runner: T
     attrs["constraints"] = [1.0] * len(config.constraint_names())
     _set(trial, attrs, config)
     study.tell(trial, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
-    say(f"trial {number:>3} {outcome['recipe']:<16} {state.upper()}: {attrs.get('error') or attrs.get('reason')} ({outcome.get('wall_s', 0):.0f} s)")
+    say(
+        f"trial {number:>3} {outcome['recipe']:<16} {state.upper()}: {attrs.get('error') or attrs.get('reason')} ({outcome.get('wall_s', 0):.0f} s)"
+    )
 
 
 def _same_trial(study, recipe: str, params: dict[str, Any]):
@@ -632,7 +719,11 @@ def _same_trial(study, recipe: str, params: dict[str, Any]):
     from .space import params_from_optuna
 
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if "recipe" in frozen.params and params_from_optuna(frozen.params) == (recipe, params) and "duplicate_of" not in frozen.user_attrs:
+        if (
+            "recipe" in frozen.params
+            and params_from_optuna(frozen.params) == (recipe, params)
+            and "duplicate_of" not in frozen.user_attrs
+        ):
             return frozen
     return None
 
@@ -642,7 +733,9 @@ def _reuse(study, trial, earlier, config: TuneConfig, say) -> None:
     attrs.update(duplicate_of=earlier.number, wall_s=0.0, intermediate=[])
     _set(trial, attrs, config)
     study.tell(trial, list(earlier.values))
-    say(f"trial {trial.number:>3} {earlier.params['recipe']:<16} same parameters as trial {earlier.number}: its result counts again, nothing rerun")
+    say(
+        f"trial {trial.number:>3} {earlier.params['recipe']:<16} same parameters as trial {earlier.number}: its result counts again, nothing rerun"
+    )
 
 
 def _set(trial, attrs: dict[str, Any], config: TuneConfig) -> None:
@@ -686,7 +779,12 @@ class _RayPool:
         self.started = not ray.is_initialized()
         if self.started:
             env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}}
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False, "runtime_env": env}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.ERROR,
+                "log_to_driver": False,
+                "runtime_env": env,
+            }
             if config.ray_address:
                 ray.init(address=config.ray_address, **kwargs)
             else:
@@ -739,25 +837,27 @@ def trial_rows(study) -> list[dict[str, Any]]:
     for frozen in study.get_trials(deepcopy=False):
         attrs = frozen.user_attrs
         recipe, params = params_from_optuna(frozen.params) if "recipe" in frozen.params else (None, {})
-        rows.append({
-            "number": frozen.number,
-            "state": "INTERRUPTED" if attrs.get("interrupted") else frozen.state.name,
-            "recipe": recipe,
-            "params": params,
-            "values": list(frozen.values) if frozen.values else None,
-            "metrics": attrs.get("metrics"),
-            "failing": attrs.get("failing"),
-            "constraints": attrs.get("constraints"),
-            "artifact": attrs.get("artifact"),
-            "error": attrs.get("error") or attrs.get("reason"),
-            "intermediate": attrs.get("intermediate"),
-            "resumes": attrs.get("resumes"),
-            "duplicate_of": attrs.get("duplicate_of"),
-            "node": attrs.get("node"),
-            "wall_s": attrs.get("wall_s"),
-            "started": frozen.datetime_start.isoformat() if frozen.datetime_start else None,
-            "finished": frozen.datetime_complete.isoformat() if frozen.datetime_complete else None,
-        })
+        rows.append(
+            {
+                "number": frozen.number,
+                "state": "INTERRUPTED" if attrs.get("interrupted") else frozen.state.name,
+                "recipe": recipe,
+                "params": params,
+                "values": list(frozen.values) if frozen.values else None,
+                "metrics": attrs.get("metrics"),
+                "failing": attrs.get("failing"),
+                "constraints": attrs.get("constraints"),
+                "artifact": attrs.get("artifact"),
+                "error": attrs.get("error") or attrs.get("reason"),
+                "intermediate": attrs.get("intermediate"),
+                "resumes": attrs.get("resumes"),
+                "duplicate_of": attrs.get("duplicate_of"),
+                "node": attrs.get("node"),
+                "wall_s": attrs.get("wall_s"),
+                "started": frozen.datetime_start.isoformat() if frozen.datetime_start else None,
+                "finished": frozen.datetime_complete.isoformat() if frozen.datetime_complete else None,
+            }
+        )
     return rows
 
 
@@ -768,7 +868,9 @@ def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in feasible:
         accuracy, objective = row["values"]
         dominated = any(
-            o["values"][0] >= accuracy and o["values"][1] <= objective and (o["values"][0] > accuracy or o["values"][1] < objective)
+            o["values"][0] >= accuracy
+            and o["values"][1] <= objective
+            and (o["values"][0] > accuracy or o["values"][1] < objective)
             for o in feasible
         )
         if not dominated:
@@ -787,8 +889,12 @@ def binding_budget(rows: list[dict[str, Any]], chosen: dict[str, Any] | None) ->
     if not counts:
         return {"budget": None, "trials": 0, "text": "none: no complete trial with a lower objective failed a budget"}
     name = max(counts, key=lambda k: (counts[k], k == "drop"))
-    return {"budget": name, "trials": counts[name], "counts": counts,
-            "text": f"{name}: {counts[name]} of {len(better)} trial(s) with a lower objective than the chosen one fail it"}
+    return {
+        "budget": name,
+        "trials": counts[name],
+        "counts": counts,
+        "text": f"{name}: {counts[name]} of {len(better)} trial(s) with a lower objective than the chosen one fail it",
+    }
 
 
 def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> TuneOutcome:
@@ -824,16 +930,24 @@ def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> T
         # The test set, once: the float baseline and the Pareto set only; selection never saw it.
         test = load_for_model(config.dataset, out / "float.tflite", Path(config.data_dir) if config.data_dir else None)
         num_classes = runner.ctx.contract.num_classes
-        baseline_test = evaluate_accuracy(out / "float.tflite", test.x_test, test.y_test, first_n=None, num_classes=num_classes)["full"]
+        baseline_test = evaluate_accuracy(out / "float.tflite", test.x_test, test.y_test, first_n=None, num_classes=num_classes)[
+            "full"
+        ]
         summary["test"] = {
-            "images": int(len(test.y_test)), "baseline_accuracy": baseline_test,
+            "images": int(len(test.y_test)),
+            "baseline_accuracy": baseline_test,
             "note": f"the test set was read once, after the search, for the float baseline and the {len(front)} Pareto variant(s) only; "
-                    "selection used the validation split",
+            "selection used the validation split",
             "pareto": {},
         }
         for row in front:
-            accuracy = evaluate_accuracy(out / row["artifact"], test.x_test, test.y_test, first_n=None, num_classes=num_classes)["full"]
-            summary["test"]["pareto"][str(row["number"])] = {"accuracy": accuracy, "change_points": round(100 * (accuracy - baseline_test), 3)}
+            accuracy = evaluate_accuracy(out / row["artifact"], test.x_test, test.y_test, first_n=None, num_classes=num_classes)[
+                "full"
+            ]
+            summary["test"]["pareto"][str(row["number"])] = {
+                "accuracy": accuracy,
+                "change_points": round(100 * (accuracy - baseline_test), 3),
+            }
         best = out / "best.tflite"
         shutil.copyfile(out / chosen["artifact"], str(best) + ".tmp")
         os.replace(str(best) + ".tmp", best)
@@ -841,8 +955,14 @@ def _finish(study, config: TuneConfig, runner: TrialRunner, out: Path, say) -> T
         if source_sidecar.is_file():
             shutil.copyfile(source_sidecar, str(sidecar_path(best)) + ".tmp")
             os.replace(str(sidecar_path(best)) + ".tmp", sidecar_path(best))
-        summary["chosen"] = {"trial": chosen["number"], "recipe": chosen["recipe"], "params": chosen["params"], "artifact": chosen["artifact"],
-                             "copied_to": "best.tflite", "rule": f"smallest {config.objective} among the feasible trials (validation)"}
+        summary["chosen"] = {
+            "trial": chosen["number"],
+            "recipe": chosen["recipe"],
+            "params": chosen["params"],
+            "artifact": chosen["artifact"],
+            "copied_to": "best.tflite",
+            "rule": f"smallest {config.objective} among the feasible trials (validation)",
+        }
         exit_code = 0
     else:
         summary["infeasible"] = _best_so_far(rows, config)
@@ -868,14 +988,22 @@ def _best_so_far(rows: list[dict[str, Any]], config: TuneConfig) -> dict[str, An
 
     def excess(row):
         limits = [config.max_drop if n == "drop" else getattr(config, LIMITS[n][0]) for n in names]
-        relative = [max(0.0, c) / max(abs(limit), 1e-9) if n != "drop" else max(0.0, c) for c, n, limit in zip(row["constraints"], names, limits)]
+        relative = [
+            max(0.0, c) / max(abs(limit), 1e-9) if n != "drop" else max(0.0, c)
+            for c, n, limit in zip(row["constraints"], names, limits)
+        ]
         return (len(row["failing"]), sum(relative))
 
     best = min(complete, key=excess)
     over = {n: round(c, 4) for n, c in zip(names, best["constraints"]) if c > 0}
     return {
-        "trial": best["number"], "recipe": best["recipe"], "artifact": best["artifact"], "failing": best["failing"], "excess": over,
-        "text": f"trial {best['number']} ({best['recipe']}) comes closest; it fails " + ", ".join(f"{n} by {v:g}" for n, v in over.items()),
+        "trial": best["number"],
+        "recipe": best["recipe"],
+        "artifact": best["artifact"],
+        "failing": best["failing"],
+        "excess": over,
+        "text": f"trial {best['number']} ({best['recipe']}) comes closest; it fails "
+        + ", ".join(f"{n} by {v:g}" for n, v in over.items()),
     }
 
 

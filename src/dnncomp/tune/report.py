@@ -37,11 +37,17 @@ def pareto_rows(summary: dict[str, Any]) -> list[list[str]]:
         drop = metrics["drop"]
         scored = (test.get("pareto") or {}).get(str(number)) or {}
         chosen = (summary.get("chosen") or {}).get("trial") == number
-        rows.append([
-            f"{number}{'*' if chosen else ''}", row["recipe"], f"{100 * metrics['val_accuracy']:.2f}",
-            f"{drop['drop_points']:+.2f} ≤{drop['high_points']:+.2f}", _objective(row, objective),
-            f"{100 * scored['accuracy']:.2f}" if scored else "", f"{scored['change_points']:+.2f}" if scored else "",
-        ])
+        rows.append(
+            [
+                f"{number}{'*' if chosen else ''}",
+                row["recipe"],
+                f"{100 * metrics['val_accuracy']:.2f}",
+                f"{drop['drop_points']:+.2f} ≤{drop['high_points']:+.2f}",
+                _objective(row, objective),
+                f"{100 * scored['accuracy']:.2f}" if scored else "",
+                f"{scored['change_points']:+.2f}" if scored else "",
+            ]
+        )
     return rows
 
 
@@ -60,8 +66,12 @@ def print_outcome(summary: dict[str, Any], console=None) -> None:
     config = summary["config"]
     table = Table(title=f"Pareto set: validation accuracy vs {config['objective']} (* chosen)", title_justify="left")
     for header in PARETO_HEADERS:
-        table.add_column(header, justify="left" if header in ("trial", "recipe") else "right", no_wrap=header != "recipe",
-                         overflow="fold" if header == "recipe" else "ellipsis")
+        table.add_column(
+            header,
+            justify="left" if header in ("trial", "recipe") else "right",
+            no_wrap=header != "recipe",
+            overflow="fold" if header == "recipe" else "ellipsis",
+        )
     for row in pareto_rows(summary):
         table.add_row(*row)
     console.print(table, width=min(80, console.width or 80))
@@ -113,7 +123,10 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     ]
     budget = config.get("time_budget_s")
     used = status["elapsed_s"]
-    lines.append(f"time used: {used / 60:.1f} min" + (f" of {budget / 60:.3g} min ({100 * used / budget:.0f} %)" if budget else " (no time budget)"))
+    lines.append(
+        f"time used: {used / 60:.1f} min"
+        + (f" of {budget / 60:.3g} min ({100 * used / budget:.0f} %)" if budget else " (no time budget)")
+    )
     best = status.get("best")
     if best:
         metrics = best["metrics"]
@@ -133,7 +146,9 @@ def status_lines(status: dict[str, Any]) -> list[str]:
 def load_summary(tune_dir: Path) -> dict[str, Any]:
     path = Path(tune_dir) / "tune.json"
     if not path.is_file():
-        raise TuneError(f"{path}: not found; the tune has not finished a session yet (`dnncomp tune --status {tune_dir}` shows progress)")
+        raise TuneError(
+            f"{path}: not found; the tune has not finished a session yet (`dnncomp tune --status {tune_dir}` shows progress)"
+        )
     try:
         return json.loads(path.read_text())
     except ValueError as exc:
@@ -149,7 +164,11 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
         "",
         f"Objective: minimise **{config['objective']}** with validation accuracy at most **{config['max_drop']:g} points** below the "
         f"float baseline ({100 * summary['baseline_val_accuracy']:.2f} % on the validation split)"
-        + "".join(f", {name} <= {config[name]}" for name in ("max_gzip", "max_file", "max_p95_ms", "max_peak_memory") if config.get(name))
+        + "".join(
+            f", {name} <= {config[name]}"
+            for name in ("max_gzip", "max_file", "max_p95_ms", "max_peak_memory")
+            if config.get(name)
+        )
         + ".",
         "",
         f"Selection: the validation split `{split['validation']}` of the training data ({split['validation_images']} images; recipes "
@@ -158,25 +177,39 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
     ]
     if summary.get("test"):
         lines += [f"Test set: {summary['test']['note']}.", ""]
-    lines += [f"Trials: {json.dumps({k: v for k, v in summary['counts'].items() if v})}; tune time {(summary.get('elapsed_s') or 0) / 60:.1f} min.", ""]
+    lines += [
+        f"Trials: {json.dumps({k: v for k, v in summary['counts'].items() if v})}; tune time {(summary.get('elapsed_s') or 0) / 60:.1f} min.",
+        "",
+    ]
     if summary.get("pareto"):
         lines += ["## Pareto set (* chosen)", "", "| " + " | ".join(PARETO_HEADERS) + " |", "|" + "---|" * len(PARETO_HEADERS)]
         lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in pareto_rows(summary)]
         chosen = summary["chosen"]
-        lines += ["", f"Chosen: trial {chosen['trial']} ({chosen['recipe']}), {chosen['rule']}; copied to `best.tflite`.",
-                  f"Binding budget: {summary['binding']['text']}.", ""]
+        lines += [
+            "",
+            f"Chosen: trial {chosen['trial']} ({chosen['recipe']}), {chosen['rule']}; copied to `best.tflite`.",
+            f"Binding budget: {summary['binding']['text']}.",
+            "",
+        ]
     else:
         lines += ["## No feasible variant", "", summary["infeasible"]["text"] + ".", ""]
     if plot_name:
         lines += [f"![Pareto: validation accuracy vs {config['objective']}]({plot_name})", ""]
-    lines += ["## Every trial", "", "| # | state | recipe | val % | objective | fails / error | parameters |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Every trial",
+        "",
+        "| # | state | recipe | val % | objective | fails / error | parameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in summary["trials"]:
         metrics = row.get("metrics") or {}
         val = f"{100 * metrics['val_accuracy']:.2f}" if metrics else ""
         why = ", ".join(row.get("failing") or []) or (row.get("error") or "")
         params = ", ".join(f"{k}={v}" for k, v in (row.get("params") or {}).items())
-        lines.append(f"| {row['number']} | {row['state']} | {row['recipe'] or ''} | {val} | {_objective(row, config['objective']) if metrics else ''} "
-                     f"| {why.replace('|', '/')} | {params} |")
+        lines.append(
+            f"| {row['number']} | {row['state']} | {row['recipe'] or ''} | {val} | {_objective(row, config['objective']) if metrics else ''} "
+            f"| {why.replace('|', '/')} | {params} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -193,11 +226,22 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for feasible, colour, label in ((True, "tab:blue", "feasible"), (False, "tab:grey", "fails a budget")):
         rows = [r for r in complete if (not r.get("failing")) == feasible]
-        axis.scatter([r["metrics"][metric] for r in rows], [100 * r["metrics"]["val_accuracy"] for r in rows], c=colour, label=label, s=22)
+        axis.scatter(
+            [r["metrics"][metric] for r in rows], [100 * r["metrics"]["val_accuracy"] for r in rows], c=colour, label=label, s=22
+        )
     front = [_trial(summary, n) for n in summary.get("pareto", [])]
     if front:
-        axis.plot([r["metrics"][metric] for r in front], [100 * r["metrics"]["val_accuracy"] for r in front], "-o", c="tab:red", label="Pareto", ms=4)
-    axis.axhline(100 * summary["baseline_val_accuracy"] - config["max_drop"], ls="--", c="black", lw=0.8, label="baseline - max drop")
+        axis.plot(
+            [r["metrics"][metric] for r in front],
+            [100 * r["metrics"]["val_accuracy"] for r in front],
+            "-o",
+            c="tab:red",
+            label="Pareto",
+            ms=4,
+        )
+    axis.axhline(
+        100 * summary["baseline_val_accuracy"] - config["max_drop"], ls="--", c="black", lw=0.8, label="baseline - max drop"
+    )
     axis.set_xlabel(f"{config['objective']} ({'bytes' if metric.endswith('bytes') else 'ms'})")
     axis.set_ylabel("validation accuracy (%)")
     axis.legend(fontsize=8)

@@ -34,7 +34,9 @@ def searched_params(recipe: Recipe) -> dict[str, Param]:
 
 def describe_space(recipes: list[Recipe]) -> dict[str, dict[str, str]]:
     """Per recipe, each searched parameter's range as text (for the tune config and the report)."""
-    return {recipe.name: {key: describe_search(param.search) for key, param in searched_params(recipe).items()} for recipe in recipes}
+    return {
+        recipe.name: {key: describe_search(param.search) for key, param in searched_params(recipe).items()} for recipe in recipes
+    }
 
 
 def suggest(trial, recipes: list[Recipe]) -> tuple[str, dict[str, Any]]:
@@ -48,7 +50,10 @@ def suggest(trial, recipes: list[Recipe]) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     for key, param in searched_params(recipe).items():
         search = param.search
-        if search.when is not None and params.get(search.when[0], recipe.params.get(search.when[0], Param(None)).default) != search.when[1]:
+        if (
+            search.when is not None
+            and params.get(search.when[0], recipe.params.get(search.when[0], Param(None)).default) != search.when[1]
+        ):
             continue
         label = f"{name}.{key}"
         if search.choices is not None:
@@ -65,4 +70,4 @@ def params_from_optuna(optuna_params: dict[str, Any]) -> tuple[str, dict[str, An
     """(recipe, recipe params) back from a trial's stored Optuna params."""
     name = optuna_params["recipe"]
     prefix = f"{name}."
-    return name, {key[len(prefix):]: value for key, value in optuna_params.items() if key.startswith(prefix)}
+    return name, {key[len(prefix) :]: value for key, value in optuna_params.items() if key.startswith(prefix)}

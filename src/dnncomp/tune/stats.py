@@ -29,7 +29,9 @@ def paired_drop(baseline_correct: np.ndarray, variant_correct: np.ndarray, z: fl
     base = np.asarray(baseline_correct, dtype=bool).reshape(-1)
     variant = np.asarray(variant_correct, dtype=bool).reshape(-1)
     if base.shape != variant.shape or base.size == 0:
-        raise ValueError(f"paired_drop: {base.size} baseline and {variant.size} variant results; need the same images, at least one")
+        raise ValueError(
+            f"paired_drop: {base.size} baseline and {variant.size} variant results; need the same images, at least one"
+        )
     n = int(base.size)
     baseline_only = int(np.sum(base & ~variant))
     variant_only = int(np.sum(~base & variant))

@@ -14,7 +14,16 @@ from .tradeoff import plot_accuracy_vs
 from .training import plot_accuracy_vs_training_time, plot_history, training_time_points
 
 __all__ = [
-    "LAYER_VARIANTS", "MATPLOTLIB_HINT", "layer_details", "matplotlib_parts", "plot_accuracy_vs",
-    "plot_accuracy_vs_training_time", "plot_history", "plot_latency", "plot_layers", "plot_sizes",
-    "plot_study_comparison", "training_time_points",
+    "LAYER_VARIANTS",
+    "MATPLOTLIB_HINT",
+    "layer_details",
+    "matplotlib_parts",
+    "plot_accuracy_vs",
+    "plot_accuracy_vs_training_time",
+    "plot_history",
+    "plot_latency",
+    "plot_layers",
+    "plot_sizes",
+    "plot_study_comparison",
+    "training_time_points",
 ]

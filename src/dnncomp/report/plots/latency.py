@@ -30,8 +30,16 @@ def plot_latency(rows: list[VariantRow], path: Path, title: str) -> Path | None:
             ax.plot([r.p90_ms], [y], "d", color=color, ms=6, mec="#333", mew=0.6, zorder=4)
         ax.plot([r.p50_ms], [y], "o", color=color, ms=7, mec="#111", mew=0.8, zorder=5)
         right = max(v for v in (r.max_ms, r.p99_ms, r.p50_ms) if v is not None)
-        ax.annotate(f"p50 {format_value(r.p50_ms, 'ms_short')} ms", (right, y), xytext=(6, 0), textcoords="offset points",
-                    ha="left", va="center", fontsize=FONT_SIZE - 1.5, color="#333")
+        ax.annotate(
+            f"p50 {format_value(r.p50_ms, 'ms_short')} ms",
+            (right, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=FONT_SIZE - 1.5,
+            color="#333",
+        )
     values = [v for r in rows for v in (r.min_ms, r.p50_ms, r.max_ms, r.p99_ms) if v]
     ax.margins(x=0.12)
     if values and max(values) / max(min(values), 1e-9) > 15:

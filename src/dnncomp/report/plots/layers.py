@@ -53,8 +53,16 @@ def _tensor_entries(anatomy: Any) -> list[dict[str, Any]] | None:
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label += f" ({seen[label]})"
-        rows.append({"label": label, "name": str(entry.get("name", "")), "elements": num(entry.get("size")),
-                     "sparsity": sparsity, "unique": unique, "shape": shape})
+        rows.append(
+            {
+                "label": label,
+                "name": str(entry.get("name", "")),
+                "elements": num(entry.get("size")),
+                "sparsity": sparsity,
+                "unique": unique,
+                "shape": shape,
+            }
+        )
     return _network_order(rows) or None
 
 
@@ -81,7 +89,9 @@ def _network_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     convs = [r for r in rows if isinstance(r["shape"], list) and len(r["shape"]) == 4]
     denses = [r for r in rows if isinstance(r["shape"], list) and len(r["shape"]) == 2]
     others = [r for r in rows if r not in convs and r not in denses]
-    return chain(convs, lambda r: (r["shape"][3], r["shape"][0])) + chain(denses, lambda r: (r["shape"][1], r["shape"][0])) + others
+    return (
+        chain(convs, lambda r: (r["shape"][3], r["shape"][0])) + chain(denses, lambda r: (r["shape"][1], r["shape"][0])) + others
+    )
 
 
 def layer_details(run: RunData, variant: Variant) -> list[dict[str, Any]] | None:
@@ -117,8 +127,10 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
     fig, axes = new_figure(max(8.2, 0.9 * len(layer_names) * 2 + 2.2), 3.8, ncols=2)
     colors = variant_colors(details)
     width = 0.8 / len(details)
-    for ax, key, ylabel in ((axes[0][0], "sparsity", "zero weights, %"),
-                            (axes[0][1], "unique", "distinct weight values (log scale)")):
+    for ax, key, ylabel in (
+        (axes[0][0], "sparsity", "zero weights, %"),
+        (axes[0][1], "unique", "distinct weight values (log scale)"),
+    ):
         for k, (variant, rows) in enumerate(details.items()):
             by_layer = {r["label"]: r for r in rows}
             xs, values = [], []
@@ -130,11 +142,17 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
             ax.bar(xs, values, width * 0.92, color=colors[variant], label=variant, edgecolor="#333", lw=0.5, zorder=3)
             for x, v in zip(xs, values):
                 text = f"{v:.0f}" if key == "sparsity" else (f"{v:.0f}" if v < 1e4 else f"{v / 1e3:.0f}k")
-                ax.annotate(text, (x, v), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                            fontsize=FONT_SIZE - 2.5)
+                ax.annotate(
+                    text, (x, v), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=FONT_SIZE - 2.5
+                )
         many = len(layer_names) > 5
-        ax.set_xticks(range(len(layer_names)), layer_names, rotation=30 if many else 0, ha="right" if many else "center",
-                      fontsize=FONT_SIZE - 1.5)
+        ax.set_xticks(
+            range(len(layer_names)),
+            layer_names,
+            rotation=30 if many else 0,
+            ha="right" if many else "center",
+            fontsize=FONT_SIZE - 1.5,
+        )
         ax.set_ylabel(ylabel)
         ax.set_xlabel("layer (kernel shape, in→out channels)")
         ax.grid(axis="x", visible=False)
@@ -147,4 +165,3 @@ def plot_layers(details: dict[str, list[dict[str, Any]]], path: Path, title: str
     fig.legend(handles, labels, loc="outside right upper", frameon=False, title="variant")
     fig.suptitle(title, x=0.02, ha="left", fontsize=FONT_SIZE + 1.5)
     return save_png(fig, path)
-

@@ -25,14 +25,28 @@ def plot_sizes(rows: list[VariantRow], path: Path, title: str) -> Path | None:
     ):
         values = [getattr(r, attr) for r in rows]
         bars = ax.bar(
-            [x + offset for x in xs], [v or 0 for v in values], width, label=label,
+            [x + offset for x in xs],
+            [v or 0 for v in values],
+            width,
+            label=label,
             color=[colors[r.name] for r in rows],
-            alpha=alpha, hatch=hatch, edgecolor="#333", linewidth=0.6, zorder=3,
+            alpha=alpha,
+            hatch=hatch,
+            edgecolor="#333",
+            linewidth=0.6,
+            zorder=3,
         )
         for bar, value in zip(bars, values):
             if value:
-                ax.annotate(f"{value:.2f}" if value < 10 else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value),
-                            xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=FONT_SIZE - 1.5)
+                ax.annotate(
+                    f"{value:.2f}" if value < 10 else f"{value:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=FONT_SIZE - 1.5,
+                )
     ax.set_yscale("log")
     ax.margins(y=0.15)
     plain_log_axis(ax.yaxis)
@@ -41,9 +55,13 @@ def plot_sizes(rows: list[VariantRow], path: Path, title: str) -> Path | None:
     ax.set_title(title, loc="left")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(facecolor="#999", edgecolor="#333", label="file on disk"),
-                       Patch(facecolor="#999", alpha=0.55, hatch="//", edgecolor="#333", label="after gzip -9")],
-              loc="upper right", framealpha=0.9)
+    ax.legend(
+        handles=[
+            Patch(facecolor="#999", edgecolor="#333", label="file on disk"),
+            Patch(facecolor="#999", alpha=0.55, hatch="//", edgecolor="#333", label="after gzip -9"),
+        ],
+        loc="upper right",
+        framealpha=0.9,
+    )
     ax.grid(axis="x", visible=False)
     return save_png(fig, path)
-

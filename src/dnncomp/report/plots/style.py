@@ -37,9 +37,7 @@ def matplotlib_parts():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure as MplFigure
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"reports need matplotlib, which the device install leaves out: {MATPLOTLIB_HINT}"
-        ) from exc
+        raise MissingDependencyError(f"reports need matplotlib, which the device install leaves out: {MATPLOTLIB_HINT}") from exc
     return matplotlib, MplFigure, FigureCanvasAgg
 
 
@@ -133,9 +131,17 @@ def plain_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
 
 
-def place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], colors: Sequence[str],
-                  bars: Sequence[tuple[float, float] | None] = (), ringed: Iterable[int] = (),
-                  lines: Sequence[tuple[tuple[float, float], tuple[float, float]]] = ()):
+def place_labels(
+    fig,
+    ax,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    bars: Sequence[tuple[float, float] | None] = (),
+    ringed: Iterable[int] = (),
+    lines: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
+):
     """Greedy label placement: try offsets around each point, keep the first that overlaps nothing.
 
     Overlap is checked in display space against labels already placed, every
@@ -187,8 +193,14 @@ def place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Sequ
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
             va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
             text = ax.annotate(
-                labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                fontsize=FONT_SIZE - 0.5, color="#222",
+                labels[i],
+                (xs[i], ys[i]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=FONT_SIZE - 0.5,
+                color="#222",
             )
             bb = text.get_window_extent(renderer)
             box = (bb.x0 - 2, bb.y0 - 1, bb.x1 + 2, bb.y1 + 1)
@@ -210,11 +222,14 @@ def place_labels(fig, ax, xs: Sequence[float], ys: Sequence[float], labels: Sequ
         if abs(dx) + abs(dy) > 30:
             text.remove()
             text = ax.annotate(
-                labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
+                labels[i],
+                (xs[i], ys[i]),
+                xytext=(dx, dy),
+                textcoords="offset points",
                 ha="left" if dx > 0 else "right" if dx < 0 else "center",
                 va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                fontsize=FONT_SIZE - 0.5, color="#222",
+                fontsize=FONT_SIZE - 0.5,
+                color="#222",
                 arrowprops={"arrowstyle": "-", "color": colors[i], "lw": 0.7, "shrinkA": 0, "shrinkB": 4},
             )
         placed.append(box)
-

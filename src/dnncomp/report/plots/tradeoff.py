@@ -24,9 +24,18 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
         ci = r.best_accuracy_ci_pct
         yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
         bar = ax.errorbar(
-            [x], [y], yerr=yerr, fmt="o" if r.comparable else "s", ms=7.5, color=colors[r.name],
-            mfc=colors[r.name] if r.comparable else "white", mew=1.5, ecolor=colors[r.name], elinewidth=1.0,
-            capsize=2.5, zorder=3,
+            [x],
+            [y],
+            yerr=yerr,
+            fmt="o" if r.comparable else "s",
+            ms=7.5,
+            color=colors[r.name],
+            mfc=colors[r.name] if r.comparable else "white",
+            mew=1.5,
+            ecolor=colors[r.name],
+            elinewidth=1.0,
+            capsize=2.5,
+            zorder=3,
         )
         for line in bar.lines[1] + bar.lines[2]:  # caps and bar: lighter than the point
             line.set_alpha(0.55)
@@ -57,14 +66,31 @@ def plot_accuracy_vs(rows: list[VariantRow], cost: str, path: Path, title: str) 
         Line2D([], [], marker="o", ls="--", color="#222", mfc="none", ms=12, lw=1.0, label="Pareto front (LiteRT)"),
     ]
     if any(not r.comparable for r in points):
-        handles.insert(1, Line2D([], [], marker="s", ls="none", color="#7f7f7f", mfc="white", mew=1.5, ms=7,
-                                 label="Keras .h5 baseline (not comparable)"))
+        handles.insert(
+            1,
+            Line2D(
+                [],
+                [],
+                marker="s",
+                ls="none",
+                color="#7f7f7f",
+                mfc="white",
+                mew=1.5,
+                ms=7,
+                label="Keras .h5 baseline (not comparable)",
+            ),
+        )
     handles.append(Line2D([], [], color="#555", lw=0.9, alpha=0.55, label="95% interval (accuracy)"))
     ax.legend(handles=handles, loc="best", framealpha=0.9)
     place_labels(
-        fig, ax, [getattr(r, cost) for r in points], [r.best_accuracy_pct for r in points],
-        [r.name for r in points], [colors[r.name] for r in points], [r.best_accuracy_ci_pct for r in points],
-        ringed=on_front, lines=staircase,
+        fig,
+        ax,
+        [getattr(r, cost) for r in points],
+        [r.best_accuracy_pct for r in points],
+        [r.name for r in points],
+        [colors[r.name] for r in points],
+        [r.best_accuracy_ci_pct for r in points],
+        ringed=on_front,
+        lines=staircase,
     )
     return save_png(fig, path)
-

@@ -43,7 +43,6 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
     return save_png(fig, path)
 
 
-
 def training_time_points(run: RunData) -> dict[str, Any] | None:
     """What one run says about accuracy against training time, or None when it says nothing.
 
@@ -55,8 +54,11 @@ def training_time_points(run: RunData) -> dict[str, Any] | None:
     history = run.history or {}
     curve = None
     if history.get("elapsed_s") and history.get("val_accuracy"):
-        curve = [(t / 60.0, 100.0 * a) for t, a in zip(history["elapsed_s"], history["val_accuracy"])
-                 if num(t) is not None and num(a) is not None]
+        curve = [
+            (t / 60.0, 100.0 * a)
+            for t, a in zip(history["elapsed_s"], history["val_accuracy"])
+            if num(t) is not None and num(a) is not None
+        ]
     wall_s = num(run.stage("baseline").get("wall_s"))
     rows = {r.name: r for r in variant_rows(run)}
     end = {}
@@ -81,8 +83,11 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
         return None
     fig, axes = new_figure(7.2, 3.9)
     ax = axes[0][0]
-    markers = {FLOAT_VARIANT: ("o", "float, test set"), "qat": ("D", "int8 (qat), test set"),
-               "ptq-int8": ("s", "int8 (ptq-int8), test set")}
+    markers = {
+        FLOAT_VARIANT: ("o", "float, test set"),
+        "qat": ("D", "int8 (qat), test set"),
+        "ptq-int8": ("s", "int8 (ptq-int8), test set"),
+    }
     palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#17becf", "#7f7f7f"] * 4)
     datasets = {normalize_dataset(run.dataset) for run, _ in points}
     low = 100.0
@@ -92,18 +97,24 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
         if p["curve"]:
             xs, ys = zip(*p["curve"])
             ax.plot(xs, ys, "-", color=color, lw=1.5, label=f"{label}: validation")
-            low = min(low, min(ys[len(ys) // 3:]))  # the early epochs would squash the interesting part
+            low = min(low, min(ys[len(ys) // 3 :]))  # the early epochs would squash the interesting part
         for i, (name, (x, y)) in enumerate(p["end"].items()):
             marker, _ = markers[name]
             named = not p["curve"] and i == 0  # a run without a curve still needs its colour in the legend
-            ax.plot([x], [y], marker, color=color, ms=6, mec="#222", mew=0.6,
-                    label=f"{label}: end of training" if named else None)
+            ax.plot(
+                [x], [y], marker, color=color, ms=6, mec="#222", mew=0.6, label=f"{label}: end of training" if named else None
+            )
             low = min(low, y)
     if len(datasets) == 1 and next(iter(datasets)) in STUDY_DATASETS:
         study = study_row(next(iter(datasets)), KERAS_BASELINE)
         if study is not None:  # the bar the improved models are meant to clear
-            ax.axhline(study.accuracy_pct, color=STUDY_COLOR, ls="--", lw=1.2,
-                       label=f"study, published ({study.accuracy_pct:.1f} %, first {STUDY_TEST_IMAGES} test images)")
+            ax.axhline(
+                study.accuracy_pct,
+                color=STUDY_COLOR,
+                ls="--",
+                lw=1.2,
+                label=f"study, published ({study.accuracy_pct:.1f} %, first {STUDY_TEST_IMAGES} test images)",
+            )
             low = min(low, study.accuracy_pct)
     for name, (marker, text) in markers.items():  # one legend entry per marker shape
         if any(name in p["end"] for _, p in points):
@@ -115,4 +126,3 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
     ax.legend(loc="lower right", frameon=False, fontsize=FONT_SIZE - 1.5)
     ax.set_title(title, loc="left")
     return save_png(fig, path)
-
