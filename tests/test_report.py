@@ -694,3 +694,19 @@ def test_missing_jinja2_says_how_to_install_and_writes_nothing(monkeypatch, tmp_
     with pytest.raises(MissingDependencyError, match="pip install"):
         write_report([make_run(tmp_path / "runs")], tmp_path / "out", figures=False)
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_a_tiny_model_run_on_its_first_500_is_labelled_as_such(tmp_path):
+    """The labels follow the run, not the study: its own first-N, its own model, no empty per-layer excuse."""
+    run_dir = make_run(tmp_path / "runs", "mnist", model="tiny-mnist", variants=["float", "qat"], anatomy=False, history=False)
+    results_path = run_dir / "results.json"
+    document = json.loads(results_path.read_text())
+    for variant in document["variants"]:
+        variant["accuracy"]["first_n_count"] = 500
+    results_path.write_text(json.dumps(document))
+    markdown = write_report([run_dir], tmp_path / "out", figures=False)["markdown"].read_text()
+    assert "our acc. % (first 500)" in markdown and "our acc. % (first 1000)" not in markdown
+    assert "the first 500 test images (the study used the first 1000)" in markdown
+    assert "`tiny-mnist` is not the study's architecture" in markdown
+    assert "trained anew with the study's settings" not in markdown
+    assert "no pruned or clustered variant" in markdown and "No per-layer detail" not in markdown

@@ -98,9 +98,11 @@ def _latency_caption(rows: list[VariantRow], run: RunData) -> str:
 
 
 def _run_notes(run: RunData, rows: list[VariantRow]) -> list[str]:
+    first_n = first_n_of(rows)
+    protocol = "the study's protocol" if first_n == STUDY_TEST_IMAGES else f"the study used the first {STUDY_TEST_IMAGES}"
     notes = [
-        f"Accuracy: whole test set, and the first {first_n_of(rows)} test images (the study's protocol) with a 95% "
-        "Wilson interval: on 1000 images a difference of about one point is within sampling error.",
+        f"Accuracy: whole test set, and the first {first_n} test images ({protocol}) with a 95% "
+        f"Wilson interval: on {STUDY_TEST_IMAGES} images a difference of about one point is within sampling error.",
         f"Latency: LiteRT, {_latency_caption(rows, run)}; p50/p99 are percentiles of the per-image wall time.",
         "Size: MB = 1e6 bytes; gzip is the file compressed with gzip at level 9. ×float = the float LiteRT model's size divided by "
         "this one's (higher is smaller). Pruned and clustered files are as large as float on disk; their gain "
@@ -191,7 +193,8 @@ def _provenance(run: RunData) -> list[Block]:
     for key in ("epochs", "batch_size", "patience", "limit", "techniques", "eval_only"):
         if config.get(key) is not None:
             value = config[key]
-            facts.append((f"config: {key}", ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
+            shown = "first_n" if key == "limit" else key  # the manifest's old key for --first-n
+            facts.append((f"config: {shown}", ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
     blocks: list[Block] = [Table(["what", "value"], [[k, v] for k, v in facts], align="ll")]
     packages = env.get("packages") or {}
     if packages:
@@ -296,7 +299,9 @@ def _run_section(run: RunData, out_dir: Path, figures: list[Path] | None, level:
             if details:
                 layer_data[name] = details
     blocks.append(Heading(h, "Inside the pruned and clustered models"))
-    if not any(k in layer_data for k in ("prune", "cluster")):
+    if not any(run.variant(name) is not None for name in ("prune", "cluster")):
+        blocks.append(Para("This run has no pruned or clustered variant (`--techniques`), so there is nothing to show here."))
+    elif not any(k in layer_data for k in ("prune", "cluster")):
         blocks.append(
             Para(
                 "No per-layer detail: the results hold no per-tensor anatomy and the pruned/clustered .tflite files "

@@ -9,7 +9,7 @@ from ..study import STUDY_DATASETS, STUDY_DEVICE, STUDY_TEST_IMAGES, dataset_lab
 from .document import Block, Bullets, Heading, Para, Plot, Table
 from .load import RunData
 from .plots import plot_study_comparison
-from .rows import ci_text, num, variant_rows
+from .rows import ci_text, first_n_of, num, variant_rows
 from .sections import machine_text
 
 
@@ -48,12 +48,14 @@ def study_section(runs: list[RunData], out_dir: Path, figures: list[Path] | None
 
 
 def _study_table(runs: list[RunData]) -> Table:
+    # Our first-N is the run's own (--first-n), which need not be the study's 1000.
+    first_n = first_n_of([row for run in runs for row in variant_rows(run)])
     headers = [
         "dataset",
         "study variant",
         "our variant",
         f"study acc. % ({STUDY_TEST_IMAGES})",
-        f"our acc. % (first {STUDY_TEST_IMAGES}) [95% CI]",
+        f"our acc. % (first {first_n}) [95% CI]",
         "our acc. % (full)",
         "study ms (Jetson mean)",
         "our ms p50 / mean",
@@ -158,12 +160,20 @@ def _differences(runs: list[RunData]) -> list[str]:
         "`dnncomp run --eval-only` on the device itself."
     )
     items.append(text)
+    not_study = sorted({run.model for run in runs if not run.model.startswith("study-")})
     text = (
         "**Our own training.** Our baselines are trained anew with the study's settings and a fixed seed, "
         "not loaded from the study's weights, so accuracies differ from the study's for that reason alone, "
         "before any compression; the compressed variants start from our baseline, as the study's started "
         "from its own. The study trained for up to 50 epochs with early stopping (patience 5)."
     )
+    if not_study:
+        # A run of another model (tiny, improved, the user's) is not the study's architecture or settings.
+        text = (
+            f"**Our own models.** {', '.join(f'`{m}`' for m in not_study)} "
+            f"{'is' if len(not_study) == 1 else 'are'} not the study's architecture or training settings, so "
+            "the comparison is between different models; the compressed variants start from our baseline."
+        )
     trained = []
     for run in runs:
         manifest = run.manifest or {}

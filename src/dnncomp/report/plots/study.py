@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 
 from ...results import FLOAT_VARIANT, KERAS_BASELINE
-from ...study import STUDY_DATASETS, dataset_label, normalize_dataset, study_row
+from ...study import STUDY_DATASETS, STUDY_TEST_IMAGES, dataset_label, normalize_dataset, study_row
 from ..load import RunData
-from ..rows import variant_rows
+from ..rows import first_n_of, variant_rows
 from .style import FONT_SIZE, STUDY_COLOR, new_figure, plain_log_axis, save_png, styled
 
 # ---- the combined study-vs-ours figure ----------------------------------------------------
@@ -28,8 +28,8 @@ def plot_study_comparison(runs: list[RunData], path: Path) -> Path | None:
     variants = [KERAS_BASELINE, FLOAT_VARIANT, "qat", "prune", "cluster"]
     series = {
         "acc": [
-            ("study (first 1000)", STUDY_COLOR, None),
-            ("ours, first 1000", "#4c72b0", None),
+            (f"study (first {STUDY_TEST_IMAGES})", STUDY_COLOR, None),
+            (f"ours, first {first_n_of([row for run in runs for row in variant_rows(run)])}", "#4c72b0", None),
             ("ours, full test set", "#55a868", None),
         ],
         "lat": [("study mean (Jetson Nano)", STUDY_COLOR, None), ("ours p50 (this machine)", "#4c72b0", None)],
