@@ -81,7 +81,7 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
         sparsity = stage.get("kernel_sparsity", {})
         rows = {n: _in_file(found, n) for n in stage["pruned_layers"]}
         lines.append(
-            f"pruned ({len(stage['pruned_layers'])}): "
+            f"pruned ({len(stage['pruned_layers'])} layers): "
             + _join(
                 f"{n} {rows[n]['zeros']:.1%}"
                 if rows[n] and rows[n]["zeros"] is not None
@@ -125,7 +125,8 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> lis
             )
 
         lines.append(
-            f"clustered ({len(stage['clustered_layers'])}): " + _join(clustered(name) for name in stage["clustered_layers"])
+            f"clustered ({len(stage['clustered_layers'])} layers): "
+            + _join(clustered(name) for name in stage["clustered_layers"])
         )
         if "kernel_sparsity" in stage and "pruned_layers" not in stage:
             lines.append("sparsity kept: " + _join(f"{n} {s:.1%}" for n, s in stage["kernel_sparsity"].items()))
