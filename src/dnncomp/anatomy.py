@@ -541,11 +541,18 @@ def anatomy_lines(anatomy: dict[str, Any]) -> list[str]:
     """A few human lines summarising an anatomy (for the CLI)."""
     size = anatomy["size"]
     lines = [
-        f"params {anatomy['params']:,}  MACs {anatomy['macs']:,}  ops {anatomy['ops']}  "
+        f"params {anatomy['params']:,}  MACs per image {anatomy['macs']:,}  ops {anatomy['ops']}  "
         f"peak activations {anatomy['peak_activation_bytes'] / 1024:.1f} KiB",
         "kernel ops by dtype: " + ", ".join(f"{k} {v}" for k, v in sorted(anatomy["kernel_ops_by_dtype"].items())),
         "all ops by dtype: " + ", ".join(f"{k} {v}" for k, v in sorted(anatomy["ops_by_dtype"].items())),
-        f"sparsity (kernels) {_fmt(anatomy['sparsity'])}  max unique values per kernel {anatomy['max_unique_per_kernel']}",
+        f"sparsity (kernels) {_fmt(anatomy['sparsity'])}  max unique values per kernel "
+        + (
+            str(anatomy["max_unique_per_kernel"])
+            if anatomy["max_unique_per_kernel"] is not None
+            else "not read (kernels in sparse format)"
+            if anatomy["sparse_tensors"]
+            else "not read"
+        ),
         f"size: file {size['file_bytes']:,} B  gzip {size['gzip_bytes']:,} B  zip {size['zip_bytes']:,} B",
     ]
     if anatomy["sparse_tensors"]:

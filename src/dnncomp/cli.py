@@ -851,7 +851,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
                     Column("op", 0, "left"),
                     Column("computes in", 0, "left"),
                     Column("output shape", 2, "left"),
-                    Column("MACs", 1),
+                    Column("MACs/image", 1),
                 ],
                 [
                     (

@@ -326,7 +326,7 @@ def print_bench(document: dict[str, Any], console=None, *, wide: bool = False) -
             Column("gzip MB", 0),
             Column("gzip / first", 1),
             Column("params", 5),
-            Column("MACs", 5),
+            Column("MACs/image", 5),
             Column("int8/float/hybrid kernel ops", 6),
             Column("sparsity", 4),
             Column("peak RSS MB", 2),
