@@ -75,7 +75,8 @@ def test_run_mcu_records_arena_flash_ops_and_agreement(tmp_path, capsys):
     assert main([*args[:-1], "0"]) == 0
     again = json.loads((run_dir / "manifest.json").read_text())["stages"]
     assert again["evaluate:ptq-int8-io"]["finished"] == manifest["evaluate:ptq-int8-io"]["finished"]
-    assert again["mcu:ptq-int8-io"]["finished"] != manifest["mcu:ptq-int8-io"]["finished"]
+    # (the TFLM stage ran again: its record now holds the whole test set; its timestamp has a one-second
+    # resolution, so a fast rerun can keep the same one)
     assert again["mcu:ptq-int8-io"]["record"]["equivalence"]["images"] == 64
 
 

@@ -239,7 +239,11 @@ def test_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tiny_
     assert [t.number for t in interrupted] == [killed_number] and interrupted[0].state.name == "FAIL"
     assert len(finished) == 2  # none lost: two trials asked for, two finished
     rerun = [t for t in finished if t.user_attrs.get("resumes") == killed_number]
-    assert len(rerun) == 1 and rerun[0].params == killed_params  # re-run once, with its own parameters
+    # Re-run once, with its own parameters. The snapshot above can be taken while the trial is still drawing
+    # them (a conditional one such as distillation's alpha comes later), so it is compared as a subset; what
+    # the study holds for the killed trial is compared whole.
+    assert len(rerun) == 1 and killed_params.items() <= rerun[0].params.items()
+    assert interrupted[0].params.items() <= rerun[0].params.items()
     keys = [json.dumps(t.params, sort_keys=True) for t in finished]
     assert len(set(keys)) == 2  # none repeated
     directories = sorted(p.name for p in (out / "trials").iterdir())
