@@ -132,7 +132,11 @@ def test_case12_fixed_batch_model_evaluates_and_times(case_inputs, real_data_dir
     reference = _reference_accuracy(d / "batch4.tflite", x / np.float32(255.0), y)  # fed 4 at a time, as make.py
     variant, out = _evaluate(capsys, tmp_path, d / "batch4.tflite", real_data_dir)
     assert abs(variant["accuracy"]["full"] - reference) <= 0.01 and variant["accuracy"]["batch"] == 4
-    assert 0.93 <= variant["accuracy"]["first_n"] <= 0.95  # make.py: 94 % fed 4 at a time
+    # make.py said 94 % fed 4 at a time; the case model is retrained with each build of its inputs (95.3 % in
+    # one), so the first-N figure is checked against the same file fed its first N images, 4 at a time.
+    n = variant["accuracy"]["first_n_count"]
+    first_reference = _reference_accuracy(d / "batch4.tflite", x[:n] / np.float32(255.0), y[:n])
+    assert 0.9 <= variant["accuracy"]["first_n"] and abs(variant["accuracy"]["first_n"] - first_reference) <= 0.005
     assert "batch fixed at 4: fed 4 images at a time" in out
 
     out_json = tmp_path / "lat.json"

@@ -533,7 +533,7 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     printed = capsys.readouterr().out
     assert code == 0 and loads == [("mnist", (28, 28))]
     assert out.read_bytes()[4:8] == b"TFL3" and sha256_file(baseline_path) == before
-    assert re.search(r"pruned \(4\): conv2d(_\d+)? 80\.0%", printed), printed
+    assert re.search(r"pruned \(4 layers\): conv2d(_\d+)? 80\.0%", printed), printed
     assert "left alone: none" in printed and "schedule completed" in printed
     assert "sparsity (kernels) 0.800" in printed
     record = json.loads(info_json.read_text())
