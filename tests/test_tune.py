@@ -189,7 +189,12 @@ def _args(baseline, data_dir, out, *extra):
 
 
 def _trials(out: Path):
-    study = optuna.load_study(study_name="dnncomp-tune", storage=f"sqlite:///{out / 'tune.db'}")
+    """The study's trials; [] while tune.db exists but the study is not created in it yet (a race
+    the kill test polls through: the file appears before Optuna writes the study record)."""
+    try:
+        study = optuna.load_study(study_name="dnncomp-tune", storage=f"sqlite:///{out / 'tune.db'}")
+    except KeyError:
+        return []
     return study.get_trials(deepcopy=False)
 
 
