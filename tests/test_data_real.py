@@ -1,12 +1,10 @@
 """The real data: the Kaggle-layout GTSRB sample, and the full datasets laid out by
 ../shared/datasets/prepare (counts per class and first labels as its README lists them).
 
-The full GTSRB decode is the slow part (a few seconds); it happens once per session.
+The full GTSRB decode is the slow part (a few seconds); it happens once per session (conftest's real_gtsrb).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -26,24 +24,6 @@ def test_kaggle_sample(kaggle_sample_dir):
     first = np.asarray(Image.open(kaggle_sample_dir / "Train" / "20" / "00020_00000_00000.png").convert("RGB").resize((30, 30)))
     assert np.array_equal(ds.x_train[0], first)
     assert ds.meta["format"] == "GTSRB kaggle layout"
-
-
-@pytest.fixture(scope="session")
-def real_gtsrb(real_data_dir, tmp_path_factory):
-    """GTSRB at the study's 30x30, decoded once (cold), then loaded again from the cache.
-
-    Session fixtures run before conftest's per-test cache isolation, so this one
-    points the cache at a fresh directory itself.
-    """
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DNNCOMP_CACHE_DIR", str(tmp_path_factory.mktemp("gtsrb-cache")))
-        start = time.perf_counter()
-        cold = load_dataset("gtsrb", data_dir=real_data_dir, image_size=(30, 30), download=False)
-        cold_s = time.perf_counter() - start
-        start = time.perf_counter()
-        warm = load_dataset("gtsrb", data_dir=real_data_dir, image_size=(30, 30), download=False)
-        warm_s = time.perf_counter() - start
-    return cold, warm, cold_s, warm_s
 
 
 @pytest.mark.realdata

@@ -216,8 +216,8 @@ def test_evaluate_cli_wrong_dataset_is_one_line(monkeypatch, real_data_dir, refe
         assert len(err) == 1 and message in err[0]
 
 
-def test_reference_gtsrb_through_the_real_loader(real_data_dir, reference_models_dir):
-    """GTSRB is loaded at the model's 30x30 with PIL, as the study did (needs the data loaders)."""
+def test_reference_gtsrb_through_the_real_loader(real_data_dir, reference_models_dir, real_gtsrb):
+    """GTSRB is loaded at the model's 30x30 with PIL, as the study did (real_gtsrb put that decode in the cache)."""
     data = pytest.importorskip("dnncomp.data")
     if not hasattr(data, "load_dataset"):
         pytest.skip("dnncomp.data.load_dataset is not there yet")
