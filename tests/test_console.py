@@ -124,7 +124,73 @@ def test_durations():
     assert [format_duration(s) for s in (12.3, 95, 4000)] == ["12s", "1m 35s", "1h 06m"]
 
 
-@pytest.mark.parametrize("command", ["run", "evaluate", "bench", "inspect"])
+def test_columns_is_honoured_when_piped(monkeypatch, capsys):
+    """A pipe has no width: $COLUMNS gives it one (a new user's `COLUMNS=80 dnncomp ... | less` was 200 wide)."""
+    from dnncomp.console import PIPE_WIDTH, console
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert console().width == 80 and console(stderr=True).width == 80
+    monkeypatch.delenv("COLUMNS")
+    assert console().width == PIPE_WIDTH  # whole rows for a log
+    assert console(width=33).width == 33
+
+
+def test_recipes_table_fits_80_columns_with_every_column(monkeypatch, capsys):
+    from dnncomp.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert _fits(out, 80) and "not shown" not in out
+    assert "parameters (default)" in out and "final_sparsity=0.8" in out and "number_of_clusters=" in out
+    assert main(["recipes", "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) > 80  # descriptions on fewer, longer lines
+
+
+def test_prose_columns_give_way_and_markup_is_not_counted():
+    columns = [Column("name", 0, "left"), Column("about", 0, "left", wrap=10), Column("extra", 1)]
+    rows = [["n", "a long description " * 5, "[green]ok[/green]"]]
+    assert fit_columns(columns, rows, 40) == [0, 1, 2]  # about counts as 10, extra as 2 ("ok")
+    assert fit_columns([Column("about", 0, "left")] + columns[2:], rows, 40) == [0]  # without wrap it hides extra
+
+
+def test_sensitivity_table_keeps_layer_and_drop_at_any_width():
+    from dnncomp.compress.sensitivity import sensitivity_table
+
+    record = {
+        "rows": [
+            {"layer": "conv2d_with_a_long_name", "type": "Conv2D", "params": 4640, "accuracy": 0.91, "drop_points": 7.5},
+            {"layer": "dense", "type": "Dense", "params": 125450, "accuracy": None, "drop_points": None},
+            {"layer": "conv2d_1", "type": "Conv2D", "params": 18496, "accuracy": 0.97, "drop_points": 1.25},
+        ]
+    }
+    columns, rows = sensitivity_table(record)
+    assert [row[0] for row in rows] == ["conv2d_with_a_long_name", "conv2d_1", "dense"]  # most sensitive first
+    narrow = Console(width=45, record=True)
+    shown = print_table(columns, rows, out=narrow)
+    assert shown[0] == "layer" and shown[-1] == "drop (points)" and "type" not in shown
+    text = narrow.export_text()
+    assert _fits(text, 45) and "+7.50" in text and "not shown at 45 columns: type" in text
+    assert print_table(columns, rows, out=Console(width=45, record=True), wide=True) == [c.header for c in columns]
+
+
+def test_datasets_verify_fits_80_columns(monkeypatch, tmp_path, capsys):
+    from databuilders import write_folder
+    from dnncomp.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    write_folder(tmp_path / "pictures-of-cats-and-dogs-in-a-deep-folder" / "pics", per_class=5)
+    assert (
+        main(["datasets", "--only", f"folder:{tmp_path / 'pictures-of-cats-and-dogs-in-a-deep-folder' / 'pics'}", "--verify"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines()) and "…" not in out
+    assert "test images per class" in out and "ok" in out
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "bench", "inspect", "recipes", "sensitivity", "datasets"])
 def test_wide_flag_on_the_table_commands(command, capsys):
     from dnncomp.cli import main
 

@@ -36,6 +36,22 @@ def app():
 # ---- datasets ---------------------------------------------------------------------
 
 
+_WIDE_KEY = "dnncomp.wide"
+# Not an argument of the commands: the table printers ask for it (_wide()), so adding it to a command is one line.
+_wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__(_WIDE_KEY, value),
+    help="Show every table column even past the terminal's width (default: the columns that fit; the rest are named).",
+)
+
+
+def _wide() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and context.meta.get(_WIDE_KEY))
+
+
 @app.command("datasets")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option(
@@ -53,6 +69,7 @@ def app():
     metavar="NAMES",
     help="Comma-separated datasets to show (default: mnist,cifar10,gtsrb); folder:PATH works too.",
 )
+@_wide_option
 def datasets_command(data_dir, verify, skip_bad, download, names):
     """Where each dataset was found, images per split, classes and image shape.
 
@@ -76,7 +93,7 @@ def datasets_command(data_dir, verify, skip_bad, download, names):
         download=download,
         announce=lambda name: err.print(f"loading {name} ...", style="dim", highlight=False),
     )
-    print_survey(statuses, verify=verify)
+    print_survey(statuses, verify=verify, wide=_wide())
     errors = [s for s in statuses if s.state == "error"]
     if errors:
         raise errors[0].error
@@ -149,22 +166,6 @@ def _remote_options(command):
     ):
         command = decorator(command)
     return command
-
-
-_WIDE_KEY = "dnncomp.wide"
-# Not an argument of the commands: the table printers ask for it (_wide()), so adding it to a command is one line.
-_wide_option = click.option(
-    "--wide",
-    is_flag=True,
-    expose_value=False,
-    callback=lambda ctx, _param, value: ctx.meta.__setitem__(_WIDE_KEY, value),
-    help="Show every table column even past the terminal's width (default: the columns that fit; the rest are named).",
-)
-
-
-def _wide() -> bool:
-    context = click.get_current_context(silent=True)
-    return bool(context and context.meta.get(_WIDE_KEY))
 
 
 def _device(on: str, remote_python: str | None, accept_new_host_key: bool):
@@ -1279,6 +1280,7 @@ def compress_command(
 @click.option(
     "--unsafe", is_flag=True, help="Load Lambda layers from the model file: their Python code runs. Only for files you trust."
 )
+@_wide_option
 def sensitivity_command(
     baseline,
     dataset,
@@ -1302,7 +1304,8 @@ def sensitivity_command(
     Prints a table (most sensitive first), writes OUT/sensitivity-<technique>.json and a plot
     (.png). Recipes take per_layer=auto to spend sparsity where it costs least.
     """
-    from .compress.sensitivity import context_for, layer_sensitivity, plot, table_lines
+    from .compress.sensitivity import context_for, layer_sensitivity, plot, sensitivity_table, table_lines
+    from .console import print_table
     from .fileio import atomic_write_json
     from .preprocess import preprocessing_from_options
 
@@ -1321,8 +1324,10 @@ def sensitivity_command(
     record = layer_sensitivity(
         ctx, technique=technique, sparsity=sparsity, clusters=clusters, validation=validation, max_images=max_images
     )
-    for line in table_lines(record):
+    lines = table_lines(record)
+    for line in lines[:2]:  # what was measured, on which split
         click.echo(line)
+    print_table(*sensitivity_table(record), wide=_wide())
     out.mkdir(parents=True, exist_ok=True)
     json_path = atomic_write_json(out / f"sensitivity-{technique}.json", record)
     click.echo(f"wrote {json_path} and {plot(record, out / f'sensitivity-{technique}.png')}")
@@ -1542,6 +1547,7 @@ def tune_command(
 @app.command("recipes")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+@_wide_option
 def recipes_command(names, as_json):
     """Every compression recipe (or the NAMES given): what it does, its parameters and their defaults.
 
@@ -1565,21 +1571,28 @@ def recipes_command(names, as_json):
                     f"  {key}={p['default']}  ({allowed})  {p['help']}" + (f"  [tune: {p['search']}]" if "search" in p else "")
                 )
         return
-    from rich.table import Table
+    from .console import Column, print_table
 
-    from .measure import rich_console
-
-    table = Table(show_lines=True)
-    table.add_column("recipe", no_wrap=True)
-    table.add_column("what it does", ratio=3)
-    table.add_column("parameters (default)", ratio=2)
-    for recipe in described:
-        params = "\n".join(
-            f"{key}={p['default']}" + (f" ({'|'.join(map(str, p['choices']))})" if "choices" in p else f" ({p['type']})")
-            for key, p in recipe["params"].items()
+    rows = [
+        (
+            recipe["name"],
+            recipe["description"],
+            "\n".join(
+                f"{key}={p['default']}" + (f" ({'|'.join(map(str, p['choices']))})" if "choices" in p else f" ({p['type']})")
+                for key, p in recipe["params"].items()
+            )
+            or "none",
         )
-        table.add_row(recipe["name"], recipe["description"], params or "none")
-    rich_console().print(table)
+        for recipe in described
+    ]
+    columns = [
+        Column("recipe", justify="left"),
+        Column("what it does", justify="left", wrap=30),
+        Column("parameters (default)", justify="left", wrap=24),
+    ]
+    print_table(
+        columns, rows, wide=_wide(), show_lines=True, notes=["dnncomp recipes NAME: one recipe with what each parameter means"]
+    )
 
 
 # ---- report / reproduce --------------------------------------------------------------

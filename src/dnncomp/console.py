@@ -3,7 +3,8 @@
 Tables: each column has a priority; at the console's width the columns that fit are kept in
 priority order and the rest are left out and named below the table, so an 80-column terminal
 shows whole numbers instead of every cell cut to "…". ``wide=True`` (the CLI's ``--wide``)
-shows every column. Output that is not a terminal (a log, a pipe) gets whole rows at 200 columns.
+shows every column. Output that is not a terminal (a log, a pipe) gets whole rows at 200 columns,
+or at ``$COLUMNS`` when that is set (``COLUMNS=80 dnncomp recipes | less``).
 
 Progress: :class:`StageProgress` writes one ``[elapsed] message`` line per pipeline stage on
 stderr, with the stages done and left and an ETA from earlier wall times.
@@ -13,6 +14,7 @@ Device side: rich only; no TensorFlow.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,13 +25,17 @@ PIPE_WIDTH = 200  # a log or a pipe is read whole, not on a screen
 
 
 def console(*, stderr: bool = False, width: int | None = None):
-    """A rich Console on stdout (or stderr): the terminal's width, else ``PIPE_WIDTH`` columns."""
+    """A rich Console on stdout (or stderr): the terminal's width, else ``$COLUMNS``, else ``PIPE_WIDTH`` columns."""
     from rich.console import Console
 
     if width is not None:
         return Console(stderr=stderr, width=width)
     terminal = Console(stderr=stderr)
-    return terminal if terminal.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
+    if terminal.is_terminal:
+        return terminal
+    # A pipe has no width of its own: the user's COLUMNS says how wide they read it, else whole rows.
+    columns = os.environ.get("COLUMNS", "").strip()
+    return Console(stderr=stderr, width=int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -37,17 +43,37 @@ class Column:
     """One column of a fitted table.
 
     ``priority``: 0 is always shown; higher numbers are dropped first when the table is too
-    wide. ``justify``: "left" or "right" (numbers).
+    wide. ``justify``: "left" or "right" (numbers). ``wrap``: a prose column (a description)
+    that rich wraps; when columns are chosen it counts as this many characters (or its widest
+    cell, if narrower), so it gives way to the columns beside it instead of hiding them.
     """
 
     header: str
     priority: int = 0
     justify: str = "right"
+    wrap: int = 0
 
 
 # rich draws a box: one border column at each side and " │ " between columns.
 def _table_width(widths: Sequence[int]) -> int:
     return sum(widths) + 3 * len(widths) + 1
+
+
+def cell_width(cell: Any) -> int:
+    """Characters a cell takes on screen: its widest line, rich markup ("[red]...[/red]") not counted."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    text = str(cell)
+    try:
+        lines = Text.from_markup(text).plain.splitlines()
+    except MarkupError:  # brackets that are not markup ("[tune: 0.5..0.9]") are shown as they are
+        lines = text.splitlines()
+    return max((len(line) for line in lines), default=0)
+
+
+def _natural(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max([len(c.header)] + [cell_width(row[i]) for row in rows]) for i, c in enumerate(columns)]
 
 
 def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
@@ -56,7 +82,7 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width:
     A column is kept only if the whole table with it still fits, so no cell is cut. Columns of
     priority 0 are always kept (rich wraps them if even they do not fit).
     """
-    natural = [max([len(c.header)] + [len(str(row[i])) for row in rows]) for i, c in enumerate(columns)]
+    natural = [min(n, max(c.wrap, len(c.header))) if c.wrap else n for n, c in zip(_natural(columns, rows), columns)]
     kept = [i for i, c in enumerate(columns) if c.priority == 0]
     for i in sorted((i for i, c in enumerate(columns) if c.priority > 0), key=lambda i: (columns[i].priority, i)):
         if _table_width([natural[j] for j in kept] + [natural[i]]) <= width:
@@ -72,25 +98,33 @@ def print_table(
     notes: Sequence[str] = (),
     wide: bool = False,
     out=None,
+    show_lines: bool = False,
 ) -> list[str]:
     """Print a table that fits ``out``'s width (a rich Console; default :func:`console`).
 
     ``rows``: one sequence of cells per row, in ``columns``' order (cells are turned into
-    text). Columns left out for width are named in one dim line under the table, with the
-    ``--wide`` hint; ``notes`` follow as dim lines. Returns the headers shown.
+    text; rich markup and several lines allowed). Columns left out for width are named in one
+    dim line under the table, with the ``--wide`` hint; ``notes`` follow as dim lines.
+    ``show_lines``: a rule between rows (for cells of several lines). Returns the headers shown.
     """
     from rich.table import Table
 
     out = out or console()
     cells = [[str(cell) for cell in row] for row in rows]
     shown = list(range(len(columns))) if wide else fit_columns(columns, cells, out.width)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", show_lines=show_lines)
     for i in shown:
-        table.add_column(columns[i].header, justify=columns[i].justify, no_wrap=columns[i].priority > 0)
+        column = columns[i]
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=column.priority > 0 and not column.wrap,
+            overflow="fold" if column.wrap else "ellipsis",  # a word longer than a prose column breaks, not cut
+        )
     for row in cells:
         table.add_row(*(row[i] for i in shown))
     # wide: whole rows even past the terminal's edge (it wraps them; `less -S` scrolls them)
-    natural = _table_width([max([len(columns[i].header)] + [len(row[i]) for row in cells]) for i in shown])
+    natural = _table_width([_natural(columns, cells)[i] for i in shown])
     width = out.width
     if wide and natural > width:
         out.width = natural

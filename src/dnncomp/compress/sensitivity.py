@@ -262,6 +262,16 @@ def allocate_per_layer(rows: list[dict[str, Any]], target: float, *, low: float 
     return {name: float(s) for name, s in zip(names, sparsities)}
 
 
+def _most_sensitive_first(record: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(layer, type, params, accuracy %, drop in points) per layer, the largest drop first; "n/a" where not measured."""
+    rows = []
+    for row in sorted(record["rows"], key=lambda r: -(r["drop_points"] if r["drop_points"] is not None else -1e9)):
+        accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy'] * 100:.2f}"
+        drop = "n/a" if row["drop_points"] is None else f"{row['drop_points']:+.2f}"
+        rows.append((row["layer"], row["type"], str(row["params"]), accuracy, drop))
+    return rows
+
+
 def table_lines(record: dict[str, Any]) -> list[str]:
     """The sensitivity as a plain-text table, most sensitive first, under a header saying how it was measured."""
     lines = [
@@ -270,11 +280,24 @@ def table_lines(record: dict[str, Any]) -> list[str]:
         f"reference accuracy {record['reference_accuracy'] * 100:.2f} %",
         f"{'layer':<28} {'type':<18} {'params':>9} {'accuracy %':>10} {'drop (points)':>13}",
     ]
-    for row in sorted(record["rows"], key=lambda r: -(r["drop_points"] if r["drop_points"] is not None else -1e9)):
-        accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy'] * 100:.2f}"
-        drop = "n/a" if row["drop_points"] is None else f"{row['drop_points']:+.2f}"
-        lines.append(f"{row['layer']:<28} {row['type']:<18} {row['params']:>9} {accuracy:>10} {drop:>13}")
+    for layer, kind, params, accuracy, drop in _most_sensitive_first(record):
+        lines.append(f"{layer:<28} {kind:<18} {params:>9} {accuracy:>10} {drop:>13}")
     return lines
+
+
+def sensitivity_table(record: dict[str, Any]):
+    """(columns, rows) of the sensitivity for :func:`dnncomp.console.print_table`: the layer and its drop
+    always, its accuracy, parameters and type as the terminal's width allows."""
+    from ..console import Column
+
+    columns = [
+        Column("layer", justify="left"),
+        Column("type", priority=3, justify="left"),
+        Column("params", priority=2),
+        Column("accuracy %", priority=1),
+        Column("drop (points)"),
+    ]
+    return columns, _most_sensitive_first(record)
 
 
 def plot(record: dict[str, Any], path: Path) -> Path:

@@ -89,12 +89,18 @@ def survey(
     return statuses
 
 
-def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, console=None) -> None:
-    """One table per dataset (what was found, or how to get it), then its checks, notes, skipped files."""
-    from rich.console import Console
+def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, console=None, *, wide: bool = False) -> None:
+    """One table per dataset (what was found, or how to get it), then its checks, notes, skipped files.
+
+    ``console``: a rich Console (default :func:`dnncomp.console.console`: the terminal's width, else
+    $COLUMNS, else whole lines). ``wide``: the checks' details on one line each.
+    """
     from rich.table import Table
 
-    console = console or Console()
+    from ..console import Column, print_table
+    from ..console import console as default_console
+
+    console = console or default_console()
     for s in statuses:
         table = Table(title=f"[bold]{s.name}[/bold]", title_justify="left", show_header=False, min_width=60)
         table.add_column("field", style="dim", no_wrap=True)
@@ -143,12 +149,12 @@ def print_survey(statuses: Sequence[DatasetStatus], verify: bool = False, consol
             table.add_row("verify", verdict)
         console.print(table)
         if verify and s.checks:
-            checks = Table(show_header=True, min_width=60)
-            for header in ("check", "result", "detail"):
-                checks.add_column(header, overflow="fold")
-            for c in s.checks:
-                checks.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
-            console.print(checks)
+            print_table(
+                [Column("check", justify="left"), Column("result", justify="left"), Column("detail", justify="left", wrap=30)],
+                [(c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail) for c in s.checks],
+                wide=wide,
+                out=console,
+            )
         for note in s.notes:
             console.print(f"note: {note}", highlight=False)
     for s in statuses:
