@@ -58,6 +58,7 @@ def evaluate(
     fit: str | None = None,
     skip_bad: bool = False,
     say: Callable[[str], None] | None = None,
+    data: Any = None,
 ) -> dict[str, Any]:
     """Accuracy, batch-1 latency and size of one single-input LiteRT classifier on a dataset's test split.
 
@@ -68,19 +69,19 @@ def evaluate(
     ``input_range`` ("0..1", "-1..1", "0..255"), ``mean``/``std`` ("0.5" or "0.5,0.5,0.5"): the
     pixel mapping, else the sidecar beside the model, else what the model says. ``output``: the
     class-score output (name or index) of a model with several. ``fit``: resize, pad or crop
-    images of another size. ``say`` receives notes (default: none are printed).
-    Returns a results document (schema ``dnncomp.results/1``: ``variants[0]`` holds
+    images of another size. ``say`` receives notes (default: none are printed). ``data``: the
+    dataset already loaded at the model's input size (a :class:`dnncomp.data.Dataset`; what
+    ``dnncomp evaluate`` passes), else it is loaded here. Returns a results document (schema ``dnncomp.results/1``: ``variants[0]`` holds
     ``accuracy`` {full, full_count, first_n, first_n_count, first_n_ci95}, ``latency``
     {p50_ms, p90_ms, p99_ms, mean_ms, std_ms, count, ...}, ``size`` {file_bytes, gzip_bytes,
     zip_bytes}, ``anatomy``). No TensorFlow. Raises ModelError, DataError.
     """
     from .bench import LatencyConfig
-    from .measure import check_model_paths, evaluate_model, load_for_model
-    from .preprocess import preprocessing_from_options
+    from .measure import evaluate_model, measurement_inputs
 
-    (path,) = check_model_paths([model])
-    given = preprocessing_from_options(input_range, mean, std)
-    data = load_for_model(dataset, path, Path(data_dir) if data_dir else None, skip_bad=skip_bad, fit=fit)
+    (path,), given, data = measurement_inputs(
+        [model], dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std, data=data
+    )
     return evaluate_model(
         path,
         data.x_test,
@@ -115,6 +116,7 @@ def bench(
     skip_bad: bool = False,
     quiet: bool = True,
     say: Callable[[str], None] | None = None,
+    data: Any = None,
     **latency: Any,
 ) -> dict[str, Any]:
     """Latency, throughput, memory and accuracy of LiteRT models side by side, as ``dnncomp bench``.
@@ -124,17 +126,16 @@ def bench(
     call) and ``xnnpack`` (LiteRT's default delegate on/off). ``latency``: fields of
     :class:`dnncomp.bench.LatencyConfig` (min_count, min_seconds, max_seconds, warmup_min_count,
     warmup_min_seconds, samples). ``memory``: peak RSS the interpreter adds, in a fresh process
-    per model. Other arguments as :func:`evaluate`. Returns a results document
+    per model. Other arguments (``data`` too) as :func:`evaluate`. Returns a results document
     (``dnncomp.results/1``) with one variant per model and its ``latency_runs``; milliseconds,
     bytes, images/s. No TensorFlow. Raises ModelError, DataError.
     """
     from .bench import LatencyConfig
-    from .measure import bench_models, check_model_paths, load_for_model
-    from .preprocess import preprocessing_from_options
+    from .measure import bench_models, measurement_inputs
 
-    paths = check_model_paths(models)
-    given = preprocessing_from_options(input_range, mean, std)
-    data = load_for_model(dataset, paths[0], Path(data_dir) if data_dir else None, skip_bad=skip_bad, fit=fit)
+    paths, given, data = measurement_inputs(
+        models, dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std, data=data
+    )
     return bench_models(
         paths,
         data.x_test,

@@ -549,14 +549,13 @@ def evaluate_command(
     model (its input quantization, or a rescaling layer inside); the first line says which.
     Needs no TensorFlow.
     """
-    from .bench import LatencyConfig
+    from . import api
     from .fileio import atomic_write_json
-    from .measure import check_model_paths, evaluate_model, load_for_model, print_evaluation
-    from .preprocess import preprocessing_from_options
+    from .measure import measurement_inputs, print_evaluation
 
-    (path,) = check_model_paths([model])
-    given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
-    data = load_for_model(dataset, path, data_dir, skip_bad=skip_bad, fit=fit)
+    (path,), _, data = measurement_inputs(
+        [model], dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std
+    )
     _say_data_notes(data, [path])
     if on:  # the device prints its own evaluation as it runs
         from .remote import measure_on_device
@@ -581,17 +580,19 @@ def evaluate_command(
                 dataset,
             )
     else:
-        document = evaluate_model(
+        document = api.evaluate(
             path,
-            data.x_test,
-            data.y_test,
-            dataset=dataset,
-            num_classes=data.num_classes,
-            first_n=limit,
+            dataset,
+            data=data,
+            limit=limit,
             threads=threads,
-            latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
+            latency=latency,
+            min_count=min_count,
+            min_seconds=min_seconds,
+            input_range=input_range,
+            mean=mean,
+            std=std,
             output=output,
-            preprocessing=given,
             say=click.echo,
         )
         print_evaluation(document, wide=_wide())
@@ -722,24 +723,15 @@ def bench_command(
     against the first model. Modelled on LiteRT's benchmark_model: init, first
     inference, warm-up, then count/min/max/mean/std/p50/p90/p95/p99. Needs no TensorFlow.
     """
-    from .bench import LatencyConfig
+    from . import api
     from .fileio import atomic_write_json, atomic_write_text
-    from .measure import bench_models, check_model_paths, load_for_model, print_bench
-    from .preprocess import preprocessing_from_options
+    from .measure import measurement_inputs, print_bench
     from .results import csv_text, flat_rows, markdown_table
 
-    paths = check_model_paths(models)
-    given = preprocessing_from_options(input_range, mean, std)  # a malformed range fails before loading data
-    xnnpack = [False] if no_xnnpack or xnnpack_mode == "off" else ([True, False] if xnnpack_mode == "both" else [True])
-    config = LatencyConfig(
-        min_count=min_count,
-        min_seconds=min_seconds,
-        max_seconds=max_seconds,
-        warmup_min_count=warmup_count,
-        warmup_min_seconds=warmup_seconds,
-        samples=samples,
+    paths, _, data = measurement_inputs(
+        models, dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std
     )
-    data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad, fit=fit)
+    xnnpack = [False] if no_xnnpack or xnnpack_mode == "off" else ([True, False] if xnnpack_mode == "both" else [True])
     _say_data_notes(data, paths)
     if on:  # the device prints its own tables as it runs
         from .remote import measure_on_device
@@ -774,23 +766,28 @@ def bench_command(
                 dataset,
             )
     else:
-        document = bench_models(
+        document = api.bench(
             paths,
-            data.x_test,
-            data.y_test,
-            dataset=dataset,
-            num_classes=data.num_classes,
+            dataset,
+            data=data,
             threads=_int_list(threads_list, "--threads"),
-            xnnpack=xnnpack,
             batches=_int_list(batch_list, "--batch"),
-            base_config=config,
-            accuracy_first_n=limit,
+            xnnpack=xnnpack,
+            limit=limit,
             accuracy=accuracy,
             memory=memory,
-            quiet=quiet,
+            input_range=input_range,
+            mean=mean,
+            std=std,
             output=output,
-            preprocessing=given,
+            quiet=quiet,
             say=click.echo,
+            min_count=min_count,
+            min_seconds=min_seconds,
+            max_seconds=max_seconds,
+            warmup_min_count=warmup_count,
+            warmup_min_seconds=warmup_seconds,
+            samples=samples,
         )
         if anatomy:
             _print_anatomies(paths)

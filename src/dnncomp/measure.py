@@ -38,6 +38,35 @@ def check_model_paths(paths: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
+def measurement_inputs(
+    models: Sequence[str | Path],
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    fit: str | None = None,
+    input_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    data: Any = None,
+) -> tuple[list[Path], Preprocessing | None, Any]:
+    """What evaluate and bench measure with: (model paths, the pixel mapping given, the dataset).
+
+    ``models``: .tflite files (the first decides the image size). ``input_range``/``mean``/``std``:
+    the CLI's options as text (None: not given). ``data``: a Dataset already loaded (the CLI loads
+    it first to say its notes and to send it to a device); else it is loaded at the first model's
+    input size (:func:`load_for_model`). Checked in this order, so a missing file or a malformed
+    range fails before any image is read. Raises ModelError, DataError.
+    """
+    from .preprocess import preprocessing_from_options
+
+    paths = check_model_paths(models)
+    given = preprocessing_from_options(input_range, mean, std)
+    if data is None:
+        data = load_for_model(dataset, paths[0], Path(data_dir) if data_dir else None, skip_bad=skip_bad, fit=fit)
+    return paths, given, data
+
+
 def load_for_model(dataset: str, model: Path, data_dir: Path | None = None, skip_bad: bool = False, fit: str | None = None):
     """The dataset at the first model's input size (GTSRB's images are resized by the loader).
 
