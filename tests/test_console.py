@@ -227,12 +227,19 @@ def test_tensorflow_noise_on_fd2_is_dropped_and_the_rest_passes(capfd, monkeypat
 def test_tfmot_gradient_warnings_are_filtered():
     import logging
 
-    from dnncomp.keras_env import _DropGradientWarnings
+    from dnncomp.keras_env import CQAT_NOISE, GRADIENT_NOISE, DropMessages, _drop_once
 
-    keep = _DropGradientWarnings()
+    keep = DropMessages(GRADIENT_NOISE)
     record = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Gradients do not exist for variables %s", (["x"],), None)
     assert not keep.filter(record)
     assert keep.filter(logging.LogRecord("tensorflow", logging.WARNING, "", 0, "Something else", (), None))
+    cqat = logging.LogRecord("root", logging.WARNING, "", 0, CQAT_NOISE + " for conv2d", (), None)
+    assert keep.filter(cqat) and not DropMessages(CQAT_NOISE).filter(cqat)
+    logger = logging.getLogger("dnncomp-test-drop-once")
+    for _ in range(3):  # import_keras/import_tfmot run many times in a process: one filter per text
+        _drop_once(logger, GRADIENT_NOISE)
+        _drop_once(logger, CQAT_NOISE)
+    assert sorted(f.text for f in logger.filters) == sorted([CQAT_NOISE, GRADIENT_NOISE])
 
 
 def test_a_signal_while_the_filter_is_set_up_still_restores_stderr(capfd, monkeypatch):

@@ -91,14 +91,21 @@ def native_stderr_filtered(noise: re.Pattern) -> Iterator[list[str]]:
         os.close(saved)
 
 
-class _DropGradientWarnings(logging.Filter):
+class DropMessages(logging.Filter):
+    """A logging filter that drops every record whose message contains ``text``."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return GRADIENT_NOISE not in record.getMessage()
+        return self.text not in record.getMessage()
 
 
-class _DropCqatNotice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return CQAT_NOISE not in record.getMessage()
+def _drop_once(logger: logging.Logger, text: str) -> None:
+    """Add a DropMessages(text) filter to ``logger`` unless it has one already (import_* run many times)."""
+    if not any(isinstance(f, DropMessages) and f.text == text for f in logger.filters):
+        logger.addFilter(DropMessages(text))
 
 
 def import_keras():
@@ -118,16 +125,16 @@ def import_keras():
             f"this step needs TensorFlow and tf-keras ({exc}); install the workstation extras: "
             "pip install -c constraints.txt -e '.[full]'"
         ) from exc
-    if first and not _user_wants_tf_logs():
-        logging.getLogger("tensorflow").addFilter(_DropGradientWarnings())
+    if not _user_wants_tf_logs():
+        _drop_once(logging.getLogger("tensorflow"), GRADIENT_NOISE)
     return tf, keras
 
 
 def import_tfmot():
     """Return the tensorflow_model_optimization module, after import_keras()."""
     import_keras()
-    if not _user_wants_tf_logs() and not any(isinstance(f, _DropCqatNotice) for f in logging.getLogger().filters):
-        logging.getLogger().addFilter(_DropCqatNotice())
+    if not _user_wants_tf_logs():
+        _drop_once(logging.getLogger(), CQAT_NOISE)
     try:
         import tensorflow_model_optimization as tfmot
     except ImportError as exc:
