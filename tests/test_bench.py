@@ -21,6 +21,7 @@ from dnncomp.bench import (
 )
 from dnncomp.errors import ModelError
 from dnncomp.evaluate import model_input_spec, prepare_inputs
+from dnncomp.results import LATENCY_COLUMNS
 
 pytestmark = pytest.mark.realdata
 
@@ -55,25 +56,9 @@ def test_latency_stats_against_numpy():
 def test_measure_latency_reports_what_benchmark_model_reports(mnist_int8, mnist_test):
     x, _ = mnist_test
     latency = measure_latency(mnist_int8, x, LatencyConfig(**QUICK))
-    for key in (
-        "threads",
-        "xnnpack",
-        "batch",
-        "init_ms",
-        "first_inference_ms",
-        "warmup_count",
-        "count",
-        "min_ms",
-        "max_ms",
-        "mean_ms",
-        "std_ms",
-        "p50_ms",
-        "p90_ms",
-        "p95_ms",
-        "p99_ms",
-        "images_per_s",
-    ):
+    for key in LATENCY_COLUMNS:  # every latency column of results' CSV/Markdown rows is measured
         assert latency[key] is not None, key
+    assert 0 <= latency["ops_delegated"] <= latency["ops_total"]
     assert latency["threads"] == 1 and latency["xnnpack"] is True and latency["batch"] == 1
     assert latency["count"] >= 50 and latency["total_ms"] >= 200 and latency["warmup_count"] >= 5
     assert latency["init_ms"] > 0 and latency["first_inference_ms"] > 0
