@@ -47,7 +47,7 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
         stages = [(single, info)] if single else []
     for name, stage in stages:
         lines.append(f"{name}:")
-        lines.extend("  " + line for line in _stage_lines(stage, found))
+        lines.extend("  " + line for line in _stage_lines(stage, found, tuning if isinstance(tuning, dict) else None))
     lines.append("conversion: " + _conversion_line(info))
     if not stages:
         lines.append("layers changed: none before conversion (the converter quantizes every layer it can)")
@@ -65,12 +65,30 @@ def _in_file(found: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | No
     return next((row for layer, row in found.items() if _matches(layer, name)), None)
 
 
-def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]]) -> list[str]:
+def loss_label(training: dict[str, Any], tuning: dict[str, Any] | None) -> str:
+    """What the fine-tuning's "loss" was: the distillation mix (with its weights) or the cross-entropy.
+
+    ``training``: a stage's ``fine_tune`` record; ``tuning``: the recipe's ``info["fine_tuning"]``.
+    A new user read "final loss 0.75" of a distilled QAT as a plain cross-entropy (case 09).
+    """
+    distill = (tuning or {}).get("distill")
+    if training.get("distill") and isinstance(distill, dict):
+        alpha = float(distill["alpha"])
+        return f"fine-tuning loss ({alpha:g} CE + {1 - alpha:g} T^2 KL, distillation)"
+    return "fine-tuning loss (cross-entropy)"
+
+
+# Keras' history keys -> what they are here (batches of the fine-tuning, not a held-out split)
+_HISTORY_LABELS = {"accuracy": "training accuracy", "sparse_categorical_accuracy": "training accuracy"}
+
+
+def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]], tuning: dict[str, Any] | None = None) -> list[str]:
     lines = []
     training = stage.get("fine_tune")
     if training:
         history = training.get("history", {})
-        last = ", ".join(f"{key} {values[-1]:.4f}" for key, values in history.items() if values)
+        labels = {"loss": loss_label(training, tuning), **_HISTORY_LABELS}
+        last = ", ".join(f"{labels.get(key, key)} {values[-1]:.4f}" for key, values in history.items() if values)
         lines.append(
             f"fine-tuned {training['epochs']} epoch(s): {training['steps']} steps of batch {training['batch_size']} "
             f"on {training['examples']} images"
