@@ -173,6 +173,7 @@ def compress(
     verbose: int = 0,
     unsafe: bool = False,
     skip_bad: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compress a Keras model file with one recipe and write the LiteRT flatbuffer, as ``dnncomp compress``.
 
@@ -182,8 +183,10 @@ def compress(
     overrides (``{"final_sparsity": 0.8}``). ``dataset``: fine-tuning and calibration images.
     ``registered_model``: the registered architecture whose training defaults apply (the CLI's
     --model). ``out``: the .tflite (default ./<recipe>.tflite); its .preprocessing.json sidecar is
-    written beside it. ``unsafe``: allow Lambda layers (their code runs). Returns
-    ``{"tflite": Path, "sidecar": Path, "info": what the recipe did, "notes": [...]}``.
+    written beside it. ``unsafe``: allow Lambda layers (their code runs). ``say`` receives, before
+    the recipe runs, what was read from the file (``model: ...``) and each note (default: nothing is
+    printed). Returns ``{"tflite": Path, "sidecar": Path, "info": what the recipe did, "notes": [...],
+    "setup": the CompressionSetup (contract, preprocessing, data, training defaults' spec)}``.
     Needs TensorFlow and TFMOT. Raises ModelError, DataError, RecipeError, MissingDependencyError.
     """
     from .compress import apply_recipe, get_recipe
@@ -204,6 +207,10 @@ def compress(
         unsafe=unsafe,
         verbose=verbose,
     )
+    if say is not None:  # said before the recipe's fine-tuning, which may take minutes
+        say(f"model: {setup.contract.describe()}")
+        for note in setup.notes:
+            say(f"note: {note}")
     result = apply_recipe(recipe, setup.context, params)
     path = Path(out) if out else Path(f"{recipe}.tflite")
     atomic_write_bytes(path, result.tflite)
@@ -219,7 +226,7 @@ def compress(
         model=str(model),
         recipe=recipe,
     )
-    return {"tflite": path, "sidecar": sidecar, "info": result.info, "notes": setup.notes}
+    return {"tflite": path, "sidecar": sidecar, "info": result.info, "notes": setup.notes, "setup": setup}
 
 
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None, **options: Any) -> dict[str, Any]:

@@ -1145,57 +1145,42 @@ def compress_command(
     mapping goes into OUT's .preprocessing.json sidecar. The file is only read. Prints what
     the recipe changed and left alone, what the flatbuffer holds, and its test accuracy.
     """
+    from . import api
     from .anatomy import anatomy_lines, inspect_model
-    from .compress import apply_recipe, get_recipe
     from .compress.summary import summary_lines
-    from .contract import prepare_compression
-    from .fileio import atomic_write_bytes, atomic_write_json
-    from .preprocess import preprocessing_from_options, write_sidecar
+    from .fileio import atomic_write_json
 
-    overrides = _parse_key_values(params, recipe)
-    get_recipe(recipe).resolve_params(overrides)  # a typo fails now, not after loading the data
-    given = preprocessing_from_options(input_range, mean, std)  # so does a malformed range
-    setup = prepare_compression(
+    done = api.compress(
         baseline,
+        recipe,
         dataset,
-        model=model,
-        preprocessing=given,
-        fit=fit,
+        out=out,
+        params=_parse_key_values(params, recipe),
         data_dir=data_dir,
-        skip_bad=skip_bad,
+        registered_model=model,
+        input_range=input_range,
+        mean=mean,
+        std=std,
+        fit=fit,
         seed=seed,
-        unsafe=unsafe,
         verbose=0 if quiet else 1,
+        unsafe=unsafe,
+        skip_bad=skip_bad,
+        say=click.echo,
     )
-    ctx, contract, preprocessing, data, notes = setup.context, setup.contract, setup.preprocessing, setup.data, setup.notes
-    spec, training_spec = ctx.spec, setup.training_spec
-    click.echo(f"model: {contract.describe()}")
-    for note in notes:
-        click.echo(f"note: {note}")
-    result = apply_recipe(recipe, ctx, overrides)
-    out = out or Path(f"{recipe}.tflite")
-    atomic_write_bytes(out, result.tflite)
-    sidecar = write_sidecar(
-        out,
-        preprocessing,
-        layout=contract.layout.kind,
-        input_shape=list(contract.input_shape),
-        image_shape=[contract.layout.height, contract.layout.width, contract.channels],
-        num_classes=contract.num_classes,
-        class_names=[str(c) for c in (getattr(data, "class_names", None) or [])] or None,
-        model=str(baseline),
-        recipe=recipe,
-    )
-    for line in summary_lines(result.info):
+    setup, info, out, sidecar = done["setup"], done["info"], done["tflite"], done["sidecar"]
+    contract, preprocessing, data, notes = setup.contract, setup.preprocessing, setup.data, setup.notes
+    spec, training_spec = setup.context.spec, setup.training_spec
+    for line in summary_lines(info):
         click.echo(line)
-    qat_info = result.info["qat"] if isinstance(result.info.get("qat"), dict) else result.info
+    qat_info = info["qat"] if isinstance(info.get("qat"), dict) else info
     if qat_info.get("batch_norms_folded"):
         click.echo(
             "  batch norms folded into a Dense (dense+bn: the Dense before; bn>dense: the Dense after, through "
             "pooling/Flatten): " + ", ".join(qat_info["batch_norms_folded"])
         )
     click.echo(f"flatbuffer {out} ({spec.name}; preprocessing in {sidecar.name}):")
-    for line in anatomy_lines(inspect_model(result.tflite, tensors=False)):
+    for line in anatomy_lines(inspect_model(out, tensors=False)):
         click.echo("  " + line)
     accuracy = None
     if evaluate:
@@ -1212,7 +1197,7 @@ def compress_command(
                 "dataset": dataset,
                 "model": spec.name,
                 "out": str(out),
-                "info": result.info,
+                "info": info,
                 "contract": contract.to_dict(),
                 "preprocessing": preprocessing.to_dict(),
                 "sidecar": str(sidecar),
