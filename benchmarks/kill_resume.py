@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from dnncomp.fileio import TEMP_GLOB, atomic_write_json, sha256_file  # noqa: E402
-from dnncomp.run import HOLDER_NAME  # noqa: E402
+from dnncomp.fileio import TEMP_GLOB, atomic_write_json  # noqa: E402
+from run_checks import run_args, run_dir_problems  # noqa: E402  (the tests' checks of a run dir)
 
 
 def small_mnist(data_dir: Path, dest: Path, n_train: int, n_test: int) -> Path:
@@ -59,23 +59,7 @@ def small_mnist(data_dir: Path, dest: Path, n_train: int, n_test: int) -> Path:
 
 
 def command(data_dir: Path, out: Path, techniques: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "dnncomp.cli",
-        "run",
-        "mnist",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--techniques",
-        techniques,
-        "--limit",
-        "100",
-    ]
+    return [sys.executable, "-m", "dnncomp.cli", *run_args(data_dir, out, techniques, 100)]
 
 
 def run_to_end(cmd: list[str], log: Path) -> tuple[int, float]:
@@ -115,19 +99,11 @@ def manifest(run_dir: Path) -> dict:
 
 def check(run_dir: Path, before_kill: dict, techniques: list[str]) -> list[str]:
     """What is wrong with the resumed run dir (empty: nothing)."""
-    problems = []
+    problems = run_dir_problems(run_dir)
     after = manifest(run_dir)
-    for entry in after.get("stages", {}).values():
-        for name, digest in entry.get("outputs", {}).items():
-            path = run_dir / name
-            if not path.is_file() or sha256_file(path) != digest:
-                problems.append(f"{name}: sha256 differs from the manifest")
     for stage, entry in before_kill.get("stages", {}).items():
         if after["stages"].get(stage, {}).get("finished") != entry.get("finished"):
             problems.append(f"{stage}: finished before the kill but redone")
-    leftovers = [p.name for p in run_dir.glob(TEMP_GLOB)] + ([HOLDER_NAME] if (run_dir / HOLDER_NAME).exists() else [])
-    if leftovers:
-        problems.append(f"left behind: {', '.join(leftovers)}")
     results = run_dir / "results.json"
     names = [v["name"] for v in json.loads(results.read_text())["variants"]] if results.is_file() else []
     missing = [t for t in ["baseline-keras", *techniques] if t not in names]

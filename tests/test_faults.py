@@ -28,6 +28,7 @@ from dnncomp.errors import StorageError
 from dnncomp.fileio import TEMP_GLOB, atomic_write_bytes, sha256_file
 from dnncomp.results import machine_id
 from dnncomp.run import HOLDER_NAME, run_dir_lock
+from run_checks import run_dir_problems
 from tinymodels import random_mnist_like
 
 RUN = ("mnist", "study-mnist")
@@ -393,11 +394,8 @@ def _interrupt_when(args: list[str], marker: str, sig: int, timeout: float = 300
 
 
 def _check_artifacts(run_dir: Path) -> None:
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    for stage in manifest["stages"].values():
-        for name, digest in stage.get("outputs", {}).items():
-            assert sha256_file(run_dir / name) == digest, name
-    assert _temp_files(run_dir) == []
+    assert (run_dir / "manifest.json").is_file()
+    assert run_dir_problems(run_dir) == []
 
 
 @pytest.mark.tf

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dnncomp.cli import main
+from run_checks import run_args
 from tinymodels import random_mnist_like
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -29,23 +30,7 @@ def tiny_mnist_dir(tmp_path_factory):
 
 
 def _run(data_dir, out, techniques):
-    return main(
-        [
-            "run",
-            "mnist",
-            "--data-dir",
-            str(data_dir),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--techniques",
-            techniques,
-            "--limit",
-            "32",
-            "--quiet",
-        ]
-    )
+    return main(run_args(data_dir, out, techniques, 32, "--quiet"))
 
 
 def _stages(run_dir):
