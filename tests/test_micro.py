@@ -340,7 +340,10 @@ def test_fixed_batch_and_two_output_models(case_inputs, real_data_dir, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "TFLM vs LiteRT on 10 mnist test images: top-1 agreement 100.00 %" in text
+    assert "TFLM vs LiteRT on 10 mnist test images:" in text
+    assert re.search(
+        r"reference kernels \(BUILTIN_REF\): top-1 agreement 100.00 % \(0 differ\), 10 of 10 outputs identical", text
+    )
 
     two_outputs = case_inputs("18-multi-output-tflite") / "two_outputs.tflite"
     assert (
@@ -362,3 +365,53 @@ def test_fixed_batch_and_two_output_models(case_inputs, real_data_dir, capsys):
     )
     text = capsys.readouterr().out
     assert re.search(r"TFLM arena [\d,]+ B", text) and "TFLM vs LiteRT not compared" in text
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.tf  # builds its model with TensorFlow
+def test_equivalence_tells_litert_kernels_apart(tmp_path, capsys):
+    """A tiny residual int8 model (untrained, seeded): TFLM computes bit for bit what LiteRT's reference
+    kernels compute; LiteRT's optimized builtin kernels first differ at the convolution without a fused
+    ReLU (a negative half rounded up), and the record says which kernels and delegate each comparison ran."""
+    from dnncomp.keras_env import import_keras
+    from dnncomp.micro import equivalence, equivalence_lines, first_difference, search_arena
+
+    _, keras = import_keras()
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inp = keras.Input((16, 16, 3))
+    stem = layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    branch = layers.Conv2D(8, 3, padding="same")(layers.Conv2D(8, 3, padding="same", activation="relu")(stem))
+    out = layers.GlobalAveragePooling2D()(layers.Conv2D(10, 1)(layers.ReLU()(layers.Add()([stem, branch]))))
+    path = tmp_path / "residual.tflite"
+    path.write_bytes(_int8_flatbuffer(keras.Model(inp, out), (16, 16, 3)))
+    x = np.random.default_rng(1).integers(-128, 128, size=(200, 16, 16, 3), dtype=np.int8)
+
+    arena = search_arena(path).arena_bytes
+    eq = equivalence(path, x, arena)
+    reference, builtin, deployed = (eq["litert"][k] for k in ("reference", "builtin", "deployed"))
+    assert eq["compared_with"] == "reference" and eq["top1_agreement"] == reference["top1_agreement"]
+    assert (reference["resolver"], builtin["resolver"], deployed["resolver"]) == (
+        "BUILTIN_REF",
+        "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+        "AUTO",
+    )
+    assert reference["delegate"] is None and builtin["delegate"] is None
+    assert deployed["delegate"] in ("XNNPACK", None) and (deployed["delegate"] is None) == (deployed["ops_delegated"] == 0)
+    # Same fixed-point arithmetic: every output identical, hence no first difference.
+    assert reference["outputs_identical"] == 200 and reference["max_abs_diff"] == 0 and "first_difference" not in reference
+    # ruy's rounding shows where an output can go negative: the second convolution of the branch.
+    assert builtin["outputs_identical"] < 200
+    first = builtin["first_difference"]
+    assert (first["op"], first["fused_activation"], first["max_abs_diff"]) == ("CONV_2D", "NONE", 1.0), first
+    if deployed["delegate"]:  # XNNPACK requantizes in float32: a one-step difference from the first layer on
+        assert deployed["first_difference"]["op"] == "CONV_2D" and deployed["first_difference"]["max_abs_diff"] == 1.0
+    again = first_difference(path, x[first["image"]], "builtin")
+    assert {k: again[k] for k in ("op_index", "values_differ")} == {k: first[k] for k in ("op_index", "values_differ")}
+
+    text = "\n".join(equivalence_lines({"dataset": "random", **eq}, "int8"))
+    assert "reference kernels (BUILTIN_REF): top-1 agreement 100.00 % (0 differ" in text
+    assert "200 of 200 outputs identical, largest raw difference 0 int8 steps" in text
+    assert f"first differs at op {first['op_index']} CONV_2D, no fused activation" in text
+    assert "why they differ: kernel rounding, not the model" in text

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,9 +354,18 @@ def _child_main(model_path: str) -> int:
         with tempfile.TemporaryFile() as sink:
             os.dup2(sink.fileno(), 2)
             try:
-                interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(req["arena"]))
+                preserve = req["cmd"] == "tensors"  # every intermediate tensor kept, for first_difference
+                config = (
+                    runtime.InterpreterConfig.kPreserveAllTensors if preserve else runtime.InterpreterConfig.kAllocationRecording
+                )
+                interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(req["arena"]), intrepreter_config=config)
                 details = interpreter.get_input_details(0)
-                if req["cmd"] == "run":
+                if preserve:
+                    interpreter.set_input(np.load(req["inputs"]).astype(details["dtype"], copy=False), 0)
+                    interpreter.invoke()
+                    tensors = {str(i): np.asarray(interpreter.GetTensor(int(i), 0)["tensor_data"]) for i in req["tensors"]}
+                    np.savez(req["outputs"], **tensors)
+                elif req["cmd"] == "run":
                     outputs = []
                     for x in model_batches(np.load(req["inputs"]), int(details["shape"][0])):
                         interpreter.set_input(x.astype(details["dtype"], copy=False), 0)
@@ -493,6 +503,106 @@ def tflm_outputs(model_path: Path, x_model: np.ndarray, arena_bytes: int, worker
             worker.close()
 
 
+def first_difference(
+    model_path: Path, x_one: np.ndarray, kernels: str = "reference", *, worker: _Worker | None = None
+) -> dict[str, Any]:
+    """The first op whose int8/float output differs between TFLM and LiteRT's ``kernels`` on one image.
+
+    ``x_one`` is one model-ready input (its shape without batch). Both runtimes keep every intermediate
+    tensor (TFLM's ``kPreserveAllTensors``, LiteRT's ``experimental_preserve_all_tensors``) and the op
+    outputs are compared in execution order. Returns ``{"op_index", "op", "fused_activation",
+    "values_differ", "values", "max_abs_diff"}`` (``op_index`` None if every op output is equal), or
+    ``{"op_index": None, "unavailable": reason}``. The XNNPACK delegate does not keep its intermediate
+    tensors: for ``deployed``, the model is cut after each op in turn (that op's output made the model's
+    output, rewritten with the flatbuffer schema's object API) and each cut run as deployed.
+    """
+    from .evaluate import allocate
+    from .litert_backend import backend, create_interpreter, enum_names, read_model_object, schema_module
+
+    with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is what we do
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
+        interpreter = create_interpreter(
+            str(model_path),
+            model_path=str(model_path),
+            num_threads=1,
+            experimental_op_resolver_type=getattr(backend().OpResolverType, LITERT_KERNELS[kernels][0]),
+            experimental_preserve_all_tensors=True,
+        )
+    allocate(interpreter, str(model_path))
+    inp = interpreter.get_input_details()[0]
+    batch = np.repeat(np.asarray(x_one)[None], max(1, int(inp["shape"][0])), axis=0).astype(inp["dtype"])
+    interpreter.set_tensor(inp["index"], batch)
+    interpreter.invoke()
+    ops = [op for op in interpreter._get_ops_details() if op.get("op_name") != "DELEGATE"]
+    wanted = [int(op["outputs"][0]) for op in ops if len(op.get("outputs", []))]
+    own = worker is None
+    worker = worker or _Worker(model_path)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dnncomp-tflm-") as tmp:
+            inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "t.npz"
+            np.save(inputs, batch)
+            # Keeping every tensor needs far more than the planned arena; the largest one the search allows.
+            reply = worker.request(cmd="tensors", arena=MAX_ARENA_BYTES, inputs=str(inputs), outputs=str(outputs), tensors=wanted)
+            if not reply["ok"]:
+                return {"op_index": None, "unavailable": f"TFLM could not keep its tensors ({_first_error_line(reply)})"}
+            with np.load(outputs) as z:
+                tflm = {int(k): z[k] for k in z.files}
+    finally:
+        if own:
+            worker.close()
+    data = read_model_bytes(model_path)
+    model = read_model_object(data)
+    activations = enum_names(schema_module().ActivationFunctionType)
+    if kernels == "deployed" and not hasattr(model, "Pack"):
+        return {"op_index": None, "unavailable": "this LiteRT runtime's schema cannot rewrite the model to read XNNPACK's layers"}
+    for op in ops:
+        if not len(op.get("outputs", [])):
+            continue
+        index = int(op["outputs"][0])
+        if kernels == "deployed":
+            ours = _deployed_tensor(data, index, batch).reshape(-1).astype(np.float64)
+        else:
+            ours = np.asarray(interpreter.get_tensor(index)).reshape(-1).astype(np.float64)
+        theirs = tflm[index].reshape(-1).astype(np.float64)
+        if ours.shape != theirs.shape or np.array_equal(ours, theirs):
+            continue
+        diff = np.abs(ours - theirs)
+        options = getattr(model.subgraphs[0].operators[int(op["index"])], "builtinOptions", None)
+        fused = getattr(options, "fusedActivationFunction", None)
+        return {
+            "op_index": int(op["index"]),
+            "op": op["op_name"],
+            "fused_activation": activations.get(fused) if isinstance(fused, int) else None,
+            "values_differ": int(np.count_nonzero(diff)),
+            "values": int(diff.size),
+            "max_abs_diff": float(diff.max()),
+        }
+    return {"op_index": None, "op": None}
+
+
+def _deployed_tensor(data: bytes, tensor: int, batch: np.ndarray) -> np.ndarray:
+    """Tensor ``tensor`` of the model in ``data`` as LiteRT-as-deployed computes it: the model cut there, run on ``batch``."""
+    import flatbuffers
+
+    from .evaluate import allocate
+    from .litert_backend import backend, create_interpreter, read_model_object
+
+    model = read_model_object(data)
+    model.subgraphs[0].outputs = np.array([tensor], dtype=np.int32)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    interpreter = create_interpreter(
+        f"cut at tensor {tensor}",
+        model_content=bytes(builder.Output()),
+        num_threads=1,
+        experimental_op_resolver_type=backend().OpResolverType.AUTO,
+    )
+    allocate(interpreter, f"cut at tensor {tensor}")
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+    interpreter.invoke()
+    return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+
 def model_batches(x_model: np.ndarray, batch: int):
     """``x_model`` in chunks of the model's fixed input batch (the last padded with its last image)."""
     batch = max(1, int(batch))
@@ -503,12 +613,52 @@ def model_batches(x_model: np.ndarray, batch: int):
         yield part
 
 
-def litert_outputs(model_path: Path, x_model: np.ndarray) -> np.ndarray:
-    """Raw output 0 of LiteRT (builtin kernels, the model's own batch) for each model-ready input, N x outputs."""
-    from .evaluate import allocate, open_interpreter
+# LiteRT's kernels TFLM is compared with: name -> (OpResolverType member, what they are).
+# They do not all requantize alike (measured on ResNet-8, docs/BENCHMARKS.md "Microcontrollers"): TFLM's
+# CONV_2D and FULLY_CONNECTED round twice in fixed point (gemmlowp's doubling high multiply, then a shift
+# rounding a half away from zero), as LiteRT's reference kernels do, except LiteRT's reference
+# per-channel FULLY_CONNECTED, which rounds once; LiteRT's optimized builtin kernels (ruy) round a
+# negative exact half up in the shift; the XNNPACK delegate requantizes in float32 (round to nearest
+# even). Outputs that cannot go negative (a fused ReLU) hide the second difference. A one-step
+# difference grows through later layers and can flip a near-tie top-1.
+LITERT_KERNELS: dict[str, tuple[str, str]] = {
+    "reference": ("BUILTIN_REF", "LiteRT reference kernels"),
+    "builtin": ("BUILTIN_WITHOUT_DEFAULT_DELEGATES", "LiteRT optimized builtin kernels"),
+    "deployed": ("AUTO", "LiteRT as deployed"),
+}
+ROUNDING_NOTE = (
+    "kernel rounding, not the model: the int8 kernels requantize differently (TFLM: fixed point, a half rounded "
+    "away from zero, like LiteRT's reference kernels except their per-channel FULLY_CONNECTED, which rounds once; "
+    "LiteRT's optimized kernels round a negative half up; XNNPACK requantizes in float32), so a layer's output "
+    "can differ by one int8 step and the difference grows through later layers"
+)
 
-    interpreter = open_interpreter(model_path, xnnpack=False)
+FLOAT_NOTE = "float kernels (or a model's float parts) may add in different orders, so outputs differ in the last float bits"
+
+
+def litert_outputs(model_path: Path, x_model: np.ndarray, kernels: str = "reference") -> tuple[np.ndarray, dict[str, Any]]:
+    """Raw output 0 of LiteRT for each model-ready input (the model's own batch), N x outputs, and which kernels ran.
+
+    ``kernels`` is a key of :data:`LITERT_KERNELS`: ``reference`` (LiteRT's reference kernels, the
+    arithmetic TFLM's kernels are ported from), ``builtin`` (optimized builtin kernels, no delegate) or
+    ``deployed`` (as ``dnncomp evaluate`` and an app run it: the default XNNPACK delegate where it applies).
+    The second value says so: ``{"kernels", "resolver", "delegate", "ops", "ops_delegated"}``, the delegate
+    read from the interpreter's nodes (``None`` when none was applied). Raises :class:`ModelError`.
+    """
+    from .evaluate import allocate, delegation
+    from .litert_backend import backend, create_interpreter
+
+    if kernels not in LITERT_KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(LITERT_KERNELS)}, got {kernels!r}")
+    resolver = LITERT_KERNELS[kernels][0]
+    interpreter = create_interpreter(
+        str(model_path),
+        model_path=str(model_path),
+        num_threads=1,
+        experimental_op_resolver_type=getattr(backend().OpResolverType, resolver),
+    )
     allocate(interpreter, str(model_path))
+    used = delegation(interpreter)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     batch = max(1, int(inp["shape"][0]))
     rows = []
@@ -516,23 +666,71 @@ def litert_outputs(model_path: Path, x_model: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
         interpreter.invoke()
         rows.append(np.asarray(interpreter.get_tensor(out["index"])).reshape(batch, -1))
-    return np.concatenate(rows)[: len(x_model)] if rows else np.zeros((0, 0))
+    outputs = np.concatenate(rows)[: len(x_model)] if rows else np.zeros((0, 0))
+    info = {
+        "kernels": kernels,
+        "resolver": resolver,
+        # AUTO's one default delegate is XNNPACK; the node count says whether it was applied.
+        "delegate": "XNNPACK" if used["delegate_nodes"] else None,
+        "ops": used["ops"],
+        "ops_delegated": used["ops_delegated"],
+    }
+    return outputs, info
 
 
 def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement and the largest absolute difference of the raw outputs (int8 steps for int8 outputs)."""
+    """Top-1 agreement and the largest absolute difference of the raw outputs (int8 steps for int8 outputs).
+
+    ``top1_ties``: images whose highest score is shared by two classes in either output, where the
+    class picked is an accident of the kernels (argmax takes the first).
+    """
     n = len(tflm)
     if n == 0:
         return {"images": 0, "top1_agreement": None, "disagreements": 0, "max_abs_diff": None}
     agree = int(np.count_nonzero(np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)))
     diff = np.abs(tflm.astype(np.float64) - litert.astype(np.float64))
+
+    def tied(scores: np.ndarray) -> np.ndarray:
+        return np.count_nonzero(scores == scores.max(axis=1, keepdims=True), axis=1) > 1
+
     return {
         "images": n,
         "top1_agreement": agree / n,
         "disagreements": n - agree,
         "max_abs_diff": float(diff.max()),
         "outputs_identical": int(np.count_nonzero(np.all(diff == 0, axis=1))),
+        "top1_ties": int(np.count_nonzero(tied(tflm) | tied(litert))),
     }
+
+
+def equivalence(model_path: Path, x_model: np.ndarray, arena_bytes: int, *, worker: _Worker | None = None) -> dict[str, Any]:
+    """TFLM's raw outputs against each of LiteRT's kernels (:data:`LITERT_KERNELS`) on model-ready inputs.
+
+    The top-level figures (``top1_agreement``, ``disagreements``, ``max_abs_diff``, ``outputs_identical``,
+    ``top1_ties``) compare with LiteRT's reference kernels, the arithmetic TFLM's kernels are ported from
+    (``compared_with``); ``litert`` holds all three comparisons, each with the kernels and delegate that ran.
+    Where TFLM and a LiteRT kernel set differ, ``first_difference`` says at which op (on the first
+    image that differs), as :func:`first_difference` finds it.
+    """
+    tflm = tflm_outputs(model_path, x_model, arena_bytes, worker=worker)
+    against: dict[str, dict[str, Any]] = {}
+    for kernels in LITERT_KERNELS:
+        outputs, info = litert_outputs(model_path, x_model, kernels)
+        compared = compare_outputs(tflm, outputs)
+        if compared["images"] and compared["outputs_identical"] < compared["images"]:
+            differs = int(np.argmax(np.any(tflm != outputs, axis=1)))
+            compared["first_difference"] = first_difference(model_path, x_model[differs], kernels, worker=worker)
+            compared["first_difference"]["image"] = differs
+        against[kernels] = {**info, **compared}
+    headline = {
+        key: value
+        for key, value in against["reference"].items()
+        if key not in ("kernels", "resolver", "delegate", "ops", "ops_delegated", "first_difference")
+    }
+    from .anatomy import inspect_model, is_int8_model
+
+    int8_kernels = is_int8_model(inspect_model(model_path, tensors=False))
+    return {**headline, "compared_with": "reference", "int8_kernels": int8_kernels, "litert": against}
 
 
 def model_ready_inputs(model_path: Path, x_uint8: np.ndarray) -> np.ndarray:
@@ -601,8 +799,7 @@ def micro_report(
                 }
             else:
                 x_model = model_ready_inputs(path, x_uint8)
-                tflm = tflm_outputs(path, x_model, search.arena_bytes, worker=worker)
-                report["equivalence"] = {"dataset": dataset, **compare_outputs(tflm, litert_outputs(path, x_model))}
+                report["equivalence"] = {"dataset": dataset, **equivalence(path, x_model, search.arena_bytes, worker=worker)}
     return report
 
 
@@ -640,11 +837,70 @@ def mcu_summary_line(name: str, record: dict[str, Any]) -> str:
     )
     eq = record.get("equivalence") or {}
     if eq.get("images"):
+        deployed = (eq.get("litert") or {}).get("deployed")
         line += (
             f"; TFLM = LiteRT top-1 on {eq['top1_agreement'] * 100:.2f} % of {eq['images']:,} test images "
-            f"(largest raw difference {eq['max_abs_diff']:g})"
+            f"({'reference kernels, ' if deployed else ''}largest raw difference {eq['max_abs_diff']:g})"
         )
+        if deployed:
+            line += f", {deployed['top1_agreement'] * 100:.2f} % as deployed ({_kernels_label(deployed)})"
     return line
+
+
+def _kernels_label(compared: dict[str, Any]) -> str:
+    """What ran in one of :func:`equivalence`'s comparisons: ``XNNPACK, 14 of 16 ops`` or ``BUILTIN_REF``."""
+    if compared.get("delegate"):
+        return f"{compared['delegate']}, {compared.get('ops_delegated')} of {compared.get('ops')} ops"
+    if compared.get("kernels") == "deployed":
+        return "no delegate applied: builtin kernels"
+    return str(compared.get("resolver"))
+
+
+def _first_difference_text(first: dict[str, Any] | None) -> str:
+    if not first:
+        return ""
+    if first.get("unavailable"):
+        return f"; where it starts is unknown ({first['unavailable']})"
+    if first.get("op_index") is None:
+        return ""
+    fused = first.get("fused_activation")
+    fused_text = "" if fused is None else (", no fused activation" if fused == "NONE" else f", fused {fused}")
+    return (
+        f"; first differs at op {first['op_index']} {first['op']}{fused_text} "
+        f"({first['values_differ']:,} of {first['values']:,} values, by up to {first['max_abs_diff']:g}; test image {first.get('image')})"
+    )
+
+
+def equivalence_lines(eq: dict[str, Any], output_dtype: str | None = None) -> list[str]:
+    """Human lines for :func:`equivalence`'s record (``report["equivalence"]``): one per LiteRT kernel set."""
+    if eq.get("skipped"):
+        return [f"TFLM vs LiteRT not compared: {eq['skipped']}"]
+    if not eq.get("images"):
+        return []
+    unit = " int8 steps" if output_dtype == "int8" else ""
+    against = eq.get("litert")
+    if not against:  # a record written before the kernels were told apart: LiteRT's builtin kernels
+        return [
+            f"TFLM vs LiteRT on {eq['images']:,} {eq.get('dataset') or ''} test images: top-1 agreement "
+            f"{eq['top1_agreement'] * 100:.2f} % ({eq['disagreements']} differ), largest raw output difference "
+            f"{eq['max_abs_diff']:g}"
+        ]
+    names = {"reference": "reference kernels", "builtin": "optimized builtin kernels", "deployed": "as deployed"}
+    lines = [f"TFLM vs LiteRT on {eq['images']:,} {eq.get('dataset') or ''} test images:"]
+    for kernels, compared in against.items():
+        ties = compared.get("top1_ties") or 0
+        lines.append(
+            f"  {names.get(kernels, kernels)} ({_kernels_label(compared)}): top-1 agreement "
+            f"{compared['top1_agreement'] * 100:.2f} % ({compared['disagreements']} differ"
+            + (f"; {ties} images with a tied top score" if ties else "")
+            + f"), {compared['outputs_identical']:,} of {compared['images']:,} outputs identical, "
+            f"largest raw difference {compared['max_abs_diff']:g}{unit}"
+            + _first_difference_text(compared.get("first_difference"))
+        )
+    if any(c["outputs_identical"] < c["images"] for c in against.values()):
+        why = ROUNDING_NOTE if eq.get("int8_kernels") else FLOAT_NOTE
+        lines.append(f"  why they differ: {why}")
+    return lines
 
 
 def micro_lines(report: dict[str, Any]) -> list[str]:
@@ -688,14 +944,8 @@ def micro_lines(report: dict[str, Any]) -> list[str]:
         lines.append("ops TFLM lacks: " + ", ".join(report["missing_ops"]))
     eq = report.get("equivalence")
     if eq:
-        if eq.get("skipped"):
-            lines.append(f"TFLM vs LiteRT not compared: {eq['skipped']}")
-        elif eq["images"]:
-            lines.append(
-                f"TFLM vs LiteRT on {eq['images']:,} {eq['dataset'] or ''} test images: top-1 agreement "
-                f"{eq['top1_agreement'] * 100:.2f} % ({eq['disagreements']} differ), largest raw output difference "
-                f"{eq['max_abs_diff']:g}"
-            )
+        output_dtype = report["outputs"][0]["dtype"] if report.get("outputs") else None
+        lines.extend(equivalence_lines(eq, output_dtype))
     return lines
 
 
