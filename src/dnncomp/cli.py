@@ -429,6 +429,12 @@ def run_command(
     check = results.get("baseline_check") or {}
     if check.get("message"):
         click.echo(f"warning: {check['message']}", err=True)
+    else:  # a float that has learned: say once which recipes cost a lot of it
+        from .run import large_accuracy_drops
+
+        drops = large_accuracy_drops(results.get("variants", []))
+        if drops:
+            click.echo(f"warning: {drops}", err=True)
     best = results.get("best_variant")
     if best:  # issue 13: the variant a user would ship
         click.echo(

@@ -1095,6 +1095,41 @@ def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_
     }
 
 
+# A compressed variant this far below float (points of LiteRT test accuracy) is worth a warning.
+LARGE_DROP_POINTS = 5.0
+
+
+def large_accuracy_drops(variants: list[dict[str, Any]], *, points: float = LARGE_DROP_POINTS) -> str | None:
+    """One warning line naming every compressed variant whose accuracy is more than ``points`` below float's, or None.
+
+    Accuracy is the LiteRT accuracy on the run's test split (``accuracy.full``; runs evaluate no
+    validation split per variant), compared with the ``float`` variant's on the same images.
+    """
+
+    def accuracy(variant):
+        return (variant.get("accuracy") or {}).get("full")
+
+    reference = next((v for v in variants if v.get("name") == "float"), None)
+    if reference is None or accuracy(reference) is None:
+        return None
+    low = [
+        (v["name"], accuracy(v), 100 * (accuracy(reference) - accuracy(v)))
+        for v in variants
+        if v.get("name") not in ("float", KERAS_BASELINE) and accuracy(v) is not None
+    ]
+    low = [row for row in low if row[2] > points]
+    if not low:
+        return None
+    count = (reference.get("accuracy") or {}).get("full_count")
+    listed = "; ".join(f"{name} {100 * acc:.2f} % ({drop:.1f} points below)" for name, acc, drop in low)
+    return (
+        f"{len(low)} variant(s) lost more than {points:g} points against float's {100 * accuracy(reference):.2f} %"
+        + (f" (LiteRT, {count:,} test images)" if count else "")
+        + f": {listed}; a gentler setting (`dnncomp recipes NAME`: lower sparsity, more clusters), "
+        "more fine-tuning epochs or --param NAME.finetune=recover may recover it"
+    )
+
+
 def _with_mcu(evaluated: dict[str, Any], mcu: dict[str, Any] | None) -> dict[str, Any]:
     """A variant's evaluation record, with its TFLite Micro measurement (``mcu``) if one was made of the same artifact."""
     record = evaluated["record"]
