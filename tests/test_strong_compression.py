@@ -170,6 +170,16 @@ def test_study_models_keep_the_study_fine_tuning():
         tuning = resolve_fine_tuning(ctx, get_recipe("pcqat").resolve_params())
         assert tuning.mode == "recover" and tuning.distill and tuning.augment == spec.training["schedule"]["augment"], name
         assert tuning.learning_rate == pytest.approx(10 * spec.training["fine_tune_learning_rate"])
+    # A user's file that borrows a study spec's training defaults (--model study-*) is not a study model;
+    # the same spec's own run-dir baseline is (compress runs/mnist/study-mnist/baseline.keras).
+    contract = object()  # compress always reads the file's contract; only its presence matters here
+    for path, mode in (("mine/model.keras", "recover"), ("runs/mnist/study-mnist/baseline.keras", "study")):
+        ctx = RecipeContext(baseline_path=path, spec=get_model_spec("study-mnist"), x_train=x, y_train=y, contract=contract)
+        tuning = resolve_fine_tuning(ctx, get_recipe("qat").resolve_params())
+        assert tuning.mode == mode, path
+    assert tuning.reason == "auto: study-mnist is one of the study's models"
+    ctx = RecipeContext(baseline_path="mine/model.keras", spec=get_model_spec("study-mnist"), x_train=x, y_train=y, contract=contract)
+    assert "model.keras is your model, not study-mnist" in resolve_fine_tuning(ctx, {"finetune": "auto"}).reason
     # The study's recipe parameters are the paper's (SPEC.md), with the new ones at their neutral defaults.
     assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in NEW_PARAMS} == {
         "schedule": "polynomial",

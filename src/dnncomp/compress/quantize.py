@@ -427,9 +427,15 @@ def qat_stage(
         quantized = quantize_aware(model, scheme)
     except (RuntimeError, ValueError) as exc:
         raise RecipeError(f"TFMOT cannot quantize {ctx.spec.name} ({exc})") from exc
+    ranges = None
+    if ctx.fine_tuning is not None and ctx.fine_tuning.mode == "recover":  # the study's way keeps TFMOT's +-6 start
+        from .qat_ranges import calibrate_activation_ranges
+
+        ranges = calibrate_activation_ranges(quantized.model, ctx.inputs, seed=ctx.seed)
     training = fine_tune(quantized.model, ctx, epochs=epochs, batch_size=batch_size)
     return quantized.model, {
         "fine_tune": training,
+        **({"activation_ranges_calibrated": ranges} if ranges else {}),
         "scheme": scheme_name,
         # A layer whose compute stays float (a BN with nothing to fold into, the model's own Rescaling) is
         # left alone as far as the file goes, even though QAT quantizes its output: reported so.
