@@ -44,7 +44,7 @@ from .preprocess import (
     read_sidecar,
 )
 from .results import wilson_interval
-from .signature import first_layer_gain, input_rescaling, read_metadata
+from .signature import first_layer_gain, input_rescaling, read_metadata, signature_names
 
 ModelSource = str | os.PathLike | bytes
 
@@ -233,25 +233,11 @@ def _output_infos(interpreter, outputs: list[dict], allocated: bool, inp: dict) 
         interpreter.set_tensor(int(inp["index"]), np.zeros(inp["shape"], dtype=inp["dtype"]))
         interpreter.invoke()
         shapes = [_shape(interpreter.get_tensor(int(o["index"])).shape) for o in outputs]
-    names = _signature_names(interpreter)
+    names = signature_names(interpreter)
     return [
         OutputInfo(i, int(o["index"]), str(o["name"]), names.get(int(o["index"])), int(np.prod(s[1:])) if len(s) > 1 else 0)
         for i, (o, s) in enumerate(zip(outputs, shapes))
     ]
-
-
-def _signature_names(interpreter) -> dict[int, str]:
-    """Tensor index -> the name the model's signature gives it ("logits"), where there is one."""
-    names: dict[int, str] = {}
-    try:
-        for key in interpreter.get_signature_list():
-            runner = interpreter.get_signature_runner(key)
-            for side in (runner.get_input_details(), runner.get_output_details()):
-                for name, detail in side.items():
-                    names.setdefault(int(detail["index"]), name)
-    except Exception:  # no signature, or a runtime without the API: tensor names only
-        return {}
-    return names
 
 
 def choose_output(

@@ -727,7 +727,7 @@ def evaluate_run_on_device(
     from .errors import RunError
     from .fileio import sha256_file
     from .measure import load_for_model
-    from .results import now_iso
+    from .results import measured_on_record, now_iso
     from .run import Manifest, _jsonable, load_results, run_dir_lock
 
     results = load_results(state_dir or run_dir)
@@ -778,16 +778,7 @@ def evaluate_run_on_device(
         for key in ("recipe", "compression_check"):  # what the artifact holds: the same file on both machines
             if key in variant:
                 record[key] = variant[key]
-        record["measured_on"] = {
-            "machine_id": machine,
-            "hostname": env.get("hostname"),
-            "board": env.get("board"),
-            "cpu_model": env.get("cpu_model"),
-            "arch": env.get("machine"),
-            "python": env.get("python"),
-            "runtime": runtime,
-            "target": device.target.text,
-        }
+        record["measured_on"] = measured_on_record(env, machine, runtime, target=device.target.text)
         inputs = {
             "artifact": sha256_file(path),
             "data": fingerprint,

@@ -580,6 +580,22 @@ class MeasuredOn(_Record):
     _keys_read: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
+def measured_on_record(environment: dict[str, Any], machine_id: str, runtime: str, **extra: Any) -> dict[str, Any]:
+    """A variant's ``measured_on`` (:class:`MeasuredOn` as JSON) from the measuring machine's ``environment``
+    record (``results.environment()``: hostname, board, cpu_model, machine, python); ``runtime``: e.g.
+    "ai-edge-litert 2.3.0"; ``extra``: keys added after these (``target`` of a device measured over SSH)."""
+    return {
+        "machine_id": machine_id,
+        "hostname": environment.get("hostname"),
+        "board": environment.get("board"),
+        "cpu_model": environment.get("cpu_model"),
+        "arch": environment.get("machine"),
+        "python": environment.get("python"),
+        "runtime": runtime,
+        **extra,
+    }
+
+
 @dataclass
 class Mcu(_Record):
     """``dnncomp run --mcu``: the variant on TFLite Micro (dnncomp.micro.mcu_stage_record): the smallest tensor

@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__
 from .errors import RunError, RunLockedError, StorageError
 from .fileio import TEMP_GLOB, atomic_write_json, sha256_file
-from .results import KERAS_BASELINE, now_iso
+from .results import KERAS_BASELINE, measured_on_record, now_iso
 
 MANIFEST_SCHEMA = "dnncomp.manifest/1"
 STUDY_TECHNIQUES = ["float", "qat", "prune", "cluster"]
@@ -960,15 +960,7 @@ class Pipeline:
 
     def _measured_on_record(self, inputs: dict[str, Any]) -> dict[str, Any]:
         env = self.manifest.measurements.get(self.machine, {}).get("environment") or {}
-        return {
-            "machine_id": inputs["machine"],
-            "hostname": env.get("hostname"),
-            "board": env.get("board"),
-            "cpu_model": env.get("cpu_model"),
-            "arch": env.get("machine"),
-            "python": env.get("python"),
-            "runtime": inputs["runtime"],
-        }
+        return measured_on_record(env, inputs["machine"], inputs["runtime"])
 
     # -- results ---------------------------------------------------------------------
 

@@ -278,6 +278,23 @@ def _tensor_record(detail: dict[str, Any], *, layout: bool, signature_name: str 
     return record
 
 
+def signature_names(interpreter) -> dict[int, str]:
+    """Tensor index -> the name the model's signature gives it ("logits", "embedding": what the user called it).
+
+    Empty for a model without signatures, or a runtime without the signature API (tensor names only).
+    """
+    names: dict[int, str] = {}
+    try:
+        for key in interpreter.get_signature_list():
+            runner = interpreter.get_signature_runner(key)
+            for side in (runner.get_input_details(), runner.get_output_details()):
+                for name, detail in side.items():
+                    names.setdefault(int(detail["index"]), name)
+    except Exception:  # any failure of that API means: no signature names to offer
+        return {}
+    return names
+
+
 def io_details(interpreter) -> dict[str, list[dict[str, Any]]]:
     """``{"inputs": [...], "outputs": [...]}`` of an (allocated or not) LiteRT interpreter.
 
@@ -285,15 +302,7 @@ def io_details(interpreter) -> dict[str, list[dict[str, Any]]]:
     dtype, shape, shape signature, batch ("resizable" or the fixed size), layout (inputs)
     and quantization (scale, zero point and the real range ``[lo, hi]`` it covers).
     """
-    names: dict[int, str] = {}
-    try:  # signature names ("logits", "embedding") are what the user called the outputs
-        for key in interpreter.get_signature_list():
-            runner = interpreter.get_signature_runner(key)
-            for side in (runner.get_input_details(), runner.get_output_details()):
-                for name, detail in side.items():
-                    names.setdefault(int(detail["index"]), name)
-    except Exception:  # models without signatures, or runtimes without the API: names stay None
-        names = {}
+    names = signature_names(interpreter)
     return {
         "inputs": [
             _tensor_record(d, layout=True, signature_name=names.get(int(d["index"]))) for d in interpreter.get_input_details()
