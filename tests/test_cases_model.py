@@ -145,8 +145,13 @@ def test_case_09_the_fine_tuning_loss_follows_the_models_output(case_inputs, cap
     code, qat, out = compress(capsys, tmp_path, d / "cifar_logits.keras", cifar_folder, "qat", "--model", "study-cifar10")
     assert code == 0 and qat["contract"]["output"] == "logits" and qat["training_defaults_from"] == "study-cifar10"
     assert "the file outputs logits, which the loss follows" in out
+    # --model lends study-cifar10's training defaults, not the study's fine-tuning: the file is the user's, so
+    # finetune=auto recovers (on one build: the study's constant Adam 1e-3 48.32 %, recover 53.15 %, float 49.48 %).
+    tuning = qat["info"]["fine_tuning"]
+    assert tuning["mode"] == "recover" and "cifar_logits.keras is your model, not study-cifar10" in tuning["reason"]
+    assert "activation ranges set from 512 training images before QAT" in out
+    assert accuracy(qat, cifar) >= accuracy(float_record, cifar) - 0.01
     gaps = AccuracyGaps()
-    gaps.check(accuracy(qat, cifar), accuracy(float_record, cifar), "logits model, study-cifar10 fine-tuning")
     # A softmax model under a logits spec (study-mnist).
     code, float_record, _ = compress(capsys, tmp_path, d / "mnist_softmax.keras", mnist_folder, "float", "--model", "study-mnist")
     code, qat, out = compress(capsys, tmp_path, d / "mnist_softmax.keras", mnist_folder, "qat", "--model", "study-mnist")

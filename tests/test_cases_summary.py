@@ -19,6 +19,16 @@ from device_models import mnist
 pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.tf]  # make.py trains the case's models; compress fine-tunes
 
 PRUNE_FAST = ["--param", "end_step=30", "--param", "frequency=10"]  # the cases' short schedule (1000 images, 32 steps)
+# The cases' files are the user's, so --model study-mnist lends only training defaults: recover fine-tuning keeps
+# the first convolution and the classifier denser (half the sparsity, twice the clusters), said per layer.
+
+
+def _meant(check: dict, key: str, target: float, edges: set[str]) -> dict[str, float]:
+    """Each checked layer's meant ``key`` (prune/cluster), asserted: ``target``, the edge layers denser."""
+    meant = {row["layer"]: row["meant"][key] for row in check["layers"]}
+    dense = {name: (target / 2 if key == "prune" else target * 2) if name in edges else target for name in meant}
+    assert meant == dense, meant
+    return meant
 TEST_IMAGES = 2000
 
 
@@ -120,9 +130,10 @@ def test_case_02_nested_backbone_layers_are_compressed_listed_and_checked_from_t
     assert set(prune["info"]["pruned_layers"]) == nested_layers and prune["info"]["layers_left_alone"] == {}
     check = prune["info"]["compression_check"]
     file_zeros = _file_kernel_zeros(d / "prune.tflite")
-    assert len(file_zeros) == 3 and all(z >= 0.79 for z in file_zeros.values())
+    meant = _meant(check, "prune", 0.8, {"conv2d", "head"})
+    assert len(file_zeros) == 3
     for row in check["layers"]:
-        assert row["meant"] == {"prune": 0.8} and row["holds"]
+        assert row["holds"] and row["zeros"] >= meant[row["layer"]] - 0.01
         # the summary's number is the file's number
         assert row["zeros"] == pytest.approx(next(z for name, z in file_zeros.items() if f"/{row['layer']}/" in name))
     assert check["holds"]
@@ -133,7 +144,8 @@ def test_case_02_nested_backbone_layers_are_compressed_listed_and_checked_from_t
     check = cluster["info"]["compression_check"]
     assert set(cluster["info"]["clustered_layers"]) == nested_layers and check["holds"]
     assert {row["layer"] for row in check["layers"]} == nested_layers
-    assert all(row["unique"] <= 8 and row["meant"] == {"cluster": 8} for row in check["layers"])
+    meant = _meant(check, "cluster", 8, {"conv2d", "head"})
+    assert all(row["unique"] <= meant[row["layer"]] for row in check["layers"])
     gaps.done()
 
 
@@ -147,7 +159,8 @@ def test_case_05_pruned_sparsity_is_read_from_each_file_and_the_gain_is_located(
         records[recipe], stdout = _compress(capsys, d, recipe, recipe, *PRUNE_FAST)
         check = records[recipe]["info"]["compression_check"]
         assert {row["layer"] for row in check["layers"]} == layers and check["holds"], recipe
-        assert all(row["zeros"] >= 0.79 and row["meant"]["prune"] == 0.8 for row in check["layers"]), recipe
+        meant = _meant(check, "prune", 0.8, {"conv2d", "dense_1"})
+        assert all(row["zeros"] >= meant[row["layer"]] - 0.01 for row in check["layers"]), recipe
         assert "where the zeros pay: " in stdout
     # Dense float zeros: as large as float, and the summary says the gain is after gzip.
     assert (d / "prune.tflite").stat().st_size == pytest.approx(float_size, rel=0.01)
@@ -192,7 +205,8 @@ def test_case_06_add_and_concatenate_qat_and_cqat_are_int8_throughout_and_keep_a
         ops = {op["op"]: op["dtype"] for op in inspect_model(d / f"{recipe}.tflite")["op_list"]}
         assert ops["ADD"] == "int8" and ops["CONCATENATION"] == "int8" and ops["MEAN"] == "int8", (recipe, ops)
         if recipe == "cqat":
-            assert all(row["max_unique_per_channel"] <= 9 and row["meant"]["cluster"] == 8 for row in check["layers"])
+            meant = _meant(check, "cluster", 8, {"conv_a", "head"})
+            assert all(row["max_unique_per_channel"] <= meant[row["layer"]] + 1 for row in check["layers"])
             assert {row["layer"] for row in check["layers"] if row["meant"].get("per_channel")} == {"conv_a", "conv_b", "conv_c"}
         # kept: within a point of float, or above it (the case's model is trained briefly; fine-tuning may raise it)
         gaps.check(_litert_accuracy(d / f"{recipe}.tflite", x, y), keras_float, recipe)

@@ -509,8 +509,8 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
     out, info_json = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
     code = main(
         [
-            # --model: the study's fine-tuning and layer treatment for this study-mnist-shaped baseline (a file outside
-            # a run dir otherwise gets the recovering fine-tuning of issue 13, with denser edge layers)
+            # --model lends study-mnist's training defaults; finetune=study asks for the study's fine-tuning and layer
+            # treatment (a file outside a run dir otherwise gets the recovering fine-tuning of issue 13, with denser edges)
             "compress",
             str(baseline_path),
             "--dataset",
@@ -519,6 +519,8 @@ def test_compress_command_writes_the_flatbuffer_and_says_what_it_did(tmp_path, m
             "study-mnist",
             "--recipe",
             "prune",
+            "--param",
+            "finetune=study",
             "--param",
             "end_step=4",
             "--param",

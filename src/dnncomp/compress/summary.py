@@ -95,6 +95,9 @@ def _stage_lines(stage: dict[str, Any], found: dict[str, dict[str, Any]], tuning
             + (f" in {training['wall_s']:.1f} s" if "wall_s" in training else "")
             + (f"; final {last}" if last else "")
         )
+    calibrated = stage.get("activation_ranges_calibrated")
+    if calibrated:  # recover QAT: TFMOT's +-6 start would barely move over a short fine-tune
+        lines.append(f"activation ranges set from {calibrated['images']} training images before QAT (not TFMOT's +-6 start)")
     if "pruned_layers" in stage:
         sparsity = stage.get("kernel_sparsity", {})
         rows = {n: _in_file(found, n) for n in stage["pruned_layers"]}
