@@ -93,7 +93,9 @@ def test_case_08_calibration_and_fine_tuning_take_the_models_own_input_shape(
         assert kernel_dtypes(record) == {"int8": 3}
         if recipe == "ptq-int8":
             assert accuracy(record, mnist) >= reference - 0.01, recipe
-        else:  # fine-tuned: one build of the case's inputs measured 90.05 % against 91.25 % on 2,000 images
+        else:  # fine-tuned: 90.05 % against 91.25 % on one build under the study's fine-tuning --model used to lend;
+            # recover (finetune=auto for a user's file) 94.02 % against 93.73 % on the full test set of another
+            assert record["info"]["fine_tuning"]["mode"] == "recover"
             gaps.check(accuracy(record, mnist), reference, f"hwc {recipe}")
     code, lenet_float, _ = compress(capsys, tmp_path, d / "lenet32.keras", folder, "float")
     code, lenet_ptq, out = compress(capsys, tmp_path, d / "lenet32.keras", folder, "ptq-int8")
