@@ -29,6 +29,8 @@ def _meant(check: dict, key: str, target: float, edges: set[str]) -> dict[str, f
     dense = {name: (target / 2 if key == "prune" else target * 2) if name in edges else target for name in meant}
     assert meant == dense, meant
     return meant
+
+
 TEST_IMAGES = 2000
 
 

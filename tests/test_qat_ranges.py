@@ -34,7 +34,9 @@ def test_calibration_sets_each_activation_range_to_what_the_model_computes():
     assert info["images"] == 200
     (hidden_max,) = [v for k, v in _variables(qat, "post_activation_max:0").items() if "hidden" in k]
     assert hidden_max == pytest.approx(hidden.max(), rel=0.03)  # int8 kernels: a few per cent off the float value
-    (low,), (high,) = ([v for k, v in _variables(qat, f"post_activation_{end}:0").items() if "logits" in k] for end in ("min", "max"))
+    (low,), (high,) = (
+        [v for k, v in _variables(qat, f"post_activation_{end}:0").items() if "logits" in k] for end in ("min", "max")
+    )
     assert low == pytest.approx(min(logits.min(), 0.0), rel=0.03) and high == pytest.approx(max(logits.max(), 0.0), rel=0.03)
     # Only the quantizers' ranges changed: kernels, biases and step counters are as they were.
     assert len(others) >= 4

@@ -178,7 +178,9 @@ def test_study_models_keep_the_study_fine_tuning():
         tuning = resolve_fine_tuning(ctx, get_recipe("qat").resolve_params())
         assert tuning.mode == mode, path
     assert tuning.reason == "auto: study-mnist is one of the study's models"
-    ctx = RecipeContext(baseline_path="mine/model.keras", spec=get_model_spec("study-mnist"), x_train=x, y_train=y, contract=contract)
+    ctx = RecipeContext(
+        baseline_path="mine/model.keras", spec=get_model_spec("study-mnist"), x_train=x, y_train=y, contract=contract
+    )
     assert "model.keras is your model, not study-mnist" in resolve_fine_tuning(ctx, {"finetune": "auto"}).reason
     # The study's recipe parameters are the paper's (SPEC.md), with the new ones at their neutral defaults.
     assert {k: v for k, v in get_recipe("prune").resolve_params().items() if k not in NEW_PARAMS} == {

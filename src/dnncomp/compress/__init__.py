@@ -444,9 +444,10 @@ def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTunin
     improved/tiny families, and a user's own file even when ``--model study-*`` lends it the
     study's training defaults (the study's constant Adam was tuned for its own models on full
     datasets; on a user's model and small folder it cost case 09 3.6 points against recover).
-    ``reason`` says which and why. Explicit parameters win over the mode's defaults. Augmentation is the family's own (``spec.training["schedule"]["augment"]``);
-    a model without one (a user's file, the study's) is fine-tuned without, and it is
-    applied only to image inputs in [0, 1] (said in ``augment_note`` otherwise).
+    ``reason`` says which and why. Explicit parameters win over the mode's defaults.
+    Augmentation is the family's own (``spec.training["schedule"]["augment"]``); a model
+    without one (a user's file, the study's) is fine-tuned without, and it is applied only
+    to image inputs in [0, 1] (said in ``augment_note`` otherwise).
     """
     mode = params.get("finetune", "auto")
     if mode == "auto":
