@@ -457,7 +457,7 @@ def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTunin
         elif ctx.spec.family == "study":
             reason = (
                 f"auto: {Path(ctx.baseline_path).name} is your model, not {ctx.spec.name} as dnncomp trained it "
-                f"({ctx.spec.name} lends only its training defaults); finetune=study for the study's fine-tuning"
+                f"({ctx.spec.name} lends only its training defaults); --param finetune=study gives the study's fine-tuning"
             )
         else:
             reason = f"auto: {ctx.spec.name} is not one of the study's models"
