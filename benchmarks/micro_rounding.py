@@ -7,7 +7,7 @@ scheme, and the scheme's output compared with what the runtime wrote:
 - ``away``: gemmlowp fixed point, rounding twice (SaturatingRoundingDoublingHighMul, then
   RoundingDivideByPOT, a half away from zero): TFLite's reference kernels;
 - ``up``: the same high multiply, then a shift rounding a half up (towards +inf);
-- ``single``: one rounding of x * multiplier / 2^(31 - shift), a half up (ruy's ApplyMultiplier,
+- ``single``: one rounding of x * multiplier / 2^(31 - shift), a half up (as ruy's ApplyMultiplier,
   TFLITE_SINGLE_ROUNDING);
 - ``fp32``: float32 multiply by the real scale, round to nearest even (XNNPACK's fp32 requantization).
 
@@ -17,9 +17,10 @@ XNNPACK on the first op only (the model cut after it: the delegate keeps no inte
 A count of 0 means the scheme reproduces every value of that op on every image.
 
     .venv/bin/python benchmarks/micro_rounding.py MODEL.tflite --dataset cifar10 --images 20
+    .venv/bin/python benchmarks/micro_rounding.py MODEL.tflite --images 1000 --ops FULLY_CONNECTED
 
-Handles convolutions with SAME or VALID padding and no dilation, per-channel weights, and ADD
-without a fused activation. Needs ai-edge-litert and tflite-micro; no TensorFlow.
+Handles convolutions with SAME or VALID padding and no dilation, per-channel weights, fused
+NONE/RELU/RELU6, and ADD without a fused activation. Needs ai-edge-litert and tflite-micro; no TensorFlow.
 """
 
 from __future__ import annotations
@@ -106,7 +107,21 @@ def accumulator(op: dict, get, details: dict, out_shape) -> np.ndarray:
     return np.einsum("bhwkc,okc->bhwo", patches, w.reshape(n, kh * kw, c)) + b
 
 
-def expected(op: dict, get, details: dict, got: np.ndarray, scheme: str) -> np.ndarray:
+def activation_bounds(model, op: dict, details: dict) -> tuple[int, int]:
+    """The int8 range an op's fused activation (read from the flatbuffer) leaves its output."""
+    options = model.subgraphs[0].operators[int(op["index"])].builtinOptions
+    fused = getattr(options, "fusedActivationFunction", 0)
+    (scale,), zero = quant(details, int(op["outputs"][0]))
+    if fused == 1:  # RELU
+        return max(-128, zero), 127
+    if fused == 3:  # RELU6
+        return max(-128, zero), min(127, zero + int(round(6 / scale)))
+    if fused == 0:  # NONE
+        return -128, 127
+    raise SystemExit(f"op {op['index']}: fused activation {fused} is not handled")
+
+
+def expected(op: dict, get, details: dict, got: np.ndarray, scheme: str, bounds: tuple[int, int]) -> np.ndarray:
     out = int(op["outputs"][0])
     out_scale, out_zero = quant(details, out)
     if op["op_name"] == "ADD":
@@ -121,8 +136,7 @@ def expected(op: dict, get, details: dict, got: np.ndarray, scheme: str) -> np.n
         (in_scale,), _ = quant(details, int(op["inputs"][0]))
         w_scale, _ = quant(details, int(op["inputs"][1]))
         y = requantize(accumulator(op, get, details, got.shape), in_scale * w_scale / out_scale[0], scheme)
-    # A fused ReLU shows as the output never going below its zero point: clamp where the runtime did.
-    return np.clip(y.reshape(got.shape) + out_zero, max(-128, int(got.min())), 127)
+    return np.clip(y.reshape(got.shape) + out_zero, *bounds)
 
 
 def litert(path: Path, resolver) -> Interpreter:
@@ -149,6 +163,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--ops", default="CONV_2D,FULLY_CONNECTED,ADD", help="the op kinds to check, comma-separated")
     args = parser.parse_args()
 
     x = model_ready_inputs(args.model, load_for_model(args.dataset, args.model, args.data_dir).x_test[: args.images])
@@ -159,8 +174,12 @@ def main() -> None:
         data, arena_size=1 << 24, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
     )
     details = {int(t["index"]): t for t in ref.get_tensor_details()}
-    ops = [op for op in ref._get_ops_details() if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED", "ADD")]
+    kinds = set(args.ops.split(",")) & {"CONV_2D", "FULLY_CONNECTED", "ADD"}
+    ops = [op for op in ref._get_ops_details() if op["op_name"] in kinds]
     first = ref._get_ops_details()[0]
+    model = read_model_object(data)
+    bounds = {int(op["index"]): activation_bounds(model, op, details) for op in [*ops, first] if op["op_name"] != "ADD"}
+    bounds.update({int(op["index"]): (-128, 127) for op in ops if op["op_name"] == "ADD"})
     xnn = Interpreter(model_content=cut_after(data, int(first["outputs"][0])), num_threads=1)
     xnn.allocate_tensors()
 
@@ -185,10 +204,10 @@ def main() -> None:
                 got = get(out).astype(np.int64)
                 for scheme in SCHEMES:
                     mismatches[(op["index"], name, scheme)] += int(
-                        np.count_nonzero(expected(op, get, details, got, scheme) != got)
+                        np.count_nonzero(expected(op, get, details, got, scheme, bounds[op["index"]]) != got)
                     )
         # XNNPACK: the first op, on the model's own input (the cut's only op runs delegated).
-        if first["op_name"] == "CONV_2D":
+        if first["op_name"] == "CONV_2D" and "CONV_2D" in kinds:
             got = xnn.get_tensor(xnn.get_output_details()[0]["index"]).astype(np.int64)
 
             def get_input(i, image=batch):
@@ -196,7 +215,7 @@ def main() -> None:
 
             for scheme in SCHEMES:
                 mismatches[(first["index"], "XNNPACK (cut)", scheme)] += int(
-                    np.count_nonzero(expected(first, get_input, details, got, scheme) != got)
+                    np.count_nonzero(expected(first, get_input, details, got, scheme, bounds[first["index"]]) != got)
                 )
 
     print(f"{args.model}: values of each op's output that a scheme does not reproduce, over {len(x)} test images")

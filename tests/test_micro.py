@@ -401,7 +401,7 @@ def test_equivalence_tells_litert_kernels_apart(tmp_path, capsys):
     assert deployed["delegate"] in ("XNNPACK", None) and (deployed["delegate"] is None) == (deployed["ops_delegated"] == 0)
     # Same fixed-point arithmetic: every output identical, hence no first difference.
     assert reference["outputs_identical"] == 200 and reference["max_abs_diff"] == 0 and "first_difference" not in reference
-    # ruy's rounding shows where an output can go negative: the second convolution of the branch.
+    # The optimized kernels' rounding shows where an output can go negative: the second convolution of the branch.
     assert builtin["outputs_identical"] < 200
     first = builtin["first_difference"]
     assert (first["op"], first["fused_activation"], first["max_abs_diff"]) == ("CONV_2D", "NONE", 1.0), first

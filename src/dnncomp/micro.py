@@ -617,7 +617,7 @@ def model_batches(x_model: np.ndarray, batch: int):
 # They do not all requantize alike (measured on ResNet-8, docs/BENCHMARKS.md "Microcontrollers"): TFLM's
 # CONV_2D and FULLY_CONNECTED round twice in fixed point (gemmlowp's doubling high multiply, then a shift
 # rounding a half away from zero), as LiteRT's reference kernels do, except LiteRT's reference
-# per-channel FULLY_CONNECTED, which rounds once; LiteRT's optimized builtin kernels (ruy) round a
+# per-channel FULLY_CONNECTED, which rounds once; LiteRT's optimized builtin kernels (the high multiply, then a rounding shift, as NEON's vqrdmulh and vrshl do) round a
 # negative exact half up in the shift; the XNNPACK delegate requantizes in float32 (round to nearest
 # even). Outputs that cannot go negative (a fused ReLU) hide the second difference. A one-step
 # difference grows through later layers and can flip a near-tie top-1.
@@ -682,24 +682,28 @@ def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict[str, Any]:
     """Top-1 agreement and the largest absolute difference of the raw outputs (int8 steps for int8 outputs).
 
     ``top1_ties``: images whose highest score is shared by two classes in either output, where the
-    class picked is an accident of the kernels (argmax takes the first).
+    class picked is an accident of the kernels (argmax takes the first); ``disagreements_at_ties``:
+    the disagreements among them.
     """
     n = len(tflm)
     if n == 0:
         return {"images": 0, "top1_agreement": None, "disagreements": 0, "max_abs_diff": None}
-    agree = int(np.count_nonzero(np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)))
+    same = np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)
+    agree = int(np.count_nonzero(same))
     diff = np.abs(tflm.astype(np.float64) - litert.astype(np.float64))
 
     def tied(scores: np.ndarray) -> np.ndarray:
         return np.count_nonzero(scores == scores.max(axis=1, keepdims=True), axis=1) > 1
 
+    ties = tied(tflm) | tied(litert)
     return {
         "images": n,
         "top1_agreement": agree / n,
         "disagreements": n - agree,
         "max_abs_diff": float(diff.max()),
         "outputs_identical": int(np.count_nonzero(np.all(diff == 0, axis=1))),
-        "top1_ties": int(np.count_nonzero(tied(tflm) | tied(litert))),
+        "top1_ties": int(np.count_nonzero(ties)),
+        "disagreements_at_ties": int(np.count_nonzero(ties & ~same)),
     }
 
 
@@ -892,9 +896,10 @@ def equivalence_lines(eq: dict[str, Any], output_dtype: str | None = None) -> li
         lines.append(
             f"  {names.get(kernels, kernels)} ({_kernels_label(compared)}): top-1 agreement "
             f"{compared['top1_agreement'] * 100:.2f} % ({compared['disagreements']} differ"
+            + (f", {compared.get('disagreements_at_ties', 0)} of them at a tied top score" if compared["disagreements"] else "")
             + (f"; {ties} images with a tied top score" if ties else "")
             + f"), {compared['outputs_identical']:,} of {compared['images']:,} outputs identical, "
-            f"largest raw difference {compared['max_abs_diff']:g}{unit}"
+            f"largest raw difference {compared['max_abs_diff']:g}{unit if compared['max_abs_diff'] != 1 else unit.rstrip('s')}"
             + _first_difference_text(compared.get("first_difference"))
         )
     if any(c["outputs_identical"] < c["images"] for c in against.values()):
