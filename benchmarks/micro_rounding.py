@@ -30,14 +30,13 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tflite_micro import runtime
 
 from dnncomp.litert_backend import read_model_object
 from dnncomp.measure import load_for_model
-from dnncomp.micro import model_ready_inputs
+from dnncomp.micro import model_cut_after, model_ready_inputs
 
 
 def quantize_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,14 +148,6 @@ def litert(path: Path, resolver) -> Interpreter:
     return interpreter
 
 
-def cut_after(data: bytes, tensor: int) -> bytes:
-    model = read_model_object(data)
-    model.subgraphs[0].outputs = np.array([tensor], dtype=np.int32)
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path)
@@ -180,7 +171,7 @@ def main() -> None:
     model = read_model_object(data)
     bounds = {int(op["index"]): activation_bounds(model, op, details) for op in [*ops, first] if op["op_name"] != "ADD"}
     bounds.update({int(op["index"]): (-128, 127) for op in ops if op["op_name"] == "ADD"})
-    xnn = Interpreter(model_content=cut_after(data, int(first["outputs"][0])), num_threads=1)
+    xnn = Interpreter(model_content=model_cut_after(data, int(first["outputs"][0])), num_threads=1)
     xnn.allocate_tensors()
 
     mismatches: dict[tuple[int, str, str], int] = defaultdict(int)

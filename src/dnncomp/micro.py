@@ -580,20 +580,29 @@ def first_difference(
     return {"op_index": None, "op": None}
 
 
-def _deployed_tensor(data: bytes, tensor: int, batch: np.ndarray) -> np.ndarray:
-    """Tensor ``tensor`` of the model in ``data`` as LiteRT-as-deployed computes it: the model cut there, run on ``batch``."""
+def model_cut_after(data: bytes, tensor: int) -> bytes:
+    """The flatbuffer ``data`` with tensor ``tensor`` as its only output (subgraph 0), so a runtime that keeps
+    no intermediate tensors (the XNNPACK delegate) can be read there. Rewritten with the schema's object API
+    (:func:`dnncomp.litert_backend.read_model_object`); the ops after ``tensor`` stay in the file but never run."""
     import flatbuffers
 
-    from .evaluate import allocate
-    from .litert_backend import backend, create_interpreter, read_model_object
+    from .litert_backend import read_model_object
 
     model = read_model_object(data)
     model.subgraphs[0].outputs = np.array([tensor], dtype=np.int32)
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _deployed_tensor(data: bytes, tensor: int, batch: np.ndarray) -> np.ndarray:
+    """Tensor ``tensor`` of the model in ``data`` as LiteRT-as-deployed computes it: the model cut there, run on ``batch``."""
+    from .evaluate import allocate
+    from .litert_backend import backend, create_interpreter
+
     interpreter = create_interpreter(
         f"cut at tensor {tensor}",
-        model_content=bytes(builder.Output()),
+        model_content=model_cut_after(data, tensor),
         num_threads=1,
         experimental_op_resolver_type=backend().OpResolverType.AUTO,
     )
