@@ -1025,8 +1025,8 @@ def baseline_check(variants: list[dict[str, Any]], constant_accuracy: float | No
     ``ABOVE_CONSTANT_MARGIN`` makes every comparison with it meaningless (a compressed variant
     "above float"), so no best variant is named for it.
     """
-    reference = next((v for v in variants if v.get("name") == "float"), None)
-    accuracy = ((reference or {}).get("accuracy") or {}).get("full")
+    reference, _ = _float_and_compressed(variants)
+    accuracy = None if reference is None else _test_accuracy(reference)
     if accuracy is None or constant_accuracy is None:
         return None
     holds = accuracy >= constant_accuracy + ABOVE_CONSTANT_MARGIN
@@ -1047,6 +1047,21 @@ def _baseline_and_best(variants: list[dict[str, Any]], constant_accuracy: float 
     return {"baseline_check": check, "best_variant": best_variant(variants) if usable else None}
 
 
+def _test_accuracy(variant: dict[str, Any]) -> float | None:
+    """A variant's LiteRT accuracy on the run's whole test split (``accuracy.full``, 0..1), or None."""
+    return (variant.get("accuracy") or {}).get("full")
+
+
+def _float_and_compressed(variants: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The ``float`` variant (None without one or without its test accuracy) and the compressed variants
+    that have a test accuracy (neither float nor the Keras baseline): what a variant is compared against."""
+    reference = next((v for v in variants if v.get("name") == "float"), None)
+    if reference is not None and _test_accuracy(reference) is None:
+        reference = None
+    compressed = [v for v in variants if v.get("name") not in ("float", KERAS_BASELINE) and _test_accuracy(v) is not None]
+    return reference, compressed
+
+
 def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_WITHIN_POINTS) -> dict[str, Any] | None:
     """The compressed variant with the smallest gzip size whose accuracy is within ``within_points`` of float's.
 
@@ -1056,33 +1071,25 @@ def best_variant(variants: list[dict[str, Any]], *, within_points: float = BEST_
     or None without a float variant or when no compressed variant qualifies.
     """
 
-    def accuracy(variant):
-        return (variant.get("accuracy") or {}).get("full")
-
     def gzip_bytes(variant):
         return (variant.get("size") or {}).get("gzip_bytes")
 
-    reference = next((v for v in variants if v.get("name") == "float"), None)
-    if reference is None or accuracy(reference) is None or not gzip_bytes(reference):
+    reference, compressed = _float_and_compressed(variants)
+    if reference is None or not gzip_bytes(reference):
         return None
     rule = f"smallest gzip size with LiteRT test accuracy within {within_points:g} point(s) of float's"
     candidates = [
-        v
-        for v in variants
-        if v.get("name") not in ("float", KERAS_BASELINE)
-        and accuracy(v) is not None
-        and gzip_bytes(v)
-        and (accuracy(v) - accuracy(reference)) * 100 >= -within_points
+        v for v in compressed if gzip_bytes(v) and (_test_accuracy(v) - _test_accuracy(reference)) * 100 >= -within_points
     ]
     if not candidates:
         return None
-    best = min(candidates, key=lambda v: (gzip_bytes(v), -accuracy(v)))
+    best = min(candidates, key=lambda v: (gzip_bytes(v), -_test_accuracy(v)))
     return {
         "name": best["name"],
         "gzip_bytes": gzip_bytes(best),
         "gzip_ratio_vs_float": round(gzip_bytes(reference) / gzip_bytes(best), 2),
-        "accuracy": accuracy(best),
-        "accuracy_change_points": round((accuracy(best) - accuracy(reference)) * 100, 2),
+        "accuracy": _test_accuracy(best),
+        "accuracy_change_points": round((_test_accuracy(best) - _test_accuracy(reference)) * 100, 2),
         "rule": rule,
     }
 
@@ -1098,24 +1105,17 @@ def large_accuracy_drops(variants: list[dict[str, Any]], *, points: float = LARG
     validation split per variant), compared with the ``float`` variant's on the same images.
     """
 
-    def accuracy(variant):
-        return (variant.get("accuracy") or {}).get("full")
-
-    reference = next((v for v in variants if v.get("name") == "float"), None)
-    if reference is None or accuracy(reference) is None:
+    reference, compressed = _float_and_compressed(variants)
+    if reference is None:
         return None
-    low = [
-        (v["name"], accuracy(v), 100 * (accuracy(reference) - accuracy(v)))
-        for v in variants
-        if v.get("name") not in ("float", KERAS_BASELINE) and accuracy(v) is not None
-    ]
+    low = [(v["name"], _test_accuracy(v), 100 * (_test_accuracy(reference) - _test_accuracy(v))) for v in compressed]
     low = [row for row in low if row[2] > points]
     if not low:
         return None
     count = (reference.get("accuracy") or {}).get("full_count")
     listed = "; ".join(f"{name} {100 * acc:.2f} % ({drop:.1f} points below)" for name, acc, drop in low)
     return (
-        f"{len(low)} variant(s) lost more than {points:g} points against float's {100 * accuracy(reference):.2f} %"
+        f"{len(low)} variant(s) lost more than {points:g} points against float's {100 * _test_accuracy(reference):.2f} %"
         + (f" (LiteRT, {count:,} test images)" if count else "")
         + f": {listed}; a gentler setting (`dnncomp recipes NAME`: lower sparsity, more clusters), "
         "more fine-tuning epochs or --param NAME.finetune=recover may recover it"
