@@ -322,6 +322,13 @@ def resolve_preprocessing(contract: ModelContract, given: Preprocessing | None) 
 ASSUMED_RANGE_NOTE = "assumed input range 0..1 (pixel/255); pass --input-range if the model was trained otherwise"
 
 
+def run_dir_model_name(model_path: str | Path) -> str:
+    """The ``<model>`` of ``runs/<dataset>/<model>/baseline.keras`` (``dnncomp run``'s layout): the name of the
+    directory ``model_path`` sits in, symlinks resolved. A registered spec of that name trained the file when
+    it matches one; any other directory name matches none."""
+    return Path(model_path).resolve().parent.name
+
+
 def training_spec_for(model_path: str | Path, dataset: str, model: str | None, contract: ModelContract):
     """The registered spec whose *training defaults* apply to a user's file, or None.
 
@@ -336,7 +343,7 @@ def training_spec_for(model_path: str | Path, dataset: str, model: str | None, c
         spec = get_model_spec(resolve_model_name(model, dataset))
         check_agrees(contract, spec, what="--model")
         return spec
-    from_path = Path(model_path).resolve().parent.name
+    from_path = run_dir_model_name(model_path)
     for spec in list_models():
         if spec.name == from_path and spec.dataset == dataset:
             try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import run_dir_model_name
 from ..errors import DnncompError, RecipeError, first_line
 from ..models import ModelSpec
 
@@ -433,7 +434,7 @@ def is_study_model(ctx: RecipeContext) -> bool:
     """
     if ctx.spec.family != "study":
         return False
-    return ctx.contract is None or Path(ctx.baseline_path).resolve().parent.name == ctx.spec.name
+    return ctx.contract is None or run_dir_model_name(ctx.baseline_path) == ctx.spec.name
 
 
 def resolve_fine_tuning(ctx: RecipeContext, params: dict[str, Any]) -> FineTuning:
