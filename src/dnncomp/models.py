@@ -491,7 +491,8 @@ def compact_cnn(
     """Three blocks of two Conv-BN-ReLU of the given widths, each with one 2x2 MaxPool, GAP, Dense logits.
 
     ``pool_after`` places each block's pool after its first ("a") or second ("b") convolution; the
-    parameters are the same either way, the MACs of the convolutions after a later pool are 4x.
+    parameters are the same either way, and a second convolution placed before its block's pool works
+    at 4x the pixels (4x its MACs).
     """
     layers = keras.layers
     stack = [keras.Input(shape=input_shape)]
@@ -669,7 +670,7 @@ def micro_mnist(keras, input_shape=(28, 28), num_classes=10):
 
 # micro-cifar10 spends the MACs ResNet-8's budget leaves (8.55 M of 12.5 M with every pool after a block's
 # first convolution) on resolution, not parameters: blocks 2 and 3 keep their pools to the end, so their
-# convolutions work at 16x16 and 8x8 as a CIFAR ResNet's stages do (12.31 M MACs, the same 74,736
+# convolutions work at 16x16 and 8x8 as a CIFAR ResNet's stages do (12.31 M MACs, the same 75,466 Keras
 # parameters). 90 epochs fit the issue's 45-minute training budget on this 2-core machine: 2,248 s (37.5 min,
 # 24-27 s an epoch, run alone) for 88.67 % int8 on the full test set (docs/BENCHMARKS.md; the earlier layout
 # gave 87.62 % at 45 epochs and 88.01 % at 75).
