@@ -140,6 +140,124 @@ def test_a_failed_or_pruned_trial_is_recorded_with_its_reason_and_never_stops_th
     assert "FAILED: RecipeError" in said[0] and "PRUNED" in said[1]
 
 
+# ---- refinement: one knob one step stronger from the best feasible trial ------------------------
+
+
+def _row(number, params, *, gzip=None, failing=(), state="COMPLETE", recipe="pcqat"):
+    values = [0.9, gzip] if state == "COMPLETE" else None
+    return {
+        "number": number,
+        "state": state,
+        "recipe": recipe,
+        "params": params,
+        "values": values,
+        "failing": list(failing),
+        "duplicate_of": None,
+    }
+
+
+def test_refinement_moves_one_knob_and_bisects_where_accuracy_breaks():
+    from dnncomp.compress import get_recipe
+    from dnncomp.tune.refine import refine_candidate
+
+    recipes = [get_recipe("pcqat"), get_recipe("qat")]
+    base = {"final_sparsity": 0.6, "number_of_clusters": 16, "epochs": 1}
+    rows = [_row(0, base, gzip=500), _row(1, {"epochs": 1}, gzip=100, recipe="qat")]  # qat: smaller, but no knob
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.old, step.new) == (0, "number_of_clusters", 16, 8)  # a discrete knob first
+    assert step.params == {**base, "number_of_clusters": 8}
+    assert step.optuna_params()["pcqat.number_of_clusters"] == 8 and step.optuna_params()["recipe"] == "pcqat"
+
+    rows.append(_row(2, step.params, gzip=400))  # feasible and smaller: the new parent
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (2, "number_of_clusters", 4)
+    rows.append(_row(3, step.params, gzip=300, failing=["drop"]))  # 4 clusters break the accuracy budget
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (2, "final_sparsity", pytest.approx((0.6 + 0.95) / 2))
+    rows.append(_row(4, step.params, state="PRUNED"))  # so does 0.775: bisect between 0.6 and 0.775
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (2, "final_sparsity", pytest.approx(0.6875))
+    rows.append(_row(5, step.params, gzip=350))  # 0.6875 holds: the new parent, whose ceiling is 0.775
+    step = refine_candidate(rows, recipes)
+    # 4 clusters broke at sparsity 0.6, so they break at 0.6875 too: not proposed again
+    assert (step.parent, step.knob, step.new) == (5, "final_sparsity", pytest.approx(0.7312, abs=1e-4))
+    rows.append(_row(6, step.params, state="PRUNED"))
+    step = refine_candidate(rows, recipes)
+    assert step.new == pytest.approx(0.7094, abs=1e-4)
+    rows.append(_row(7, step.params, state="PRUNED"))
+    # 0.6875 -> 0.7094 leaves 0.0219 < 5 % of the 0.45 range: converged, parent 5 is done. Parent 2 has
+    # nothing left (below 0.6875 holds already, 4 clusters broke): the next parent up, 0, gets more sparsity
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (0, "final_sparsity", pytest.approx(0.775))
+    rows.append(_row(8, step.params, state="PRUNED"))
+    rows.append(_row(9, {**step.params, "final_sparsity": 0.6875}, state="PRUNED"))
+    assert refine_candidate(rows, recipes) is None  # 0.6875 broke at 16 clusters: no step left anywhere
+
+
+class _FakeRunner:
+    """What TrialRunner returns, from a known landscape: feasible iff sparsity <= 0.8 and >= 8 clusters."""
+
+    def run(self, number, recipe, params):
+        sparsity, clusters = params["final_sparsity"], params["number_of_clusters"]
+        high = 1.0 + 30 * (sparsity - 0.8) + (10.0 if clusters < 8 else 0.0)
+        metrics = {
+            "val_accuracy": 0.9 - high / 100,
+            "drop": {"drop_points": high - 0.5, "low_points": high - 1.0, "high_points": high},
+            "gzip_bytes": int(1e6 * (1 - sparsity) * np.log2(clusters)),
+            "file_bytes": 10**6,
+        }
+        return {
+            "number": number,
+            "recipe": recipe,
+            "params": params,
+            "state": "complete",
+            "tflite": b"TFL3",
+            "metrics": metrics,
+            "wall_s": 0.0,
+        }
+
+    def write_artifact(self, path, tflite, recipe):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(tflite)
+        return path
+
+
+def _fake_search(tmp_path, refine: bool):
+    from dnncomp.compress import get_recipe
+    from dnncomp.tune.engine import _sampler, _search, trial_rows
+
+    out = tmp_path / f"refine-{refine}"
+    config = TuneConfig(baseline="b.keras", dataset="mnist", out=str(out), trials=20, seed=3, refine=refine)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(optuna, config, 0))
+    said = []
+    _search(study, config, [get_recipe("pcqat")], _FakeRunner(), None, out, said.append, None, lambda: 0.0)
+    rows = trial_rows(study)
+    best = min((r for r in rows if not r["failing"]), key=lambda r: r["values"][1])
+    return rows, best, said
+
+
+def test_search_alternates_sampler_and_refinement_trials_and_reaches_the_budget_edge(tmp_path):
+    rows, best, said = _fake_search(tmp_path, refine=True)
+    assert len(rows) == 20 and len({json.dumps(r["params"], sort_keys=True) for r in rows}) == 20  # none repeated
+    refinements = [r for r in rows if r["refines"] is not None]
+    first = min(r["number"] for r in rows if not r["failing"])
+    for row in rows[first + 1 :]:  # after the first feasible trial: every other trial is a refinement
+        previous = rows[row["number"] - 1]
+        assert (row["refines"] is not None) == (previous["refines"] is None), row["number"]
+    for row in refinements:
+        parent = rows[row["refines"]]
+        changed = {k for k in row["params"] if row["params"][k] != parent["params"][k]}
+        assert changed == {row["knob"]} and not parent["failing"]
+    assert any(f"from trial {r['refines']}" in line for r in refinements for line in said)
+    # the bisection ends at the landscape's edge (8 clusters, sparsity 0.8: 600,000 bytes) ...
+    assert best["params"]["number_of_clusters"] == 8 and 0.775 <= best["params"]["final_sparsity"] <= 0.8
+    assert best["values"][1] <= 1.03 * 600_000
+    # ... where the sampler alone, with the same seed and trial count, stops short (1,166,192 bytes: 16 clusters)
+    plain_rows, plain_best, _ = _fake_search(tmp_path, refine=False)
+    assert all(r["refines"] is None for r in plain_rows)
+    assert best["values"][1] < plain_best["values"][1]
+
+
 # ---- a real tune on a tiny MNIST model --------------------------------------------------------
 
 
@@ -249,6 +367,11 @@ def test_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tiny_
     # the study holds for the killed trial is compared whole.
     assert len(rerun) == 1 and killed_params.items() <= rerun[0].params.items()
     assert interrupted[0].params.items() <= rerun[0].params.items()
+    # Trial 0 met the budget, so trial 1 was a refinement of it (more sparsity), and stays one when re-run.
+    assert not finished[0].user_attrs["failing"] and finished[0].number == 0
+    assert rerun[0].user_attrs["refines"] == 0 and rerun[0].user_attrs["knob"] == "final_sparsity"
+    assert rerun[0].params["prune-ptq-int8.final_sparsity"] > finished[0].params["prune-ptq-int8.final_sparsity"]
+    assert f"final_sparsity {finished[0].params['prune-ptq-int8.final_sparsity']:g} -> " in printed
     keys = [json.dumps(t.params, sort_keys=True) for t in finished]
     assert len(set(keys)) == 2  # none repeated
     directories = sorted(p.name for p in (out / "trials").iterdir())
@@ -269,6 +392,7 @@ def test_tune_killed_mid_trial_resumes_without_losing_or_repeating_a_trial(tiny_
     assert main(["report", str(out)]) == 0
     report = (out / "report.md").read_text()
     assert "## Pareto set" in report and "## Every trial" in report and (out / "pareto.png").stat().st_size > 0
+    assert "| refines 0 (final_sparsity) |" in report
 
 
 @pytest.mark.tf

@@ -1430,6 +1430,13 @@ def sensitivity_command(
     show_default=True,
     help="Optuna's multi-objective sampler (both take the constraints).",
 )
+@click.option(
+    "--refine/--no-refine",
+    default=True,
+    show_default=True,
+    help="Alternate the sampler's trials with refinements: the best feasible trial with one compression knob "
+    "(sparsity, cluster count) one step stronger, bisecting when the accuracy budget breaks.",
+)
 @click.option("--latency-threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT threads for p50/p95.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option(
@@ -1469,6 +1476,7 @@ def tune_command(
     validation,
     prune_margin,
     sampler,
+    refine,
     latency_threads,
     data_dir,
     model,
@@ -1523,6 +1531,7 @@ def tune_command(
         std=std,
         unsafe=unsafe,
         sampler=sampler,
+        refine=refine,
     )
     outcome = run_tune(config, say=click.echo, progress=lambda *args: click.echo(budget_bar(*args)))
     print_outcome(outcome.summary)

@@ -38,13 +38,22 @@ _FALSE = {"0", "false", "no", "off"}
 class Search:
     """What ``dnncomp tune`` may try for a parameter: ``low..high`` (log-uniform with ``log``; an int
     parameter draws ints) or one of ``choices``; ``when=(key, value)``: only when that parameter
-    of the same recipe has that value (alpha and temperature only with distill=true)."""
+    of the same recipe has that value (alpha and temperature only with distill=true).
+
+    ``stronger`` marks a compression knob: ``"higher"`` when a higher value compresses more
+    (sparsity), ``"lower"`` when a lower one does (cluster count). Tune's refinement steps
+    along these knobs from the best feasible trial (:mod:`dnncomp.tune.refine`)."""
 
     low: float | None = None
     high: float | None = None
     log: bool = False
     choices: tuple[Any, ...] | None = None
     when: tuple[str, Any] | None = None
+    stronger: str | None = None
+
+    def __post_init__(self):
+        if self.stronger not in (None, "higher", "lower"):
+            raise ValueError(f"Search.stronger must be 'higher', 'lower' or None, got {self.stronger!r}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ CLUSTER_PARAMS = {
         8,
         "centroids per clustered weight tensor (per output channel with per-channel clustering)",
         minimum=2,
-        search=Search(choices=(4, 8, 16, 32)),
+        search=Search(choices=(4, 8, 16, 32), stronger="lower"),
     ),
     "init": Param("kmeans_plus_plus", "centroid initialisation", choices=CENTROID_INITS),
     **LAYER_PARAMS,  # per_layer, skip_layers, edge_layers: set on the context

@@ -43,7 +43,7 @@ SCHEDULE_PARAMS = {
         "target sparsity: reached at end_step (polynomial) or at the first update (constant)",
         minimum=0.0,
         maximum=0.99,
-        search=Search(0.5, 0.95),
+        search=Search(0.5, 0.95, stronger="higher"),
     ),
     "begin_step": Param(0, "training step at which pruning starts", minimum=0),
     "end_step": Param(
@@ -347,7 +347,9 @@ STRUCTURED_PARAMS = {
         "unstructured pruning at fallback_sparsity, or none",
         choices=("unstructured", "none"),
     ),
-    "fallback_sparsity": Param(0.5, "sparsity of the unstructured fallback", minimum=0.0, maximum=0.99, search=Search(0.3, 0.9)),
+    "fallback_sparsity": Param(
+        0.5, "sparsity of the unstructured fallback", minimum=0.0, maximum=0.99, search=Search(0.3, 0.9, stronger="higher")
+    ),
     **TRAINING_PARAMS,
 }
 

@@ -105,6 +105,7 @@ class TuneConfig:
     std: str | None = None
     unsafe: bool = False
     sampler: str = "tpe"
+    refine: bool = True  # alternate the sampler's trials with refinements of the best feasible one (tune/refine.py)
 
     def check(self) -> None:
         """Raises TuneError for an objective, budget or count that cannot work."""
@@ -619,7 +620,8 @@ def _recover_interrupted(study, out: Path, say) -> None:
         study._storage.set_trial_user_attr(frozen._trial_id, "interrupted", True)
         study._storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted: the tune process stopped during this trial")
         study.tell(frozen.number, state=TrialState.FAIL)
-        study.enqueue_trial(frozen.params, user_attrs={"resumes": frozen.number}, skip_if_exists=False)
+        carried = {key: frozen.user_attrs[key] for key in ("refines", "knob", "knob_step") if key in frozen.user_attrs}
+        study.enqueue_trial(frozen.params, user_attrs={"resumes": frozen.number, **carried}, skip_if_exists=False)
         shutil.rmtree(out / "trials" / f"{frozen.number:04d}", ignore_errors=True)  # whatever it wrote is not a result
         say(f"trial {frozen.number} was interrupted by the last stop: queued again with the same parameters")
 
@@ -637,7 +639,15 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
         budget_left = config.time_budget_s is None or elapsed() < config.time_budget_s
         slots = config.workers if pool is not None else 1
         while budget_left and len(in_flight) < slots and done() + len(in_flight) < config.trials:
+            refinement = _next_refinement(study, config, recipes)
+            if refinement is not None:
+                study.enqueue_trial(refinement.optuna_params(), user_attrs=refinement.attrs(), skip_if_exists=False)
             trial = study.ask()
+            if "refines" in trial.user_attrs:
+                step = trial.user_attrs["knob_step"]
+                say(
+                    f"trial {trial.number:>3} {trial.user_attrs['knob']} {step[0]:g} -> {step[1]:g} from trial {trial.user_attrs['refines']}"
+                )
             try:
                 recipe, params = suggest(trial, recipes)
             except DnncompError as exc:
@@ -669,6 +679,23 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
             progress(done(), config.trials, elapsed(), config.time_budget_s)
     if config.time_budget_s is not None and elapsed() >= config.time_budget_s and done() < config.trials:
         say(f"time budget {config.time_budget_s / 60:.3g} min used: {done()} of {config.trials} trials ran")
+
+
+def _next_refinement(study, config: TuneConfig, recipes):
+    """A refinement to run next (None: the sampler's turn): refinements alternate with the sampler's trials."""
+    if not config.refine:
+        return None
+    from optuna.trial import TrialState
+
+    from .refine import refine_candidate
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return None  # a queued trial (a resumed one) runs first
+    started = [t for t in trials if counted(t) or t.state == TrialState.RUNNING]
+    if not started or "refines" in started[-1].user_attrs:
+        return None
+    return refine_candidate(trial_rows(study), recipes)
 
 
 def _record(study, trial, outcome: dict[str, Any], config: TuneConfig, runner: TrialRunner, out: Path, say) -> None:
@@ -852,6 +879,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
                 "intermediate": attrs.get("intermediate"),
                 "resumes": attrs.get("resumes"),
                 "duplicate_of": attrs.get("duplicate_of"),
+                "refines": attrs.get("refines"),
+                "knob": attrs.get("knob"),
                 "node": attrs.get("node"),
                 "wall_s": attrs.get("wall_s"),
                 "started": frozen.datetime_start.isoformat() if frozen.datetime_start else None,

@@ -198,8 +198,8 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
     lines += [
         "## Every trial",
         "",
-        "| # | state | recipe | val % | objective | fails / error | parameters |",
-        "|---|---|---|---|---|---|---|",
+        "| # | from | state | recipe | val % | objective | fails / error | parameters |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["trials"]:
         metrics = row.get("metrics") or {}
@@ -207,7 +207,7 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
         why = ", ".join(row.get("failing") or []) or (row.get("error") or "")
         params = ", ".join(f"{k}={v}" for k, v in (row.get("params") or {}).items())
         lines.append(
-            f"| {row['number']} | {row['state']} | {row['recipe'] or ''} | {val} | {_objective(row, config['objective']) if metrics else ''} "
+            f"| {row['number']} | {_origin(row)} | {row['state']} | {row['recipe'] or ''} | {val} | {_objective(row, config['objective']) if metrics else ''} "
             f"| {why.replace('|', '/')} | {params} |"
         )
     return "\n".join(lines) + "\n"
@@ -261,3 +261,12 @@ def write_tune_report(tune_dir: Path, out: Path | None = None) -> dict[str, Any]
     figure = plot(summary, out / "pareto.png")
     report = atomic_write_text(out / "report.md", markdown(summary, figure.name))
     return {"markdown": report, "figures": [figure]}
+
+
+def _origin(row: dict) -> str:
+    """Where a trial's parameters came from: the sampler, a refinement of a trial, or a re-run of an interrupted one."""
+    if row.get("refines") is not None:
+        return f"refines {row['refines']} ({row.get('knob')})"
+    if row.get("resumes") is not None:
+        return f"re-runs {row['resumes']}"
+    return "sampler"
