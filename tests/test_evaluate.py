@@ -127,6 +127,11 @@ def test_file_sizes(reference_models_dir):
     assert sizes["gzip_bytes"] == len(gzip.compress(data, compresslevel=9, mtime=0)) < len(data)
     assert abs(sizes["zip_bytes"] - sizes["gzip_bytes"]) < 0.01 * len(data)  # both deflate
     assert file_sizes(path) == sizes == file_sizes(data)  # reproducible, path or bytes
+    # computed once per content: a second call is a cache hit, and what a caller does to its copy stays there
+    sizes["gzip_bytes"] = 0
+    assert file_sizes(data)["gzip_bytes"] > 0
+    other = data[:-1] + bytes([data[-1] ^ 1])  # one bit changed: its own entry
+    assert file_sizes(other)["file_bytes"] == len(data) and file_sizes(other) is not file_sizes(other)
 
 
 # ---- float and int8-input models (made with TensorFlow) ----------------------------------

@@ -312,7 +312,7 @@ def apply_recipe(name: str, ctx: RecipeContext, params: dict[str, Any] | None = 
     from .summary import compression_check
 
     # What the recipe meant, checked against the flatbuffer it made (the summary prints this).
-    result.info["compression_check"] = compression_check(result.info, inspect_model(result.tflite))
+    result.info["compression_check"] = compression_check(result.info, inspect_model(result.tflite, sizes=False))
     return result
 
 

@@ -142,7 +142,7 @@ def _flatbuffer_facts(tflite: bytes, *, integer: bool, sparse_format: bool) -> d
         return {}
     from ..anatomy import KERNEL_OPS, inspect_model
 
-    anatomy = inspect_model(tflite)
+    anatomy = inspect_model(tflite, sizes=False)
     facts: dict[str, Any] = {}
     if integer:  # e.g. "FULLY_CONNECTED #12" after a layer QAT could not quantize
         facts["float_kernel_ops"] = [
