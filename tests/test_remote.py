@@ -501,10 +501,17 @@ def test_npz_dataset_round_trip_and_refuses_objects(tmp_path):
         load_dataset(f"npz:{tmp_path / 'obj.npz'}")
 
 
-@pytest.mark.slow  # a venv on the "device" with numpy, Pillow and ai-edge-litert from the registry: ~45 s
+DEVICE_WHEELS = Path(__file__).resolve().parents[1] / ".device-wheels"
+
+
+@pytest.mark.slow  # a venv on the "device" with numpy, Pillow and ai-edge-litert from local wheels: ~20 s
 def test_device_setup_installs_the_device_side(device, capsys):
+    if not any(DEVICE_WHEELS.glob("ai_edge_litert-*.whl")):
+        pytest.skip(f"no device wheels in {DEVICE_WHEELS}: .ci/run makes them (pip wheel -c constraints.txt -w .device-wheels .)")
     target = device["target"]
-    assert main(["device", "setup", target]) == 0  # the device's python3; dnncomp's wheel built here and pushed
+    # the device's python3; dnncomp's wheel built here, pushed with the others; pip --no-index: no network
+    assert main(["device", "setup", target, "--wheels", str(DEVICE_WHEELS)]) == 0
+    assert "from the pushed wheels only" in capsys.readouterr().out
     venv_python = device["work"] / "venv" / "bin" / "python"
     assert venv_python.is_file()
     capsys.readouterr()
