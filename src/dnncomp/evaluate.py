@@ -21,6 +21,7 @@ accuracy and timing are separate passes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import sys
@@ -714,8 +715,6 @@ def file_sizes(model: ModelSource) -> dict[str, int]:
     ``zip_bytes``: a zip archive holding the file, deflate at zlib's default level,
     as TFMOT's guides measure "compressed size". Computed once per content in a process.
     """
-    import hashlib
-
     data = read_model_bytes(model)
     digest = hashlib.sha256(data).digest()
     cached = _SIZES_CACHE.get(digest)

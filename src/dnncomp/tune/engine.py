@@ -644,10 +644,9 @@ def _search(study, config, recipes, runner, pool, out, say, progress, elapsed) -
                 study.enqueue_trial(refinement.optuna_params(), user_attrs=refinement.attrs(), skip_if_exists=False)
             trial = study.ask()
             if "refines" in trial.user_attrs:
-                step = trial.user_attrs["knob_step"]
-                say(
-                    f"trial {trial.number:>3} {trial.user_attrs['knob']} {step[0]:g} -> {step[1]:g} from trial {trial.user_attrs['refines']}"
-                )
+                from .refine import step_text
+
+                say(f"trial {trial.number:>3} {step_text(trial.user_attrs)}")
             try:
                 recipe, params = suggest(trial, recipes)
             except DnncompError as exc:

@@ -45,8 +45,11 @@ class Refinement:
     def attrs(self) -> dict[str, Any]:
         return {"refines": self.parent, "knob": self.knob, "knob_step": [self.old, self.new]}
 
-    def text(self) -> str:
-        return f"refines trial {self.parent}: {self.knob} {self.old:g} -> {self.new:g}"
+
+def step_text(attrs: dict[str, Any]) -> str:
+    """A refinement trial's step from its stored attributes (:meth:`Refinement.attrs`): ``knob old -> new from trial N``."""
+    old, new = attrs["knob_step"]
+    return f"{attrs['knob']} {old:g} -> {new:g} from trial {attrs['refines']}"
 
 
 def _key(recipe: str, params: dict[str, Any]) -> str:
@@ -117,14 +120,12 @@ def _step(rows: list[dict[str, Any]], parent: dict[str, Any], knob: str, knobs: 
             return None
         return stronger[0] if up else stronger[-1]
     low, high = float(search.low), float(search.high)
+    # broke with the parent's settings, no stronger on the other knobs, and stronger than it on this one
+    reach = {**parent["params"], knob: high if up else low}
     broken = [
         r["params"][knob]
-        for r in rows
-        if r["recipe"] == parent["recipe"]
-        and _broke_accuracy(r)
-        and knob in r["params"]
-        and (r["params"][knob] > value if up else r["params"][knob] < value)
-        and _no_stronger(r["params"], {**parent["params"], knob: r["params"][knob]}, knobs)
+        for r in _weaker_breaks(rows, parent["recipe"], reach, knobs)
+        if (r["params"][knob] > value if up else r["params"][knob] < value)
     ]
     limit = (min(broken) if up else max(broken)) if broken else (high if up else low)
     if abs(limit - value) < MIN_STEP_FRACTION * (high - low):
