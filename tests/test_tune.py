@@ -258,6 +258,34 @@ def test_search_alternates_sampler_and_refinement_trials_and_reaches_the_budget_
     assert best["values"][1] < plain_best["values"][1]
 
 
+@pytest.mark.plots
+def test_pareto_plot_draws_refinements_as_arrows_from_their_parents(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dnncomp.tune.report import draw
+
+    rows, _, _ = _fake_search(tmp_path, refine=True)
+    summary = {"config": {"objective": "gzip", "max_drop": 1.0}, "trials": rows, "pareto": [], "baseline_val_accuracy": 0.99}
+    figure, axis = plt.subplots()
+    draw(summary, axis)
+    complete = {r["number"] for r in rows if r["state"] == "COMPLETE" and r.get("metrics")}
+    chained = [r for r in rows if r["number"] in complete and r["refines"] in complete]
+    arrows = [child for child in axis.get_children() if isinstance(child, matplotlib.text.Annotation)]
+    assert chained and len(arrows) == len(chained)
+    for arrow, row in zip(arrows, chained):  # drawn in trial order, parent -> child
+        parent = rows[row["refines"]]
+        assert arrow.xy == (row["metrics"]["gzip_bytes"], 100 * row["metrics"]["val_accuracy"])
+        assert arrow.xyann == (parent["metrics"]["gzip_bytes"], 100 * parent["metrics"]["val_accuracy"])
+    labels = axis.get_legend_handles_labels()[1]
+    assert "feasible, refinement" in labels and "feasible" in labels
+    sizes = [r["metrics"]["gzip_bytes"] for r in rows if r["number"] in complete]
+    assert axis.get_xscale() == ("log" if max(sizes) > 10 * min(sizes) else "linear")
+    plt.close(figure)
+
+
 # ---- a real tune on a tiny MNIST model --------------------------------------------------------
 
 
