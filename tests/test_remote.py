@@ -235,7 +235,7 @@ def test_bench_on_device(device, mnist_300, tmp_path):
     assert "mnist_quantized_model" in md.read_text()
 
 
-@pytest.mark.slow  # the run evaluates the whole MNIST test split, here and on the device: ~15 s
+@pytest.mark.slow  # the run evaluates the whole MNIST test split, here and on the device (latency kept short)
 def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_path, monkeypatch, capsys):
     model = _reference()
     run_dir = tmp_path / "runs" / "mnist" / "study-mnist"
@@ -253,6 +253,7 @@ def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_
         "--data-dir",
         str(real_data_dir),
         "--quiet",
+        *("--min-count", "30", "--min-seconds", "0.1"),  # latency timing, on both machines
     ]
     assert main(args + ["--on", device["target"], "--remote-python", device["python"]]) == 0
     out = capsys.readouterr().out
@@ -271,6 +272,10 @@ def test_run_eval_only_on_device_keeps_both_machines(device, real_data_dir, tmp_
     assert remote["os"] and remote["cores"] >= 1 and remote["glibc"].startswith("glibc") and "governor" in remote
     assert env["runtime"]["name"] == "ai-edge-litert" and remote["runtime"] == f"ai-edge-litert {env['runtime']['version']}"
     assert board["measured_on"]["runtime"] == remote["runtime"] and board["latency"]["xnnpack_applied"] is not None
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    timing = manifest["measurements"]["test-board"]["stages"]["evaluate:float"]["inputs"]["latency"]
+    assert (timing["min_count"], timing["min_seconds"]) == (30, 0.1)  # what the device was told is what it records
+    assert board["latency"]["count"] >= 30 and host["latency"]["count"] >= 30
     # a later host-only run keeps the device's records beside its own
     assert main(args) == 0
     assert set(json.loads((run_dir / "results.json").read_text())["measurements"]) == {"test-host", "test-board"}

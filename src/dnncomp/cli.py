@@ -294,6 +294,20 @@ def _fit_option(command):
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency."
 )
 @click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Latency of each variant: at least this many timed calls ...",
+)
+@click.option(
+    "--min-seconds",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="... and at least this many seconds (e.g. 30 and 0.1 for a quick look).",
+)
+@click.option(
     "--eval-only/--no-eval-only",
     default=None,
     help="Only evaluate existing .tflite artifacts (no TensorFlow needed). Default: on for NVIDIA Jetson.",
@@ -343,6 +357,8 @@ def run_command(
     seed,
     limit,
     threads,
+    min_count,
+    min_seconds,
     eval_only,
     params,
     wait,
@@ -389,6 +405,8 @@ def run_command(
             seed=seed,
             limit=limit,
             threads=threads,
+            latency_min_count=min_count,
+            latency_min_seconds=min_seconds,
             eval_only=eval_only,
             recipe_params=_parse_recipe_params(params),
             verbose=0 if quiet else 1,
@@ -404,7 +422,16 @@ def run_command(
 
         with _device(on, remote_python, accept_new_host_key) as device:
             evaluate_run_on_device(
-                device, run_dir, dataset, limit=limit, threads=threads, data_dir=data_dir, skip_bad=skip_bad, wait=wait
+                device,
+                run_dir,
+                dataset,
+                limit=limit,
+                threads=threads,
+                data_dir=data_dir,
+                skip_bad=skip_bad,
+                wait=wait,
+                min_count=min_count,
+                min_seconds=min_seconds,
             )
         run_dir = run_pipeline(
             dataset,
@@ -415,6 +442,8 @@ def run_command(
             seed=seed,
             limit=limit,
             threads=threads,
+            latency_min_count=min_count,
+            latency_min_seconds=min_seconds,
             eval_only=True,
             verbose=0,
             wait=wait,

@@ -715,12 +715,15 @@ def evaluate_run_on_device(
     skip_bad: bool = False,
     state_dir: Path | None = None,
     wait: bool = False,
+    min_count: int = 200,
+    min_seconds: float = 2.0,
 ) -> dict[str, Any]:
     """``run DATASET --eval-only --on``: evaluate the run's LiteRT variants on the device, stored as its own records.
 
     Each variant's record goes into the manifest's ``measurements[<device machine id>]`` with
     the inputs an evaluation records (artifact hash, data fingerprint, limit, latency settings,
     machine, runtime); results.json is rewritten by the next host ``run`` (the caller reruns it).
+    ``min_count``/``min_seconds``: the device's latency timing (``run --min-count/--min-seconds``).
     Returns the device's environment. Raises RemoteError / RunError.
     """
     from .bench import LatencyConfig
@@ -744,7 +747,7 @@ def evaluate_run_on_device(
     data = load_for_model(dataset, paths[0], data_dir, skip_bad=skip_bad)
     remote_models = device.stage_models(paths)
     npz = device.stage_test_split(data.x_test, data.y_test, list(data.class_names))
-    config = LatencyConfig(threads=threads)
+    config = LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds)
     records = {}
     for variant, path, remote in zip(variants, paths, remote_models):
         out = device.result_path()

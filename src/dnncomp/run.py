@@ -52,6 +52,8 @@ class RunConfig:
     spec's name here. ``techniques``: recipe names (None: the study's float,qat,prune,cluster).
     ``epochs``/``batch_size``/``patience``: None takes the model's training schedule.
     ``limit``: also score the first N test images. ``threads``: LiteRT threads for latency.
+    ``latency_min_count``/``latency_min_seconds``: each variant's latency is timed for at least
+    this many calls and seconds (a quick look: 30 and 0.1; the study-comparable default: 200 and 2).
     ``eval_only``: None means on for an NVIDIA Jetson. ``recipe_params``: recipe -> {key: value}
     overrides. ``val_split`` and ``preprocessing`` choose the target
     (:func:`dnncomp.run_target.resolve_target`); the stages they change record them.
@@ -68,6 +70,9 @@ class RunConfig:
     seed: int = 0
     limit: int = 1000
     threads: int = 1
+    # batch-1 latency: at least this many timed calls and this many seconds (bench's LatencyConfig defaults)
+    latency_min_count: int = 200
+    latency_min_seconds: float = 2.0
     eval_only: bool | None = None
     recipe_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     verbose: int = 1
@@ -866,7 +871,9 @@ class Pipeline:
         from .bench import LatencyConfig
 
         artifact = self.run_dir / f"{technique}.tflite"
-        latency_config = LatencyConfig(threads=self.config.threads)
+        latency_config = LatencyConfig(
+            threads=self.config.threads, min_count=self.config.latency_min_count, min_seconds=self.config.latency_min_seconds
+        )
 
         def inputs() -> dict[str, Any]:
             return {
