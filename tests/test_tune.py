@@ -462,3 +462,37 @@ def test_tune_on_a_two_node_ray_cluster_with_an_impossible_budget_exits_3(tiny_m
     assert len(complete) == 2 and all("gzip" in t["failing"] for t in complete)
     assert len({t["node"] for t in complete}) == 2  # one trial on each node of the cluster
     assert not (out / "best.tflite").exists()
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_tune_on_latency_measures_each_trial_and_chooses_the_fastest_within_budget(tiny_mnist, real_data_dir, tmp_path, capsys):
+    """--objective p95 with a p95 budget: every complete trial carries LiteRT batch-1 p50/p95 (ms) from its
+    own .tflite, the budget is judged on them, and best.tflite is the feasible trial with the lowest p95."""
+    out = tmp_path / "tune"
+    code = main(
+        _args(
+            tiny_mnist,
+            real_data_dir,
+            out,
+            "--trials",
+            "2",
+            "--recipes",
+            "ptq-int8,ptq-fp16",
+            "--objective",
+            "p95",
+            "--max-p95-ms",
+            "1000",
+        )
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "tune.json").read_text())
+    complete = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
+    assert len(complete) == 2
+    for trial in complete:
+        metrics = trial["metrics"]
+        assert 0 < metrics["p50_ms"] <= metrics["p95_ms"] < 1000 and metrics["latency_threads"] == 1
+        assert trial["values"][1] == metrics["p95_ms"] and not trial["failing"]
+    fastest = min(complete, key=lambda t: t["metrics"]["p95_ms"])
+    assert summary["chosen"]["trial"] == fastest["number"]
+    assert (out / "best.tflite").read_bytes() == (out / fastest["artifact"]).read_bytes()
