@@ -66,10 +66,9 @@ def test_run_warns_once_when_a_variant_falls_far_below_float(real_data_dir, refe
     from dnncomp.cli import main
     from tiny_tflite import tiny_flatbuffer
 
-    # run times each variant for 2 s by default; a few calls say the same here
-    quick = functools.partial(
-        dnncomp.bench.LatencyConfig, min_count=5, min_seconds=0, warmup_min_count=1, warmup_min_seconds=0, overhead_seconds=0.02
-    )
+    # run times each variant for 2 s by default; a few calls say the same here (the timed part through
+    # run's --min-count/--min-seconds below, the warm-up and harness overhead, which run does not expose, here)
+    quick = functools.partial(dnncomp.bench.LatencyConfig, warmup_min_count=1, warmup_min_seconds=0, overhead_seconds=0.02)
     monkeypatch.setattr(dnncomp.bench, "LatencyConfig", quick)
 
     data_dir = tmp_path / "data"
@@ -90,7 +89,9 @@ def test_run_warns_once_when_a_variant_falls_far_below_float(real_data_dir, refe
         tiny_flatbuffer(input_shape=(1, 784), weights=[weights], biases=[np.zeros(10, np.float32)])
     )
     args = ["run", "mnist", "--eval-only", "--techniques", "float,prune", "--out", str(tmp_path / "runs")]
-    assert main([*args, "--data-dir", str(data_dir), "--first-n", "100", "--quiet"]) == 0
+    assert (
+        main([*args, "--data-dir", str(data_dir), "--first-n", "100", "--min-count", "5", "--min-seconds", "0", "--quiet"]) == 0
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if "lost more than 5 points" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: 1 variant(s) lost more than 5 points against float's 9")
     assert "(LiteRT, 300 test images): prune " in warnings[0] and "points below" in warnings[0]
