@@ -227,6 +227,16 @@ def _input_options(command):
     )(command)
 
 
+def _latency_timing_options(command):
+    """--min-count/--min-seconds: how long each batch-1 latency is timed (bench.LatencyConfig's defaults)."""
+    command = click.option(
+        "--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds."
+    )(command)
+    return click.option(
+        "--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ..."
+    )(command)
+
+
 def _fit_option(command):
     """--fit (dnncomp.preprocess.Fit): how images of another size than the model's input reach it."""
     return click.option(
@@ -293,20 +303,7 @@ def _fit_option(command):
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency."
 )
-@click.option(
-    "--min-count",
-    type=click.IntRange(min=1),
-    default=200,
-    show_default=True,
-    help="Latency of each variant: at least this many timed calls ...",
-)
-@click.option(
-    "--min-seconds",
-    type=click.FloatRange(min=0),
-    default=2.0,
-    show_default=True,
-    help="... and at least this many seconds (e.g. 30 and 0.1 for a quick look).",
-)
+@_latency_timing_options
 @click.option(
     "--eval-only/--no-eval-only",
     default=None,
@@ -539,12 +536,7 @@ def _say_data_notes(data, model_paths) -> None:
 )
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
-@click.option(
-    "--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ..."
-)
-@click.option(
-    "--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds."
-)
+@_latency_timing_options
 @click.option(
     "--json",
     "json_path",
@@ -665,12 +657,7 @@ def _int_list(value: str, what: str) -> list[int]:
     help="LiteRT's default XNNPACK delegate.",
 )
 @click.option("--no-xnnpack", is_flag=True, help="Same as --xnnpack off.")
-@click.option(
-    "--min-count", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs: at least this many calls ..."
-)
-@click.option(
-    "--min-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="... and at least this many seconds."
-)
+@_latency_timing_options
 @click.option(
     "--max-seconds",
     type=click.FloatRange(min=0, min_open=True),
