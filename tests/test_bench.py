@@ -14,6 +14,7 @@ from dnncomp.bench import (
     LatencyConfig,
     _Runner,
     compare_latency,
+    config_dict,
     latency_stats,
     measure_latency,
     measure_memory,
@@ -68,6 +69,20 @@ def test_measure_latency_reports_what_benchmark_model_reports(mnist_int8, mnist_
     assert overhead["invoke_ms"] > 0 and overhead["harness_ms"] > 0
     assert overhead["overhead_pct"] == pytest.approx(100 * overhead["harness_ms"] / overhead["invoke_ms"])
     assert overhead["overhead_pct"] < 50  # small even for this tiny int8 model
+
+
+def test_warm_up_and_overhead_check_are_never_longer_than_the_timing_unless_asked(mnist_int8, mnist_test):
+    # benchmark_model's warmup_min_secs (0.5 s) against the default 2 s of timing; a quick timing shortens both sides
+    assert (LatencyConfig().warmup_min_seconds, LatencyConfig().overhead_seconds) == (0.5, 0.5)
+    quick = LatencyConfig(min_seconds=0.1)
+    assert (quick.warmup_min_seconds, quick.overhead_seconds) == (0.1, 0.1)
+    asked = LatencyConfig(min_seconds=0.1, warmup_min_seconds=0.3, overhead_seconds=0)
+    assert (asked.warmup_min_seconds, asked.overhead_seconds) == (0.3, 0)  # what the caller set stands
+    assert LatencyConfig(**config_dict(quick)) == quick  # the resolved numbers are what a record holds
+    x, _ = mnist_test
+    count_only = measure_latency(mnist_int8, x, LatencyConfig(min_count=20, min_seconds=0, warmup_min_count=3))
+    assert count_only["warmup_count"] >= 3 and count_only["count"] >= 20
+    assert count_only["overhead"]["rounds"] >= 5  # min_seconds 0 still gets the overhead check's floor of rounds
 
 
 def test_inputs_are_real_images_cycled(mnist_int8, mnist_test):

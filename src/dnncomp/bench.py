@@ -6,7 +6,8 @@ or off, batch size):
 1. init: load the flatbuffer and allocate tensors (the file is already in the page
    cache: the input contract was read from it just before);
 2. first inference, timed on its own;
-3. warm-up until at least ``warmup_min_count`` calls AND ``warmup_min_seconds``;
+3. warm-up until at least ``warmup_min_count`` calls AND ``warmup_min_seconds`` (by default
+   0.5 s as in benchmark_model, or ``min_seconds`` when that is shorter);
 4. timed calls until at least ``min_count`` calls AND ``min_seconds`` (capped by
    ``max_seconds``): count, min, max, mean, std and percentiles, in ms per call.
 
@@ -58,6 +59,8 @@ from .evaluate import (
 from .preprocess import Preprocessing
 
 PERCENTILES = (50, 90, 95, 99)
+# Warm-up and harness-overhead budget by default, in seconds (see LatencyConfig).
+DEFAULT_SIDE_SECONDS = 0.5
 
 
 @dataclass
@@ -68,15 +71,24 @@ class LatencyConfig:
     xnnpack: bool = True
     batch: int = 1
     warmup_min_count: int = 20
-    warmup_min_seconds: float = 0.5
+    # None: DEFAULT_SIDE_SECONDS, or min_seconds when that is shorter (resolved below, so the record holds a number).
+    warmup_min_seconds: float | None = None
     min_count: int = 200
     min_seconds: float = 2.0
     max_seconds: float = 60.0
     samples: int = 256  # distinct real test images, cycled
     round_seconds: float = 0.05  # length of one burst when models are interleaved
-    overhead_seconds: float = 0.5  # budget of the harness-overhead measurement (0: skip it)
+    overhead_seconds: float | None = None  # budget of the harness-overhead measurement (0: skip it; None: as warm-up)
 
     def __post_init__(self):
+        # The warm-up and the overhead check are side work: with the defaults each gets 0.5 s against 2 s of timing
+        # (LiteRT benchmark_model's warmup_min_secs is 0.5 s too). A quick timing (--min-seconds 0.1) does not pay
+        # ten times its own length for them: unless set, neither runs longer than the timing itself.
+        side = min(DEFAULT_SIDE_SECONDS, self.min_seconds)
+        if self.warmup_min_seconds is None:
+            self.warmup_min_seconds = side
+        if self.overhead_seconds is None:  # its floor of 5 rounds still runs when min_seconds is 0; only 0 skips it
+            self.overhead_seconds = max(side, 1e-3)
         if self.threads < 1 or self.batch < 1:
             raise ModelError(f"threads and batch must be >= 1 (got threads={self.threads}, batch={self.batch})")
         if self.min_count < 1:

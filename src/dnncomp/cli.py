@@ -669,7 +669,10 @@ def _int_list(value: str, what: str) -> list[int]:
     "--warmup-count", type=click.IntRange(min=0), default=20, show_default=True, help="Warm-up: at least this many calls ..."
 )
 @click.option(
-    "--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... and at least this many seconds."
+    "--warmup-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="... and at least this many seconds.  [default: 0.5, or --min-seconds when shorter]",
 )
 @click.option(
     "--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through."
