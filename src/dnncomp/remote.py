@@ -1026,8 +1026,11 @@ def setup_device(device: Device, wheels: Path | None = None) -> str:
         f"creating {venv} on {device.target.text} and installing {own.rpartition('/')[2]}"
         + (" from the pushed wheels only" if wheels else " (dependencies from the registries the device reaches)")
     )
+    # --no-compile: pip would byte-compile every file of every package (numpy's tests included), which on an SD card
+    # costs more than the install; Python compiles what is imported on first use, into this user-owned venv.
     command = (
-        f"{python} -m venv {shlex.quote(venv)} && {pip} install --disable-pip-version-check --quiet{offline} {shlex.quote(own)}"
+        f"{python} -m venv {shlex.quote(venv)} && "
+        f"{pip} install --disable-pip-version-check --quiet --no-compile{offline} {shlex.quote(own)}"
     )
     status = device.run_shell_streamed(command)
     if status != 0:
