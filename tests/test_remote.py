@@ -452,17 +452,28 @@ def test_ctrl_c_stops_the_remote_process(device):
     from dnncomp.remote import Device
 
     marker = "31.4159"
+
+    def remote_sleeps() -> list[Path]:  # the device is this machine: its processes are in our /proc
+        return [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _cmdline(p)]
+
+    def ctrl_c_once_it_runs():  # as a terminal's Ctrl-C, once the remote command has started
+        deadline = time.monotonic() + 10
+        while not remote_sleeps() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
     start = time.monotonic()
     with Device(device["target"], say=lambda line: None) as d:
-        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))  # as a terminal's Ctrl-C
-        timer.start()
+        sender = threading.Thread(target=ctrl_c_once_it_runs, daemon=True)
+        sender.start()
         with pytest.raises(KeyboardInterrupt):
             d.run_shell_streamed(f"sleep {marker}")
-        timer.cancel()
+        sender.join()
     assert time.monotonic() - start < 20  # stopped, not waited out
-    time.sleep(0.5)
-    running = [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _cmdline(p)]
-    assert running == []
+    deadline = time.monotonic() + 5  # the remote sleep ends soon after the channel closes; give it up to 5 s
+    while remote_sleeps() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert remote_sleeps() == []
 
 
 def _cmdline(proc: Path) -> str:
