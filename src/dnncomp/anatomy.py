@@ -40,6 +40,7 @@ import numpy as np
 from .errors import ModelError
 from .evaluate import ModelSource, file_sizes, model_label, read_model_bytes
 from .litert_backend import enum_names, read_model_object, schema_module
+from .results import format_number
 
 # Builtin ops whose input 1 is the kernel (weights) and, where present, input 2 the bias.
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"}
@@ -549,7 +550,7 @@ def anatomy_lines(anatomy: dict[str, Any]) -> list[str]:
         f"peak activations {anatomy['peak_activation_bytes'] / 1024:.1f} KiB",
         "kernel ops by dtype: " + ", ".join(f"{k} {v}" for k, v in sorted(anatomy["kernel_ops_by_dtype"].items())),
         "all ops by dtype: " + ", ".join(f"{k} {v}" for k, v in sorted(anatomy["ops_by_dtype"].items())),
-        f"sparsity (kernels) {_fmt(anatomy['sparsity'])}  max unique values per kernel "
+        f"sparsity (kernels) {format_number(anatomy['sparsity'], 3)}  max unique values per kernel "
         + (
             str(anatomy["max_unique_per_kernel"])
             if anatomy["max_unique_per_kernel"] is not None
@@ -562,7 +563,3 @@ def anatomy_lines(anatomy: dict[str, Any]) -> list[str]:
     if anatomy["sparse_tensors"]:
         lines.append("sparse-format tensors: " + ", ".join(anatomy["sparse_tensors"]))
     return lines
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

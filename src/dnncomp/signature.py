@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import ModelError
 from .preprocess import input_layout, quantized_real_range
+from .results import MISSING
 
 # Ops that move or re-type values without changing them: the walk from the input passes through.
 _PASS_THROUGH = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "TRANSPOSE", "CAST", "DEQUANTIZE", "PAD"}
@@ -406,7 +407,7 @@ class TFLiteMetadata:
 
 
 def _floats(values: tuple[float, ...]) -> str:
-    return ", ".join(f"{v:g}" for v in values) if values else "-"
+    return ", ".join(f"{v:g}" for v in values) if values else MISSING
 
 
 def read_metadata(model_bytes: bytes) -> TFLiteMetadata | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..results import MISSING
+
 STAGES = ("pruning", "clustering", "qat")
 _SINGLE_STAGE_MARKERS = {"pruned_layers": "pruning", "clustered_layers": "clustering", "quantized_layers": "qat"}
 
@@ -351,9 +353,9 @@ def check_lines(check: dict[str, Any]) -> list[str]:
     lines = ["per layer, read from the flatbuffer (zeros, distinct values per kernel / per output channel):"]
     width = max((len(layer["layer"]) for layer in check["layers"]), default=5)
     for layer in check["layers"]:
-        zeros = "-" if layer["zeros"] is None else f"{layer['zeros']:6.1%}"
-        unique = "-" if layer["unique"] is None else str(layer["unique"])
-        per_channel = "-" if layer["max_unique_per_channel"] is None else str(layer["max_unique_per_channel"])
+        zeros = MISSING if layer["zeros"] is None else f"{layer['zeros']:6.1%}"
+        unique = MISSING if layer["unique"] is None else str(layer["unique"])
+        per_channel = MISSING if layer["max_unique_per_channel"] is None else str(layer["max_unique_per_channel"])
         meant = (
             _meant_text(layer["meant"])
             if layer["meant"]
