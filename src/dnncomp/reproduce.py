@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .data.registry import normalize_name
 from .errors import DnncompError
-from .study import STUDY_DATASETS, STUDY_TEST_IMAGES, dataset_label, normalize_dataset
+from .study import STUDY_DATASETS, STUDY_TEST_IMAGES, dataset_label
 
 
 def reproduce_study(
@@ -31,7 +32,7 @@ def reproduce_study(
     """
     from .report import matplotlib_parts, write_report
 
-    keys = [normalize_dataset(d) for d in (datasets or STUDY_DATASETS)]
+    keys = [normalize_name(d) for d in (datasets or STUDY_DATASETS)]
     unknown = [d for d in keys if d not in STUDY_DATASETS]
     if unknown:
         raise DnncompError(

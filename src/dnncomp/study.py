@@ -107,12 +107,8 @@ STUDY_RESULTS: tuple[StudyResult, ...] = (
 STUDY_DATASETS = tuple(DATASET_LABELS)
 
 
-# "CIFAR-10", "cifar_10" -> "cifar10": the data registry's normalisation (one home), under the name the report uses.
-normalize_dataset = normalize_name
-
-
 def dataset_label(name: str) -> str:
-    key = normalize_dataset(name)
+    key = normalize_name(name)
     return DATASET_LABELS.get(key, str(name))
 
 
@@ -125,7 +121,7 @@ def study_results(dataset: str | None = None) -> list[StudyResult]:
     """The study's rows, all of them or one dataset's, in the published order."""
     if dataset is None:
         return list(STUDY_RESULTS)
-    key = normalize_dataset(dataset)
+    key = normalize_name(dataset)
     return [row for row in STUDY_RESULTS if row.dataset == key]
 
 
@@ -133,7 +129,7 @@ def study_row(dataset: str, our_variant: str) -> StudyResult | None:
     study_variant = study_variant_name(our_variant)
     if study_variant is None:
         return None
-    key = normalize_dataset(dataset)
+    key = normalize_name(dataset)
     return next((row for row in STUDY_RESULTS if row.dataset == key and row.variant == study_variant), None)
 
 

@@ -14,8 +14,9 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     """
     from .console import Column, print_table
     from .console import console as default_console
+    from .data.registry import normalize_name
     from .results import flat_rows, format_number, format_value
-    from .study import DATASET_LABELS, normalize_dataset, study_result
+    from .study import DATASET_LABELS, study_result
 
     console = console or default_console()
     dataset = results.get("dataset", "?")
@@ -26,7 +27,7 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     first_n = str(next(iter(counts))) if len(counts) == 1 else "N"
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)
     # The study's columns only where the study measured this dataset: a user's folder has none to show.
-    with_study = normalize_dataset(dataset) in DATASET_LABELS
+    with_study = normalize_name(dataset) in DATASET_LABELS
     # priority 0 always shows; then what a user compares first (size, tail latency), then the rest
     columns = [
         Column("variant", 0, "left"),

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.registry import normalize_name
 from ..errors import RunError
 from ..results import ResultsDocument, Variant, load_results
-from ..study import dataset_label, normalize_dataset
+from ..study import dataset_label
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RunData:
 
     @property
     def slug(self) -> str:
-        base = re.sub(r"[^a-z0-9]+", "-", f"{normalize_dataset(self.dataset)}-{self.model}".lower()).strip("-")
+        base = re.sub(r"[^a-z0-9]+", "-", f"{normalize_name(self.dataset)}-{self.model}".lower()).strip("-")
         return base + self.slug_suffix
 
     @property

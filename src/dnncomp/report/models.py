@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..data.registry import normalize_name
 from ..results import format_number, format_value
-from ..study import dataset_label, normalize_dataset
+from ..study import dataset_label
 from .document import Block, Heading, Para, Plot, Table
 from .load import RunData
 from .plots.models import plot_models_accuracy_vs_size
@@ -19,7 +20,7 @@ def models_section(runs: list[RunData], out_dir: Path, figures: list[Path] | Non
     accuracy against file size across them. [] when no dataset has two runs."""
     by_dataset: dict[str, list[RunData]] = {}
     for run in runs:
-        by_dataset.setdefault(normalize_dataset(run.dataset), []).append(run)
+        by_dataset.setdefault(normalize_name(run.dataset), []).append(run)
     blocks: list[Block] = []
     for dataset, group in by_dataset.items():
         if len({run.model for run in group}) < 2:

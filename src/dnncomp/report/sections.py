@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..data.registry import normalize_name
 from ..results import FLOAT_VARIANT, KERAS_BASELINE, MISSING, Environment, MachineColumn, format_number, format_value
-from ..study import STUDY_DATASETS, STUDY_DEVICE, STUDY_TEST_IMAGES, normalize_dataset, study_row
+from ..study import STUDY_DATASETS, STUDY_DEVICE, STUDY_TEST_IMAGES, study_row
 from .document import Block, Bullets, Heading, Para, Plot, Table
 from .load import RunData
 from .plots import LAYER_VARIANTS, layer_details, plot_accuracy_vs, plot_history, plot_latency, plot_layers, plot_sizes
@@ -38,7 +39,7 @@ def _results_table(run: RunData, rows: list[VariantRow]) -> Table:
     for machine in others:
         headers += [f"acc. % on {machine.label}", f"p50 ms on {machine.label}"]
     # The study's columns only for a dataset the study measured: a user's folder would show three empty ones.
-    with_study = normalize_dataset(run.dataset) in STUDY_DATASETS
+    with_study = normalize_name(run.dataset) in STUDY_DATASETS
     if with_study:
         headers += [f"study acc. % ({STUDY_TEST_IMAGES})", "study ms (Jetson, mean)", "study file MB"]
     body = []

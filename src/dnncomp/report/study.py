@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.registry import normalize_name
 from ..results import FLOAT_VARIANT, KERAS_BASELINE, MISSING, format_number, format_value
-from ..study import STUDY_DATASETS, STUDY_DEVICE, STUDY_TEST_IMAGES, dataset_label, normalize_dataset, study_row
+from ..study import STUDY_DATASETS, STUDY_DEVICE, STUDY_TEST_IMAGES, dataset_label, study_row
 from .document import Block, Bullets, Heading, Para, Plot, Table
 from .load import RunData
 from .plots import plot_study_comparison
@@ -15,7 +16,7 @@ from .sections import machine_text
 
 def study_section(runs: list[RunData], out_dir: Path, figures: list[Path] | None) -> list[Block]:
     """The runs of the study's datasets beside its published numbers; [] when none is one of them."""
-    study_runs = [r for r in runs if normalize_dataset(r.dataset) in STUDY_DATASETS]
+    study_runs = [r for r in runs if normalize_name(r.dataset) in STUDY_DATASETS]
     if not study_runs:
         return []
     blocks: list[Block] = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ...data.registry import normalize_name
 from ...results import FLOAT_VARIANT, KERAS_BASELINE
-from ...study import STUDY_DATASETS, STUDY_TEST_IMAGES, dataset_label, normalize_dataset, study_row
+from ...study import STUDY_DATASETS, STUDY_TEST_IMAGES, dataset_label, study_row
 from ..load import RunData
 from ..rows import first_n_of, variant_rows
 from .style import FONT_SIZE, STUDY_COLOR, new_figure, plain_log_axis, save_png, styled
@@ -21,7 +22,7 @@ COMPARISON_LABELS = {KERAS_BASELINE: "Keras\nbaseline", FLOAT_VARIANT: "float\n(
 @styled
 def plot_study_comparison(runs: list[RunData], path: Path) -> Path | None:
     """Per dataset: accuracy, latency and size, the study's published number beside ours."""
-    runs = [r for r in runs if normalize_dataset(r.dataset) in STUDY_DATASETS]
+    runs = [r for r in runs if normalize_name(r.dataset) in STUDY_DATASETS]
     if not runs:
         return None
     fig, axes = new_figure(10.5, 2.75 * len(runs) + 0.6, ncols=3, nrows=len(runs))

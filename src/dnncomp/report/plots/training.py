@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ...data.registry import normalize_name
 from ...results import FLOAT_VARIANT, KERAS_BASELINE
-from ...study import STUDY_DATASETS, STUDY_TEST_IMAGES, normalize_dataset, study_row
+from ...study import STUDY_DATASETS, STUDY_TEST_IMAGES, study_row
 from ..load import RunData
 from ..rows import num, variant_rows
 from .style import FONT_SIZE, STUDY_COLOR, new_figure, save_png, styled
@@ -89,7 +90,7 @@ def plot_accuracy_vs_training_time(runs: list[RunData], path: Path, title: str) 
         "ptq-int8": ("s", "int8 (ptq-int8), test set"),
     }
     palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#17becf", "#7f7f7f"] * 4)
-    datasets = {normalize_dataset(run.dataset) for run, _ in points}
+    datasets = {normalize_name(run.dataset) for run, _ in points}
     low = 100.0
     for run, p in points:
         color = next(palette)
