@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..results import markdown_grid
 from .engine import OBJECTIVE_METRIC, TuneError, format_objective
 
 
@@ -182,8 +183,7 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
         "",
     ]
     if summary.get("pareto"):
-        lines += ["## Pareto set (* chosen)", "", "| " + " | ".join(PARETO_HEADERS) + " |", "|" + "---|" * len(PARETO_HEADERS)]
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in pareto_rows(summary)]
+        lines += ["## Pareto set (* chosen)", "", markdown_grid(PARETO_HEADERS, pareto_rows(summary), "l" * len(PARETO_HEADERS))]
         chosen = summary["chosen"]
         lines += [
             "",
@@ -198,18 +198,17 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "pareto.png") -> s
     lines += [
         "## Every trial",
         "",
-        "| # | from | state | recipe | val % | objective | fails / error | parameters |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    trials = []
     for row in summary["trials"]:
         metrics = row.get("metrics") or {}
         val = f"{100 * metrics['val_accuracy']:.2f}" if metrics else ""
         why = ", ".join(row.get("failing") or []) or (row.get("error") or "")
         params = ", ".join(f"{k}={v}" for k, v in (row.get("params") or {}).items())
-        lines.append(
-            f"| {row['number']} | {_origin(row)} | {row['state']} | {row['recipe'] or ''} | {val} | {_objective(row, config['objective']) if metrics else ''} "
-            f"| {why.replace('|', '/')} | {params} |"
-        )
+        objective = _objective(row, config["objective"]) if metrics else ""
+        trials.append([row["number"], _origin(row), row["state"], row["recipe"] or "", val, objective, why, params])
+    headers = ("#", "from", "state", "recipe", "val %", "objective", "fails / error", "parameters")
+    lines.append(markdown_grid(headers, trials, "l" * len(headers)))
     return "\n".join(lines) + "\n"
 
 
