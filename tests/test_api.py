@@ -54,7 +54,7 @@ def _tiny_mnist(tmp_path):
 def test_evaluate_from_python_scores_what_numpy_computes(tmp_path):
     model, expected = _tiny_mnist(tmp_path)
     notes = []
-    document = dnncomp.evaluate(model, "mnist", data_dir=tmp_path, limit=20, min_count=5, min_seconds=0, say=notes.append)
+    document = dnncomp.evaluate(model, "mnist", data_dir=tmp_path, first_n=20, min_count=5, min_seconds=0, say=notes.append)
     accuracy = document["variants"][0]["accuracy"]
     assert accuracy["full_count"] == 60 and accuracy["first_n_count"] == 20
     assert abs(accuracy["full"] - expected) < 1e-9

@@ -96,7 +96,7 @@ def test_machine_id_is_stable_and_can_be_named(monkeypatch):
 def test_manifest_keeps_each_machines_evaluation_and_an_older_unlabelled_one(tmp_path):
     from dnncomp.run import Manifest
 
-    legacy = {"artifact": "abc", "limit": 16}
+    legacy = {"artifact": "abc", "first_n": 16}
     manifest = Manifest(tmp_path)
     manifest.record("evaluate:float", legacy, outputs=[], wall_s=1, record={"name": "float", "by": "old dnncomp"})
     on_a, on_b = {**legacy, "machine": "a"}, {**legacy, "machine": "b"}

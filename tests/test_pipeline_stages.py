@@ -50,16 +50,16 @@ class FakeWork:
         self.seen_params[technique] = params
         return f"tflite of {technique} {params}".encode(), {"recipe": technique}
 
-    def evaluate(self, artifact, data, *, limit, threads, latency_config):
+    def evaluate(self, artifact, data, *, first_n, threads, latency_config):
         self.calls.append(f"evaluate:{artifact.stem}")
-        accuracy = {"full": 0.9, "full_count": len(data.y_test), "first_n": 0.9, "first_n_count": min(limit, len(data.y_test))}
+        accuracy = {"full": 0.9, "full_count": len(data.y_test), "first_n": 0.9, "first_n_count": min(first_n, len(data.y_test))}
         return {
             "accuracy": accuracy,
             "latency": {"p50_ms": 1.0, "threads": threads},
             "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size},
         }
 
-    def evaluate_keras(self, baseline, spec, data, *, limit, preprocessing):
+    def evaluate_keras(self, baseline, spec, data, *, first_n, preprocessing):
         self.calls.append("evaluate:baseline-keras")
         return {"accuracy": {"full": 0.9, "full_count": len(data.y_test)}, "latency": {"p50_ms": 70.0}}
 
@@ -75,7 +75,7 @@ class FakeWork:
 
 def run(tmp_path, work: FakeWork, techniques=("float", "ptq-int8"), **settings) -> tuple[Pipeline, list[str]]:
     config = RunConfig(
-        "mnist", model="study-mnist", techniques=list(techniques), out=tmp_path, eval_only=False, limit=10, **settings
+        "mnist", model="study-mnist", techniques=list(techniques), out=tmp_path, eval_only=False, first_n=10, **settings
     )
     pipeline = Pipeline(config, workers=work.workers())
     lines = []
@@ -169,7 +169,7 @@ def test_eval_only_evaluates_the_artifacts_present_and_trains_nothing(tmp_path, 
 
 def _eval_only(tmp_path, work):
     config = RunConfig(
-        "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=tmp_path, eval_only=True, limit=10, verbose=0
+        "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=tmp_path, eval_only=True, first_n=10, verbose=0
     )
     return Pipeline(config, workers=work.workers()).run()
 
@@ -219,7 +219,7 @@ def test_progress_eta_from_earlier_wall_times_and_this_runs_stages():
 
 def test_a_manifest_from_before_the_schedule_rename_keeps_its_baseline(tmp_path):
     """Baselines recorded with the training settings' old key ("recipe", now "schedule") are not trained again."""
-    config = RunConfig("mnist", model="tiny-mnist", techniques=["float"], out=tmp_path, eval_only=False, limit=10, verbose=0)
+    config = RunConfig("mnist", model="tiny-mnist", techniques=["float"], out=tmp_path, eval_only=False, first_n=10, verbose=0)
     Pipeline(config, workers=FakeWork().workers()).run()
     path = tmp_path / "mnist" / "tiny-mnist" / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -245,7 +245,7 @@ def test_eta_keeps_the_keras_row_apart_from_litert_evaluations():
 
 
 def test_the_keras_row_is_its_own_kind_in_a_run(tmp_path):
-    config = RunConfig("mnist", model="study-mnist", techniques=["float"], out=tmp_path, eval_only=False, limit=10)
+    config = RunConfig("mnist", model="study-mnist", techniques=["float"], out=tmp_path, eval_only=False, first_n=10)
     pipeline = Pipeline(config, workers=FakeWork().workers())
     pipeline.progress._say = lambda line: None
     pipeline.run()

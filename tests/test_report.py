@@ -448,7 +448,7 @@ def test_reproduce_runs_each_dataset_then_writes_one_report(tmp_path, monkeypatc
     assert code == 0, capsys.readouterr().err
     assert [c[0] for c in calls] == ["mnist", "cifar10"]
     kwargs = calls[0][1]
-    assert kwargs["epochs"] == 3 and kwargs["threads"] == 2 and kwargs["limit"] == 1000
+    assert kwargs["epochs"] == 3 and kwargs["threads"] == 2 and kwargs["first_n"] == 1000
     assert kwargs["model"] == "study-mnist" and kwargs["data_dir"] == tmp_path / "data"
     markdown = (out / "report.md").read_text()
     assert "## MNIST / study-mnist" in markdown and "## CIFAR-10 / study-cifar10" in markdown
@@ -588,7 +588,7 @@ class _Workers:
     def compress(self, technique, params, context):
         return f"tflite of {technique}".encode(), {"recipe": technique}
 
-    def evaluate(self, artifact, data, *, limit, threads, latency_config):
+    def evaluate(self, artifact, data, *, first_n, threads, latency_config):
         p50 = self.p50_ms * (0.5 if artifact.stem == "ptq-int8" else 1.0)
         return {
             "accuracy": {"full": 0.9, "full_count": 20, "first_n": 0.9, "first_n_count": 10},
@@ -596,14 +596,14 @@ class _Workers:
             "size": {"file_bytes": artifact.stat().st_size, "gzip_bytes": artifact.stat().st_size},
         }
 
-    def evaluate_keras(self, baseline, spec, data, *, limit, preprocessing):
+    def evaluate_keras(self, baseline, spec, data, *, first_n, preprocessing):
         return {"accuracy": {"full": 0.9, "full_count": 20}, "latency": {"count": 10, "mean_ms": 70.0, "p50_ms": 70.0}}
 
     def run(self, out: Path, eval_only: bool) -> Path:
         from dnncomp.run import Pipeline, RunConfig, Workers
 
         config = RunConfig(
-            "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=out, eval_only=eval_only, limit=10, verbose=0
+            "mnist", model="study-mnist", techniques=["float", "ptq-int8"], out=out, eval_only=eval_only, first_n=10, verbose=0
         )
         workers = Workers(
             load_data=self.data,

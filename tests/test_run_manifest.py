@@ -40,3 +40,17 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(RunError, match="manifest.json: unreadable manifest"):
         Manifest(tmp_path)
+
+
+def test_a_manifest_that_calls_first_n_limit_is_read_under_the_one_name(tmp_path):
+    # written before --first-n / first_n was the one name: its evaluations are still up to date, not measured again
+    (tmp_path / "float.tflite").write_bytes(b"model-bytes")
+    manifest = Manifest(tmp_path)
+    manifest.data["config"] = {"epochs": 1, "limit": 500}
+    inputs = {"artifact": "abc", "data": "f00d", "machine": "pi5", "runtime": "ai-edge-litert 2.3.0"}
+    manifest.record("evaluate:float", {**inputs, "limit": 500}, outputs=["float.tflite"], wall_s=1, record={"name": "float"})
+    reloaded = Manifest(tmp_path)
+    assert reloaded.is_done("evaluate:float", {**inputs, "first_n": 500})
+    assert not reloaded.is_done("evaluate:float", {**inputs, "first_n": 1000})
+    assert reloaded.data["config"] == {"epochs": 1, "first_n": 500}
+    assert reloaded.measurements["pi5"]["stages"]["evaluate:float"]["inputs"]["first_n"] == 500

@@ -29,7 +29,7 @@ def run(config: Any, **fields: Any) -> Path:
 
     ``config``: a :class:`dnncomp.run.RunConfig`, or the dataset name (``"mnist"``, ``"cifar10"``,
     ``"gtsrb"``, ``"folder:PATH"``) with RunConfig's fields as keywords, e.g.
-    ``dnncomp.run("mnist", model="tiny", techniques=["float", "ptq-int8"], epochs=1, limit=1000)``.
+    ``dnncomp.run("mnist", model="tiny", techniques=["float", "ptq-int8"], epochs=1, first_n=1000)``.
     Writes ``out/<dataset>/<model>/`` (manifest.json, baseline.keras/.h5, <recipe>.tflite with a
     .preprocessing.json sidecar, results.json) and returns that directory; a rerun skips what is
     done, a killed run resumes. Read the numbers with ``dnncomp.run.load_results(path)``.
@@ -46,7 +46,7 @@ def evaluate(
     dataset: str,
     *,
     data_dir: str | Path | None = None,
-    limit: int = 1000,
+    first_n: int = 1000,
     threads: int = 1,
     latency: bool = True,
     min_count: int = 200,
@@ -64,7 +64,7 @@ def evaluate(
 
     ``model``: a .tflite file; its input layout (NHWC, NCHW, HxW, flat), dtype and quantization
     are read from it. ``dataset``: mnist, cifar10, gtsrb or folder:PATH, loaded at the model's
-    input size. ``limit``: also score the first N test images. ``threads``: LiteRT threads.
+    input size. ``first_n``: also score the first N test images. ``threads``: LiteRT threads.
     ``latency``: time at least ``min_count`` calls and ``min_seconds`` seconds (after warm-up).
     ``input_range`` ("0..1", "-1..1", "0..255"), ``mean``/``std`` ("0.5" or "0.5,0.5,0.5"): the
     pixel mapping, else the sidecar beside the model, else what the model says. ``output``: the
@@ -88,7 +88,7 @@ def evaluate(
         data.y_test,
         dataset=dataset,
         num_classes=data.num_classes,
-        first_n=limit,
+        first_n=first_n,
         threads=threads,
         latency=LatencyConfig(threads=threads, min_count=min_count, min_seconds=min_seconds) if latency else None,
         output=output,
@@ -105,7 +105,7 @@ def bench(
     threads: Sequence[int] = (1,),
     batches: Sequence[int] = (1,),
     xnnpack: Sequence[bool] = (True,),
-    limit: int = 1000,
+    first_n: int = 1000,
     accuracy: bool = True,
     memory: bool = True,
     input_range: str | None = None,
@@ -146,7 +146,7 @@ def bench(
         xnnpack=list(xnnpack),
         batches=list(batches),
         base_config=LatencyConfig(**latency),
-        accuracy_first_n=limit,
+        accuracy_first_n=first_n,
         accuracy=accuracy,
         memory=memory,
         quiet=quiet,

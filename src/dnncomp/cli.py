@@ -293,7 +293,7 @@ def _fit_option(command):
 @click.option(
     "--first-n",
     "--limit",
-    "limit",
+    "first_n",
     type=click.IntRange(min=0),
     default=1000,
     show_default=True,
@@ -352,7 +352,7 @@ def run_command(
     batch_size,
     patience,
     seed,
-    limit,
+    first_n,
     threads,
     min_count,
     min_seconds,
@@ -400,7 +400,7 @@ def run_command(
             batch_size=batch_size,
             patience=patience,
             seed=seed,
-            limit=limit,
+            first_n=first_n,
             threads=threads,
             latency_min_count=min_count,
             latency_min_seconds=min_seconds,
@@ -422,7 +422,7 @@ def run_command(
                 device,
                 run_dir,
                 dataset,
-                limit=limit,
+                first_n=first_n,
                 threads=threads,
                 data_dir=data_dir,
                 skip_bad=skip_bad,
@@ -437,7 +437,7 @@ def run_command(
             out=out,
             data_dir=data_dir,
             seed=seed,
-            limit=limit,
+            first_n=first_n,
             threads=threads,
             latency_min_count=min_count,
             latency_min_seconds=min_seconds,
@@ -527,7 +527,7 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option(
     "--first-n",
     "--limit",
-    "limit",
+    "first_n",
     type=click.IntRange(min=0),
     default=1000,
     show_default=True,
@@ -553,7 +553,7 @@ def evaluate_command(
     dataset,
     data_dir,
     skip_bad,
-    limit,
+    first_n,
     threads,
     latency,
     min_count,
@@ -594,7 +594,7 @@ def evaluate_command(
                 [path],
                 data,
                 _passthrough(
-                    limit=limit,
+                    first_n=first_n,
                     threads=threads,
                     no_latency=not latency,
                     min_count=min_count,
@@ -611,7 +611,7 @@ def evaluate_command(
             path,
             dataset,
             data=data,
-            limit=limit,
+            first_n=first_n,
             threads=threads,
             latency=latency,
             min_count=min_count,
@@ -680,7 +680,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option(
     "--first-n",
     "--limit",
-    "limit",
+    "first_n",
     type=click.IntRange(min=0),
     default=1000,
     show_default=True,
@@ -725,7 +725,7 @@ def bench_command(
     warmup_count,
     warmup_seconds,
     samples,
-    limit,
+    first_n,
     accuracy,
     memory,
     anatomy,
@@ -778,7 +778,7 @@ def bench_command(
                     warmup_count=warmup_count,
                     warmup_seconds=warmup_seconds,
                     samples=samples,
-                    limit=limit,
+                    first_n=first_n,
                     no_accuracy=not accuracy,
                     no_memory=not memory,
                     anatomy=anatomy,
@@ -798,7 +798,7 @@ def bench_command(
             threads=_int_list(threads_list, "--threads"),
             batches=_int_list(batch_list, "--batch"),
             xnnpack=xnnpack,
-            limit=limit,
+            first_n=first_n,
             accuracy=accuracy,
             memory=memory,
             input_range=input_range,
@@ -909,7 +909,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 @click.option(
     "--first-n",
     "--limit",
-    "limit",
+    "first_n",
     type=click.IntRange(min=0),
     default=1000,
     show_default=True,
@@ -918,7 +918,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 )
 @_wide_option
 @_remote_options
-def inspect_command(models, json_path, target, dataset, data_dir, limit, on, remote_python, accept_new_host_key):
+def inspect_command(models, json_path, target, dataset, data_dir, first_n, on, remote_python, accept_new_host_key):
     """Anatomy of LiteRT models read from the flatbuffer: params, weight tensors (dtype, shape,
     zeros, unique values), ops and the dtype each computes in, MACs, sparse tensors, sizes.
 
@@ -961,7 +961,7 @@ def inspect_command(models, json_path, target, dataset, data_dir, limit, on, rem
             if dataset:
                 try:
                     x_test = load_for_model(dataset, path, data_dir).x_test
-                    images = x_test[:limit] if limit > 0 else x_test
+                    images = x_test[:first_n] if first_n > 0 else x_test
                 except ModelError as exc:  # two inputs, say: the arena and op list still stand
                     not_comparable = str(exc)
             anatomy["mcu"] = micro_report(path, x_uint8=images, dataset=dataset)

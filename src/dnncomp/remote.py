@@ -709,7 +709,7 @@ def evaluate_run_on_device(
     run_dir: Path,
     dataset: str,
     *,
-    limit: int,
+    first_n: int,
     threads: int,
     data_dir=None,
     skip_bad: bool = False,
@@ -721,7 +721,7 @@ def evaluate_run_on_device(
     """``run DATASET --eval-only --on``: evaluate the run's LiteRT variants on the device, stored as its own records.
 
     Each variant's record goes into the manifest's ``measurements[<device machine id>]`` with
-    the inputs an evaluation records (artifact hash, data fingerprint, limit, latency settings,
+    the inputs an evaluation records (artifact hash, data fingerprint, first_n, latency settings,
     machine, runtime); results.json is rewritten by the next host ``run`` (the caller reruns it).
     ``min_count``/``min_seconds``: the device's latency timing (``run --min-count/--min-seconds``).
     Returns the device's environment. Raises RemoteError / RunError.
@@ -759,8 +759,8 @@ def evaluate_run_on_device(
                 remote,
                 "--dataset",
                 f"npz:{npz}",
-                "--limit",
-                str(limit),
+                "--first-n",
+                str(first_n),
                 "--threads",
                 str(threads),
                 "--min-count",
@@ -785,7 +785,7 @@ def evaluate_run_on_device(
         inputs = {
             "artifact": sha256_file(path),
             "data": fingerprint,
-            "limit": limit,
+            "first_n": first_n,
             "latency": _jsonable(vars(config)),
             "machine": machine,
             "runtime": runtime,

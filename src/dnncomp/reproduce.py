@@ -54,7 +54,7 @@ def reproduce_study(
                     data_dir=Path(data_dir) if data_dir else None,
                     epochs=epochs,
                     seed=seed,
-                    limit=STUDY_TEST_IMAGES,
+                    first_n=STUDY_TEST_IMAGES,
                     threads=threads,
                     eval_only=False,
                 )

@@ -51,7 +51,7 @@ class RunConfig:
     member or the user's Keras file (None: the dataset's default); a run records the resolved
     spec's name here. ``techniques``: recipe names (None: the study's float,qat,prune,cluster).
     ``epochs``/``batch_size``/``patience``: None takes the model's training schedule.
-    ``limit``: also score the first N test images. ``threads``: LiteRT threads for latency.
+    ``first_n``: also score the first N test images. ``threads``: LiteRT threads for latency.
     ``latency_min_count``/``latency_min_seconds``: each variant's latency is timed for at least
     this many calls and seconds (a quick look: 30 and 0.1; the study-comparable default: 200 and 2).
     ``eval_only``: None means on for an NVIDIA Jetson. ``recipe_params``: recipe -> {key: value}
@@ -68,7 +68,7 @@ class RunConfig:
     batch_size: int | None = None
     patience: int | None = None
     seed: int = 0
-    limit: int = 1000
+    first_n: int = 1000
     threads: int = 1
     # batch-1 latency: at least this many timed calls and this many seconds (bench's LatencyConfig defaults)
     latency_min_count: int = 200
@@ -172,6 +172,7 @@ class Manifest:
             raise RunError(f"{path}: schema {loaded.get('schema')!r} is not {MANIFEST_SCHEMA!r}; {move_away}")
         loaded.setdefault("stages", {})
         _rename_training_recipe(loaded)
+        _rename_first_n(loaded)
         return loaded
 
     @property
@@ -245,6 +246,23 @@ def _rename_training_recipe(manifest: dict[str, Any]) -> None:
         settings = ((stages.get("baseline") or {}).get("inputs") or {}).get("settings")
         if isinstance(settings, dict) and "recipe" in settings and "schedule" not in settings:
             settings["schedule"] = settings.pop("recipe")
+
+
+def _rename_first_n(manifest: dict[str, Any]) -> None:
+    """A manifest written before the first-N subset had one name (``--first-n``, ``first_n`` in results.json) records
+    it as ``limit`` in its config and its evaluation stages' inputs: read it under the new name, so those
+    evaluations are still up to date and are not measured again."""
+    config = manifest.get("config")
+    if isinstance(config, dict) and "limit" in config and "first_n" not in config:
+        config["first_n"] = config.pop("limit")
+    for stages in [
+        manifest.get("stages") or {},
+        *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values()),
+    ]:
+        for entry in stages.values():
+            inputs = (entry or {}).get("inputs")
+            if isinstance(inputs, dict) and "limit" in inputs and "first_n" not in inputs:
+                inputs["first_n"] = inputs.pop("limit")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -441,19 +459,19 @@ def _compress(technique: str, params: dict[str, Any] | None, context: Callable[[
     return result.tflite, result.info
 
 
-def _evaluate_litert(artifact: Path, data, *, limit: int, threads: int, latency_config) -> dict[str, Any]:
+def _evaluate_litert(artifact: Path, data, *, first_n: int, threads: int, latency_config) -> dict[str, Any]:
     from .bench import measure_latency
     from .evaluate import evaluate_accuracy, file_sizes
 
     return {
-        "accuracy": evaluate_accuracy(artifact, data.x_test, data.y_test, first_n=limit, threads=threads),
+        "accuracy": evaluate_accuracy(artifact, data.x_test, data.y_test, first_n=first_n, threads=threads),
         "latency": measure_latency(artifact, data.x_test, config=latency_config),
         "size": file_sizes(artifact),
         **_anatomy_fields(artifact),
     }
 
 
-def _evaluate_keras(baseline: Path, spec, data, *, limit: int, preprocessing) -> dict[str, Any]:
+def _evaluate_keras(baseline: Path, spec, data, *, first_n: int, preprocessing) -> dict[str, Any]:
     from .evaluate import accuracy_record
     from .train import keras_predict_latency, load_baseline, model_inputs
 
@@ -461,7 +479,7 @@ def _evaluate_keras(baseline: Path, spec, data, *, limit: int, preprocessing) ->
     x = model_inputs(spec, data.x_test, preprocessing)
     predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
     return {
-        "accuracy": accuracy_record(predictions, data.y_test, first_n=limit),
+        "accuracy": accuracy_record(predictions, data.y_test, first_n=first_n),
         # The study averaged model.predict over its 1000 images; at ~70 ms a call, 200 calls give a
         # stable median and mean for a number that only shows framework overhead.
         "latency": keras_predict_latency(model, x[:KERAS_TIMING_IMAGES]),
@@ -476,9 +494,9 @@ class Workers:
     ``train(spec, data, settings, run_dir, verbose)`` -> (files written, Keras history dict).
     ``adopt(model_file, run_dir)`` -> files written (a user's model as the baseline).
     ``compress(recipe, params, context)`` -> (.tflite bytes, info); ``context()`` builds the
-    shared RecipeContext on first use. ``evaluate(artifact, data, limit=, threads=,
+    shared RecipeContext on first use. ``evaluate(artifact, data, first_n=, threads=,
     latency_config=)`` -> {accuracy, latency, size[, sparsity, anatomy]} of a .tflite with
-    LiteRT. ``evaluate_keras(baseline.keras, spec, data, limit=, preprocessing=)`` ->
+    LiteRT. ``evaluate_keras(baseline.keras, spec, data, first_n=, preprocessing=)`` ->
     {accuracy, latency} of the study's Keras row.
     """
 
@@ -509,7 +527,11 @@ def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **s
         config = replace(config, **settings)
     techniques = list(config.techniques or STUDY_TECHNIQUES)
     _check_settings(
-        epochs=config.epochs, batch_size=config.batch_size, patience=config.patience, limit=config.limit, threads=config.threads
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        first_n=config.first_n,
+        threads=config.threads,
     )
     _check_recipe_params(config.recipe_params or {}, techniques)
     if not config.eval_only:
@@ -549,7 +571,7 @@ def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **s
 
 def _check_settings(**settings: int | None) -> None:
     """The library's own range check (the CLI checks the same with Click): refused before anything is written."""
-    minimum = {"epochs": 1, "batch_size": 1, "patience": 0, "limit": 0, "threads": 1}
+    minimum = {"epochs": 1, "batch_size": 1, "patience": 0, "first_n": 0, "threads": 1}
     for name, value in settings.items():
         if value is not None and value < minimum[name]:
             raise RunError(f"{name.replace('_', '-')} {value}: must be >= {minimum[name]}")
@@ -836,7 +858,7 @@ class Pipeline:
             return {
                 "baseline": self.manifest.output_sha("baseline", "baseline.keras"),
                 "data": self.data_fingerprint,
-                "limit": self.config.limit,
+                "first_n": self.config.first_n,
                 **self._measured_on("tf-keras"),
             }
 
@@ -844,7 +866,7 @@ class Pipeline:
             from .evaluate import file_sizes
 
             measured = self.workers.evaluate_keras(
-                self.run_dir / "baseline.keras", self.spec, data, limit=self.config.limit, preprocessing=self.preprocessing
+                self.run_dir / "baseline.keras", self.spec, data, first_n=self.config.first_n, preprocessing=self.preprocessing
             )
             record = {
                 "name": KERAS_BASELINE,
@@ -879,7 +901,7 @@ class Pipeline:
             return {
                 "artifact": sha256_file(artifact),
                 "data": self.data_fingerprint,
-                "limit": self.config.limit,
+                "first_n": self.config.first_n,
                 "latency": _jsonable(vars(latency_config)),
                 **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}),
                 **self._measured_on("ai-edge-litert"),
@@ -888,7 +910,7 @@ class Pipeline:
         def evaluate() -> StageResult:
             given = inputs()
             measured = self.workers.evaluate(
-                artifact, data, limit=self.config.limit, threads=self.config.threads, latency_config=latency_config
+                artifact, data, first_n=self.config.first_n, threads=self.config.threads, latency_config=latency_config
             )
             record: dict[str, Any] = {
                 "name": technique,
