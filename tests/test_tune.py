@@ -194,6 +194,34 @@ def test_refinement_moves_one_knob_and_bisects_where_accuracy_breaks():
     assert refine_candidate(rows, recipes) is None  # 0.6875 broke at 16 clusters: no step left anywhere
 
 
+def test_a_recipe_that_only_broke_the_budget_is_backed_off_one_knob_at_a_time():
+    from dnncomp.compress import get_recipe
+    from dnncomp.tune.refine import refine_candidate
+
+    recipes = [get_recipe("pcqat"), get_recipe("qat")]
+
+    def broken(number, sparsity, clusters, gzip, accuracy):
+        row = _row(number, {"final_sparsity": sparsity, "number_of_clusters": clusters, "epochs": 1}, gzip=gzip, failing=["drop"])
+        row["values"][0] = accuracy
+        return row
+
+    # session 8's improved-cifar10 shape: plain QAT holds, every weight-removing trial broke the accuracy budget
+    rows = [_row(0, {"epochs": 1}, gzip=100, recipe="qat"), broken(1, 0.82, 8, 50, 0.80)]
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.old, step.new) == (1, "number_of_clusters", 8, 16)  # weaker, discrete first
+    rows.append(broken(2, 0.82, 16, 60, 0.85))  # less broken: the next parent
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (2, "number_of_clusters", 32)
+    rows.append(broken(3, 0.82, 32, 70, 0.87))
+    step = refine_candidate(rows, recipes)  # no weaker choice left: halfway to the weak end of sparsity (0.5)
+    assert (step.parent, step.knob, step.new) == (3, "final_sparsity", pytest.approx(0.66))
+    rows.append(_row(4, step.params, gzip=80))  # holds, and is smaller than QAT: stepping forward from it again
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (4, "number_of_clusters", 16)
+    assert refine_candidate([rows[0], broken(1, 0.82, 8, 150, 0.80)], recipes) is None  # broke, and larger than QAT
+    assert refine_candidate([rows[0], {**broken(1, 0.82, 8, 50, 0.80), "failing": ["drop", "gzip"]}], recipes) is None
+
+
 class _FakeRunner:
     """What TrialRunner returns, from a known landscape: feasible iff sparsity <= 0.8 and >= 8 clusters."""
 

@@ -12,6 +12,12 @@ objective) and moves one compression knob one step. Knobs are declared in the re
 the nearest value that already broke the accuracy budget from the same starting point (else to the
 end of its range); a discrete one moves to the next choice. The sampler sees every refinement's
 result like any other trial's.
+
+A recipe that has only broken the accuracy budget so far (session 8's improved-cifar10 tune at 0.5
+points: every pruning and clustering trial broke it, so nothing could be refined and the choice was
+plain QAT) is backed off instead: from its least-broken trial, one knob one step weaker (halfway
+to the weak end of its range, or the next weaker choice), as long as that trial was smaller than
+the best feasible one. Once a weaker step holds, the forward steps above bisect between the two.
 """
 
 from __future__ import annotations
@@ -137,14 +143,85 @@ def _step(rows: list[dict[str, Any]], parent: dict[str, Any], knob: str, knobs: 
     return round(new, 4)
 
 
+def _weaker_step(parent: dict[str, Any], knob: str, knobs: dict[str, Any]) -> Any | None:
+    """The knob's next weaker value from a trial that broke the accuracy budget (None: no further step).
+
+    Discrete: the next weaker choice. Continuous: halfway to the weak end of the range (a recipe is
+    backed off only while none of its trials holds, so no weaker value is known to hold); None once
+    the step is under MIN_STEP_FRACTION of the range.
+    """
+    search = knobs[knob].search
+    value = parent["params"][knob]
+    up = search.stronger == "higher"
+    if search.choices is not None:
+        weaker = [c for c in sorted(search.choices) if (c < value if up else c > value)]
+        if not weaker:
+            return None
+        return weaker[-1] if up else weaker[0]
+    low, high = float(search.low), float(search.high)
+    end = low if up else high
+    if abs(end - value) < MIN_STEP_FRACTION * (high - low):
+        return None
+    new = (value + end) / 2
+    if knobs[knob].kind is int:
+        new = int(round(new))
+        return None if new == value else new
+    return round(new, 4)
+
+
+def _knobs(recipe, params: dict[str, Any]) -> dict[str, Any]:
+    return {key: param for key, param in searched_params(recipe).items() if param.search.stronger is not None and key in params}
+
+
+def back_off_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None:
+    """A step weaker from a recipe that has only broken the accuracy budget, or None.
+
+    Parents: complete trials that failed the accuracy budget and nothing else, of a recipe with no
+    feasible trial yet, smaller than the best feasible trial (a weaker step only grows the
+    variant); the least broken first (highest validation accuracy). A step that a trial no stronger
+    already broke, or one already tried, is not proposed.
+    """
+    by_name = {recipe.name: recipe for recipe in recipes}
+    tried = {_key(r["recipe"], r["params"]) for r in rows if r["recipe"] is not None}
+    feasible = [r for r in rows if r["state"] == "COMPLETE" and not r["failing"] and r["values"]]
+    holding = {r["recipe"] for r in feasible}
+    best = min((r["values"][1] for r in feasible), default=None)
+    broken = sorted(
+        (
+            r
+            for r in rows
+            if r["state"] == "COMPLETE"
+            and r["failing"] == ["drop"]
+            and r.get("duplicate_of") is None
+            and r["recipe"] in by_name
+            and r["recipe"] not in holding
+            and r["values"]
+            and (best is None or r["values"][1] < best)
+        ),
+        key=lambda r: (-r["values"][0], r["values"][1], r["number"]),
+    )
+    for parent in broken:
+        knobs = _knobs(by_name[parent["recipe"]], parent["params"])
+        for key in sorted(knobs, key=lambda k: knobs[k].search.choices is None):  # discrete first: one decisive step
+            new = _weaker_step(parent, key, knobs)
+            if new is None:
+                continue
+            params = {**parent["params"], key: new}
+            if _key(parent["recipe"], params) in tried or _weaker_breaks(rows, parent["recipe"], params, knobs):
+                continue
+            return Refinement(parent["recipe"], params, parent["number"], key, parent["params"][key], new)
+    return None
+
+
 def refine_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None:
-    """The next refinement trial, or None when no feasible trial has a knob left to move.
+    """The next refinement trial, or None when no trial has a knob left to move.
 
     ``rows`` are :func:`dnncomp.tune.engine.trial_rows` records (every state: a step already
     tried, running or queued is not proposed again); ``recipes`` the candidate
     :class:`~dnncomp.compress.Recipe` objects. Parents are tried from the smallest objective up;
     a parent's knobs in the order of how few refinements have moved each (discrete knobs first
-    on a tie: one step there is a large, decisive move).
+    on a tie: one step there is a large, decisive move). When no feasible trial has a step left,
+    :func:`back_off_candidate` steps back from a recipe that has only broken the accuracy budget.
     """
     by_name = {recipe.name: recipe for recipe in recipes}
     tried = {_key(r["recipe"], r["params"]) for r in rows if r["recipe"] is not None}
@@ -161,11 +238,7 @@ def refine_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None:
         key=lambda r: (r["values"][1], -r["values"][0], r["number"]),
     )
     for parent in feasible:
-        knobs = {
-            key: param
-            for key, param in searched_params(by_name[parent["recipe"]]).items()
-            if param.search.stronger is not None and key in parent["params"]
-        }
+        knobs = _knobs(by_name[parent["recipe"]], parent["params"])
         # steps already taken from here along each knob (a weaker sibling is where the parent came from)
         moved = {
             key: sum(
@@ -188,4 +261,4 @@ def refine_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None:
             ):
                 continue
             return Refinement(parent["recipe"], params, parent["number"], key, parent["params"][key], new)
-    return None
+    return back_off_candidate(rows, recipes)
