@@ -59,6 +59,8 @@ def test_evaluate_from_python_scores_what_numpy_computes(tmp_path):
     assert accuracy["full_count"] == 60 and accuracy["first_n_count"] == 20
     assert abs(accuracy["full"] - expected) < 1e-9
     assert document["variants"][0]["latency"]["count"] >= 5
+    old_name = dnncomp.evaluate(model, "mnist", data_dir=tmp_path, limit=30, latency=False)  # first_n's old name
+    assert old_name["variants"][0]["accuracy"]["first_n_count"] == 30
 
 
 def test_bench_from_python_compares_two_models(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from dnncomp.console import StageProgress
 from dnncomp.errors import RunError
-from dnncomp.run import Manifest, Pipeline, RunConfig, Stage, StageResult, Workers, execute_stages
+from dnncomp.run import Manifest, Pipeline, RunConfig, Stage, StageResult, Workers, execute_stages, run_pipeline
 
 
 class Killed(Exception):
@@ -164,6 +164,11 @@ def test_eval_only_evaluates_the_artifacts_present_and_trains_nothing(tmp_path, 
     assert work.calls == ["evaluate:float"]
     work = FakeWork()
     _eval_only(tmp_path, work)
+    assert work.calls == []
+    # run_pipeline (dnncomp.run) still takes first_n's old name, limit: the same inputs, so nothing is re-measured
+    work = FakeWork()
+    settings = dict(model="study-mnist", techniques=["float", "ptq-int8"], out=tmp_path, eval_only=True, verbose=0)
+    run_pipeline("mnist", workers=work.workers(), limit=10, **settings)
     assert work.calls == []
 
 

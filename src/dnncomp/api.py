@@ -59,13 +59,14 @@ def evaluate(
     skip_bad: bool = False,
     say: Callable[[str], None] | None = None,
     data: Any = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy, batch-1 latency and size of one single-input LiteRT classifier on a dataset's test split.
 
     ``model``: a .tflite file; its input layout (NHWC, NCHW, HxW, flat), dtype and quantization
     are read from it. ``dataset``: mnist, cifar10, gtsrb or folder:PATH, loaded at the model's
-    input size. ``first_n``: also score the first N test images. ``threads``: LiteRT threads.
-    ``latency``: time at least ``min_count`` calls and ``min_seconds`` seconds (after warm-up).
+    input size. ``first_n``: also score the first N test images (``limit``: its old name, still
+    taken). ``threads``: LiteRT threads. ``latency``: time at least ``min_count`` calls and ``min_seconds`` seconds (after warm-up).
     ``input_range`` ("0..1", "-1..1", "0..255"), ``mean``/``std`` ("0.5" or "0.5,0.5,0.5"): the
     pixel mapping, else the sidecar beside the model, else what the model says. ``output``: the
     class-score output (name or index) of a model with several. ``fit``: resize, pad or crop
@@ -79,6 +80,7 @@ def evaluate(
     from .bench import LatencyConfig
     from .measure import evaluate_model, measurement_inputs
 
+    first_n = first_n if limit is None else limit
     (path,), given, data = measurement_inputs(
         [model], dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std, data=data
     )
@@ -126,13 +128,14 @@ def bench(
     call) and ``xnnpack`` (LiteRT's default delegate on/off). ``latency``: fields of
     :class:`dnncomp.bench.LatencyConfig` (min_count, min_seconds, max_seconds, warmup_min_count,
     warmup_min_seconds, samples). ``memory``: peak RSS the interpreter adds, in a fresh process
-    per model. Other arguments (``data`` too) as :func:`evaluate`. Returns a results document
+    per model. Other arguments (``data`` and ``limit`` too) as :func:`evaluate`. Returns a results document
     (``dnncomp.results/1``) with one variant per model and its ``latency_runs``; milliseconds,
     bytes, images/s. No TensorFlow. Raises ModelError, DataError.
     """
     from .bench import LatencyConfig
     from .measure import bench_models, measurement_inputs
 
+    first_n = latency.pop("limit", first_n)  # first_n's old name
     paths, given, data = measurement_inputs(
         models, dataset, data_dir=data_dir, skip_bad=skip_bad, fit=fit, input_range=input_range, mean=mean, std=std, data=data
     )

@@ -84,6 +84,8 @@ class LatencyConfig:
         # The warm-up and the overhead check are side work: with the defaults each gets 0.5 s against 2 s of timing
         # (LiteRT benchmark_model's warmup_min_secs is 0.5 s too). A quick timing (--min-seconds 0.1) does not pay
         # ten times its own length for them: unless set, neither runs longer than the timing itself.
+        # Resolved once, here: dataclasses.replace(config, min_seconds=...) keeps the resolved numbers, so a copy
+        # that changes min_seconds must pass warmup_min_seconds/overhead_seconds=None to have them derived again.
         side = min(DEFAULT_SIDE_SECONDS, self.min_seconds)
         if self.warmup_min_seconds is None:
             self.warmup_min_seconds = side

@@ -521,6 +521,8 @@ def run_pipeline(config: RunConfig | str, *, workers: Workers | None = None, **s
     """
     from .run_target import resolve_target
 
+    if "limit" in settings:  # first_n's old name, as `run --limit`
+        settings["first_n"] = settings.pop("limit")
     if isinstance(config, str):
         config = RunConfig(config, **settings)
     elif settings:

@@ -22,7 +22,7 @@ def print_results(results: dict[str, Any], console=None, *, wide: bool = False) 
     dataset = results.get("dataset", "?")
     rows = flat_rows(results)
     # The header names N only when every row was scored on the same N (a row evaluated by an earlier
-    # command with another --limit keeps its own); otherwise each cell says its N.
+    # command with another --first-n keeps its own); otherwise each cell says its N.
     counts = {r["first_n_count"] for r in rows if r["first_n_count"]}
     first_n = str(next(iter(counts))) if len(counts) == 1 else "N"
     threads = next((r["threads"] for r in rows if r["runtime"] == "litert" and r["threads"]), None)

@@ -23,6 +23,7 @@ the best feasible one. Once a weaker step holds, the forward steps above bisect 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +137,7 @@ def _step(rows: list[dict[str, Any]], parent: dict[str, Any], knob: str, knobs: 
     limit = (min(broken) if up else max(broken)) if broken else (high if up else low)
     if abs(limit - value) < MIN_STEP_FRACTION * (high - low):
         return None
-    new = (value + limit) / 2
-    if param.kind is int:
-        new = int(round(new))
-        return None if new == value else new
-    return round(new, 4)
+    return _halfway(value, limit, param.kind is int)
 
 
 def _weaker_step(parent: dict[str, Any], knob: str, knobs: dict[str, Any]) -> Any | None:
@@ -162,9 +159,15 @@ def _weaker_step(parent: dict[str, Any], knob: str, knobs: dict[str, Any]) -> An
     end = low if up else high
     if abs(end - value) < MIN_STEP_FRACTION * (high - low):
         return None
-    new = (value + end) / 2
-    if knobs[knob].kind is int:
-        new = int(round(new))
+    return _halfway(value, end, knobs[knob].kind is int)
+
+
+def _halfway(value: float, towards: float, integer: bool) -> Any | None:
+    """Halfway from ``value`` to ``towards``; an integer knob rounds towards ``towards`` (so from 2 towards 1 it
+    reaches 1, where round-half-to-even would stay at 2), None when that does not move it."""
+    new = (value + towards) / 2
+    if integer:
+        new = math.ceil(new) if towards > value else math.floor(new)
         return None if new == value else new
     return round(new, 4)
 
