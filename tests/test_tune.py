@@ -220,6 +220,15 @@ def test_a_recipe_that_only_broke_the_budget_is_backed_off_one_knob_at_a_time():
     assert (step.parent, step.knob, step.new) == (4, "number_of_clusters", 16)
     assert refine_candidate([rows[0], broken(1, 0.82, 8, 150, 0.80)], recipes) is None  # broke, and larger than QAT
     assert refine_candidate([rows[0], {**broken(1, 0.82, 8, 50, 0.80), "failing": ["drop", "gzip"]}], recipes) is None
+    # a step back that scored no better (session 9's pqat: 0.554 -> 0.527 -> 0.514, all about 1.2 points down):
+    # the break is not that knob's, so it is not stepped back further
+    rows = [rows[0], broken(1, 0.82, 32, 50, 0.80)]
+    step = refine_candidate(rows, recipes)
+    assert (step.parent, step.knob, step.new) == (1, "final_sparsity", pytest.approx(0.66))
+    rows.append({**broken(2, 0.66, 32, 55, 0.79), "refines": 1, "knob": "final_sparsity"})
+    assert refine_candidate(rows, recipes) is None
+    rows[-1] = {**broken(2, 0.66, 32, 55, 0.82), "refines": 1, "knob": "final_sparsity"}  # it helped: one more step
+    assert refine_candidate(rows, recipes).new == pytest.approx(0.58)
 
 
 class _FakeRunner:

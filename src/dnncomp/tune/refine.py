@@ -176,13 +176,23 @@ def _knobs(recipe, params: dict[str, Any]) -> dict[str, Any]:
     return {key: param for key, param in searched_params(recipe).items() if param.search.stronger is not None and key in params}
 
 
+def _backed_off_in_vain(row: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """``row`` stepped back (weaker) from a trial that broke the budget, and scored no better on validation."""
+    parent = next((r for r in rows if r["number"] == row.get("refines")), None)
+    if parent is None or not parent.get("values") or not _broke_accuracy(parent) or not row.get("knob"):
+        return False
+    return row["values"][0] <= parent["values"][0]
+
+
 def back_off_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None:
     """A step weaker from a recipe that has only broken the accuracy budget, or None.
 
     Parents: complete trials that failed the accuracy budget and nothing else, of a recipe with no
     feasible trial yet, smaller than the best feasible trial (a weaker step only grows the
     variant); the least broken first (highest validation accuracy). A step that a trial no stronger
-    already broke, or one already tried, is not proposed.
+    already broke, or one already tried, is not proposed. A back-off that scored no better than the
+    trial it stepped back from is not stepped back further: what breaks the budget there is not that
+    knob (the fine-tuning, say), and the next step would cost a training for the same answer.
     """
     by_name = {recipe.name: recipe for recipe in recipes}
     tried = {_key(r["recipe"], r["params"]) for r in rows if r["recipe"] is not None}
@@ -200,6 +210,7 @@ def back_off_candidate(rows: list[dict[str, Any]], recipes) -> Refinement | None
             and r["recipe"] not in holding
             and r["values"]
             and (best is None or r["values"][1] < best)
+            and not _backed_off_in_vain(r, rows)
         ),
         key=lambda r: (-r["values"][0], r["values"][1], r["number"]),
     )
