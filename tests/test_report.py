@@ -303,6 +303,7 @@ def test_single_run_report_has_tables_plots_and_provenance(tmp_path):
     assert "The study and ours, side by side" in markdown
     assert "Why the numbers differ" in markdown
     assert "`dnncomp run mnist`" in markdown  # provenance: the command
+    assert "| config: first_n | 1000 |" in markdown  # the manifest says limit, as before the name first_n
     assert "ai-edge-litert 2.3.0" in markdown
 
     figures = paths["figures"]

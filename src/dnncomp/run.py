@@ -171,9 +171,7 @@ class Manifest:
         if loaded.get("schema") != MANIFEST_SCHEMA:
             raise RunError(f"{path}: schema {loaded.get('schema')!r} is not {MANIFEST_SCHEMA!r}; {move_away}")
         loaded.setdefault("stages", {})
-        _rename_training_recipe(loaded)
-        _rename_first_n(loaded)
-        return loaded
+        return upgrade_manifest(loaded)
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
@@ -235,30 +233,42 @@ class Manifest:
         atomic_write_json(self.path, self.data)
 
 
-def _rename_training_recipe(manifest: dict[str, Any]) -> None:
-    """A manifest written before the improved/tiny models' training "recipe" was renamed "schedule" (the word
-    recipe means a compression recipe only) records the same settings under the old key: read it under the new
-    one, so the baseline it describes is still up to date and is not trained again."""
-    for stages in [
+def upgrade_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest.json's content under today's names, changed in place and returned.
+
+    Older dnncomp versions wrote the same settings under names since changed; read under the new ones,
+    what they describe is still up to date and is not trained or measured again. Both the run
+    (:class:`Manifest`) and the report read manifests through this.
+    """
+    _rename_training_recipe(manifest)
+    _rename_first_n(manifest)
+    return manifest
+
+
+def _stage_maps(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The current ``stages`` and every machine's own under ``measurements``."""
+    return [
         manifest.get("stages") or {},
         *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values()),
-    ]:
+    ]
+
+
+def _rename_training_recipe(manifest: dict[str, Any]) -> None:
+    """Before the improved/tiny models' training "recipe" was renamed "schedule" (the word recipe means a
+    compression recipe only), the baseline stage's settings held it under the old key."""
+    for stages in _stage_maps(manifest):
         settings = ((stages.get("baseline") or {}).get("inputs") or {}).get("settings")
         if isinstance(settings, dict) and "recipe" in settings and "schedule" not in settings:
             settings["schedule"] = settings.pop("recipe")
 
 
 def _rename_first_n(manifest: dict[str, Any]) -> None:
-    """A manifest written before the first-N subset had one name (``--first-n``, ``first_n`` in results.json) records
-    it as ``limit`` in its config and its evaluation stages' inputs: read it under the new name, so those
-    evaluations are still up to date and are not measured again."""
+    """Before the first-N subset had one name (``--first-n``, ``first_n`` in results.json), the config and the
+    evaluation stages' inputs called it ``limit``."""
     config = manifest.get("config")
     if isinstance(config, dict) and "limit" in config and "first_n" not in config:
         config["first_n"] = config.pop("limit")
-    for stages in [
-        manifest.get("stages") or {},
-        *((m or {}).get("stages") or {} for m in (manifest.get("measurements") or {}).values()),
-    ]:
+    for stages in _stage_maps(manifest):
         for entry in stages.values():
             inputs = (entry or {}).get("inputs")
             if isinstance(inputs, dict) and "limit" in inputs and "first_n" not in inputs:

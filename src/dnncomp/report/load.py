@@ -72,8 +72,10 @@ def load_run(run_dir: str | Path) -> RunData:
     run = RunData(run_dir=run_dir, results=load_results(run_dir / "results.json"))
     manifest_path = run_dir / "manifest.json"
     if manifest_path.is_file():
+        from ..run import upgrade_manifest
+
         manifest = _read_json(manifest_path)
-        run.manifest = manifest if isinstance(manifest, dict) else None
+        run.manifest = upgrade_manifest(manifest) if isinstance(manifest, dict) else None
     else:
         run.notes.append("no manifest.json: provenance comes from results.json alone")
     history_path = run_dir / "history.json"

@@ -191,11 +191,10 @@ def _provenance(run: RunData) -> list[Block]:
                 f"{data.get('classes', '?')} classes; fingerprint `{data.get('fingerprint', '?')}`",
             )
         )
-    for key in ("epochs", "batch_size", "patience", "first_n", "limit", "techniques", "eval_only"):
+    for key in ("epochs", "batch_size", "patience", "first_n", "techniques", "eval_only"):
         if config.get(key) is not None:
             value = config[key]
-            shown = "first_n" if key == "limit" else key  # a manifest older than the name first_n
-            facts.append((f"config: {shown}", ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
+            facts.append((f"config: {key}", ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
     blocks: list[Block] = [Table(["what", "value"], [[k, v] for k, v in facts], align="ll")]
     packages = env.get("packages") or {}
     if packages:
