@@ -237,6 +237,21 @@ def _latency_timing_options(command):
     )(command)
 
 
+def _first_n_option(what: str):
+    """--first-n N (also --limit, its old name): the first N test images, ``first_n`` in results.json. ``what``: the
+    help's first sentence."""
+    return click.option(
+        "--first-n",
+        "--limit",
+        "first_n",
+        type=click.IntRange(min=0),
+        default=1000,
+        show_default=True,
+        metavar="N",
+        help=f"{what} Called first_n in results.json; --limit is its old name.",
+    )
+
+
 def _fit_option(command):
     """--fit (dnncomp.preprocess.Fit): how images of another size than the model's input reach it."""
     return click.option(
@@ -290,16 +305,7 @@ def _fit_option(command):
     "--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience on validation accuracy (study: 5)."
 )
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option(
-    "--first-n",
-    "--limit",
-    "first_n",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    metavar="N",
-    help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.",
-)
+@_first_n_option("Also report accuracy on the first N test images (the study used 1000).")
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads for latency."
 )
@@ -524,16 +530,7 @@ def _say_data_notes(data, model_paths) -> None:
 @click.option("--dataset", required=True, help="mnist, cifar10, gtsrb (or folder:<path>). Loaded at the model's input size.")
 @click.option("--skip-bad", is_flag=True, help=SKIP_BAD_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option(
-    "--first-n",
-    "--limit",
-    "first_n",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    metavar="N",
-    help="Also report accuracy on the first N test images (the study used 1000). Called first_n in results.json; --limit is its old name.",
-)
+@_first_n_option("Also report accuracy on the first N test images (the study used 1000).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Also time batch-1 inference.")
 @_latency_timing_options
@@ -677,16 +674,7 @@ def _int_list(value: str, what: str) -> list[int]:
 @click.option(
     "--samples", type=click.IntRange(min=1), default=256, show_default=True, help="Distinct real test images cycled through."
 )
-@click.option(
-    "--first-n",
-    "--limit",
-    "first_n",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    metavar="N",
-    help="Also report accuracy on the first N test images. Called first_n in results.json; --limit is its old name.",
-)
+@_first_n_option("Also report accuracy on the first N test images.")
 @click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Score accuracy (a separate pass before timing).")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS per model, each in a fresh process.")
 @click.option("--anatomy", is_flag=True, help="Also print each model's anatomy (as `dnncomp inspect`).")
@@ -906,16 +894,7 @@ def _print_anatomies(paths, tensors: bool = False) -> list[dict]:
 )
 @click.option("--dataset", default=None, help="With --target mcu: compare TFLM with LiteRT on this dataset's test images.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option(
-    "--first-n",
-    "--limit",
-    "first_n",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    metavar="N",
-    help="With --dataset: the first N test images (0: all). Called first_n in results.json; --limit is its old name.",
-)
+@_first_n_option("With --dataset: the first N test images (0: all).")
 @_wide_option
 @_remote_options
 def inspect_command(models, json_path, target, dataset, data_dir, first_n, on, remote_python, accept_new_host_key):
